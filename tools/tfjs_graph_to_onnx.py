@@ -1,0 +1,253 @@
+"""Convert a TensorFlow.js *graph model* (model.json + weight shards) to ONNX without TensorFlow.
+
+Why: the default pack's detector ships only as a tfjs graph, and TensorFlow is far too heavy for a user's
+setup. This converter needs numpy and onnx alone. It covers the op subset that convolutional detectors
+exported by tfjs use (fused convolutions, depthwise convolutions, hard-swish arithmetic, squeeze-excite
+means, bilinear upsampling, concatenation) and rewrites the NHWC graph as NCHW, which is what ONNX Runtime
+runs fastest on CPU. The graph is cut at the requested outputs, so in-graph post-processing (TopK, Gather)
+is left to the caller.
+
+Usage: tfjs_graph_to_onnx.py MODEL_JSON OUT_ONNX --output TF_NODE=ONNX_NAME [...] [--input-name NAME]
+"""
+
+import argparse
+import base64
+import json
+import os
+import sys
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = 13
+
+# NHWC axis -> NCHW axis, for axes given by the TF graph (negative axes counted from the end).
+NHWC_TO_NCHW_AXIS = {0: 0, 1: 2, 2: 3, 3: 1, -1: 1, -2: 3, -3: 2, -4: 0}
+
+
+def load_weights(model_json, model_dir):
+    """Read every weight shard named by the manifest, dequantising as tfjs does."""
+    weights = {}
+    for group in model_json["weightsManifest"]:
+        data = b"".join(open(os.path.join(model_dir, p), "rb").read() for p in group["paths"])
+        offset = 0
+        for spec in group["weights"]:
+            shape = spec["shape"]
+            count = int(np.prod(shape)) if shape else 1
+            quant = spec.get("quantization")
+            if quant and quant["dtype"] == "float16":
+                array = np.frombuffer(data, np.float16, count, offset).astype(np.float32)
+                offset += 2 * count
+            elif quant and quant["dtype"] in ("uint8", "uint16"):
+                dtype = np.uint8 if quant["dtype"] == "uint8" else np.uint16
+                raw = np.frombuffer(data, dtype, count, offset)
+                offset += raw.itemsize * count
+                array = raw.astype(np.float32) * quant["scale"] + quant["min"]
+            elif spec["dtype"] == "float32":
+                array = np.frombuffer(data, np.float32, count, offset)
+                offset += 4 * count
+            elif spec["dtype"] == "int32":
+                array = np.frombuffer(data, np.int32, count, offset)
+                offset += 4 * count
+            else:
+                raise ValueError(f"unsupported weight {spec['name']}: {spec['dtype']} {quant}")
+            weights[spec["name"]] = array.reshape(shape)
+        if offset != len(data):
+            raise ValueError(f"weight shards hold {len(data)} bytes but the manifest describes {offset}")
+    return weights
+
+
+def attr_string(node, key):
+    return base64.b64decode(node["attr"][key]["s"]).decode()
+
+
+def attr_ints(node, key):
+    return [int(i) for i in node["attr"][key]["list"].get("i", [])]
+
+
+def fused_ops(node):
+    listed = node.get("attr", {}).get("fused_ops", {}).get("list", {}).get("s", [])
+    return [base64.b64decode(s).decode() for s in listed]
+
+
+class Converter:
+    def __init__(self, model_json, weights):
+        self.nodes = {n["name"]: n for n in model_json["modelTopology"]["node"]}
+        self.weights = weights
+        self.onnx_nodes = []
+        self.initializers = {}
+        self.converted = {}  # tf tensor name -> onnx tensor name
+        self.inputs = []
+
+    def constant(self, name, array):
+        if name not in self.initializers:
+            self.initializers[name] = numpy_helper.from_array(np.asarray(array), name)
+        return name
+
+    def emit(self, op, inputs, name, **attrs):
+        self.onnx_nodes.append(helper.make_node(op, inputs, [name], name=name, **attrs))
+        return name
+
+    def const_value(self, tf_name):
+        base = tf_name.split(":")[0]
+        if base not in self.weights:
+            raise ValueError(f"{tf_name} is expected to be a constant")
+        return self.weights[base]
+
+    def tensor(self, tf_name):
+        """The ONNX tensor for a TF tensor, converting its producer first (iteratively, graphs are deep)."""
+        stack = [tf_name.split(":")[0]]
+        while stack:
+            name = stack[-1]
+            if name in self.converted:
+                stack.pop()
+                continue
+            node = self.nodes[name]
+            pending = [i.split(":")[0] for i in node.get("input", [])
+                       if i.split(":")[0] not in self.converted and i.split(":")[0] not in self.weights]
+            if pending:
+                stack.extend(pending)
+                continue
+            self.converted[name] = self.convert_node(node)
+            stack.pop()
+        return self.converted[tf_name.split(":")[0]]
+
+    def operand(self, tf_name):
+        """A node input that may be a scalar/array constant or a computed tensor."""
+        base = tf_name.split(":")[0]
+        if base in self.weights:
+            value = self.weights[base].astype(np.float32)
+            if value.ndim not in (0, 1) or (value.ndim == 1 and value.size != 1):
+                raise ValueError(f"only scalar constants are supported in arithmetic ({tf_name})")
+            return self.constant(base, value.reshape(()))
+        return self.converted[base]
+
+    def convert_node(self, node):
+        op, name, inputs = node["op"], node["name"], node.get("input", [])
+        if op == "Placeholder":
+            dims = [int(d["size"]) for d in node["attr"]["shape"]["shape"]["dim"]]
+            n, h, w, c = dims
+            self.inputs.append(helper.make_tensor_value_info(self.input_name, TensorProto.FLOAT,
+                                                             [n if n > 0 else "batch", c, h, w]))
+            return self.input_name
+        if op in ("_FusedConv2D", "Conv2D", "FusedDepthwiseConv2dNative", "DepthwiseConv2dNative"):
+            return self.convolution(node)
+        if op in ("Mul", "Add", "Sub"):
+            return self.emit(op, [self.operand(inputs[0]), self.operand(inputs[1])], name)
+        if op == "Relu6":
+            return self.emit("Clip", [self.tensor(inputs[0]), self.constant("zero", np.float32(0)),
+                                      self.constant("six", np.float32(6))], name)
+        if op in ("Relu", "Sigmoid", "Identity"):
+            return self.emit(op, [self.tensor(inputs[0])], name)
+        if op == "Mean":
+            axes = sorted(NHWC_TO_NCHW_AXIS[int(a)] for a in np.atleast_1d(self.const_value(inputs[1])))
+            keep = node.get("attr", {}).get("keep_dims", {}).get("b", False)
+            if not keep:
+                raise ValueError(f"{name}: Mean without keep_dims would change the layout")
+            return self.emit("ReduceMean", [self.tensor(inputs[0])], name, axes=axes, keepdims=1)
+        if op == "ConcatV2":
+            axis = NHWC_TO_NCHW_AXIS[int(self.const_value(inputs[-1]))]
+            return self.emit("Concat", [self.tensor(i) for i in inputs[:-1]], name, axis=axis)
+        if op == "ResizeBilinear":
+            return self.resize_bilinear(node)
+        raise ValueError(f"unsupported op {op} at {name}")
+
+    def convolution(self, node):
+        op, name, inputs = node["op"], node["name"], node["input"]
+        depthwise = "Depthwise" in op
+        kernel = self.const_value(inputs[1]).astype(np.float32)
+        if depthwise:  # [kh, kw, in, mult] -> [in*mult, 1, kh, kw], grouped by input channel
+            kh, kw, cin, mult = kernel.shape
+            onnx_kernel = kernel.transpose(2, 3, 0, 1).reshape(cin * mult, 1, kh, kw)
+            group = cin
+        else:  # [kh, kw, in, out] -> [out, in, kh, kw]
+            kh, kw, _, _ = kernel.shape
+            onnx_kernel = kernel.transpose(3, 2, 0, 1)
+            group = 1
+        conv_inputs = [self.tensor(inputs[0]), self.constant(name + "/kernel", np.ascontiguousarray(onnx_kernel))]
+        extra = fused_ops(node)
+        if extra:
+            if extra[0] != "BiasAdd":
+                raise ValueError(f"{name}: unsupported fused ops {extra}")
+            conv_inputs.append(self.constant(name + "/bias", self.const_value(inputs[2]).astype(np.float32)))
+        strides = attr_ints(node, "strides")[1:3]
+        dilations = attr_ints(node, "dilations")[1:3] if "dilations" in node["attr"] else [1, 1]
+        padding = attr_string(node, "padding")
+        attrs = dict(kernel_shape=[kh, kw], strides=strides, dilations=dilations, group=group)
+        if padding == "SAME":
+            attrs["auto_pad"] = "SAME_UPPER"  # TF puts the odd padding pixel at the end, as SAME_UPPER does
+        elif padding == "VALID":
+            attrs["pads"] = [0, 0, 0, 0]
+        else:
+            raise ValueError(f"{name}: unsupported padding {padding}")
+        activation = extra[1:]
+        conv_name = name if not activation else name + "/conv"
+        out = self.emit("Conv", conv_inputs, conv_name, **attrs)
+        if not activation:
+            return out
+        if activation == ["Relu"]:
+            return self.emit("Relu", [out], name)
+        if activation == ["Relu6"]:
+            return self.emit("Clip", [out, self.constant("zero", np.float32(0)), self.constant("six", np.float32(6))], name)
+        raise ValueError(f"{name}: unsupported fused activation {activation}")
+
+    def resize_bilinear(self, node):
+        name, inputs = node["name"], node["input"]
+        attrs = node.get("attr", {})
+        align = attrs.get("align_corners", {}).get("b", False)
+        half = attrs.get("half_pixel_centers", {}).get("b", False)
+        mode = "align_corners" if align else ("half_pixel" if half else "asymmetric")
+        height, width = (int(v) for v in self.const_value(inputs[1]))
+        source = self.tensor(inputs[0])
+        # sizes = [N, C] of the input (known only at run time) followed by the requested H, W
+        shape = self.emit("Shape", [source], name + "/shape")
+        batch_channels = self.emit("Slice", [shape, self.constant("slice_start0", np.array([0], np.int64)),
+                                             self.constant("slice_end2", np.array([2], np.int64))], name + "/nc")
+        sizes = self.emit("Concat", [batch_channels, self.constant(name + "/hw", np.array([height, width], np.int64))],
+                          name + "/sizes", axis=0)
+        return self.emit("Resize", [source, "", "", sizes], name, mode="linear",
+                         coordinate_transformation_mode=mode)
+
+    def build(self, outputs, input_name, graph_name):
+        self.input_name = input_name
+        results = []
+        for tf_name, onnx_name in outputs:
+            produced = self.tensor(tf_name)
+            self.onnx_nodes.append(helper.make_node("Identity", [produced], [onnx_name], name=onnx_name + "/out"))
+            # every output of the supported op subset is an NCHW feature map
+            results.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, [None] * 4))
+        graph = helper.make_graph(self.onnx_nodes, graph_name, self.inputs, results,
+                                  initializer=list(self.initializers.values()))
+        model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                                  producer_name="vista-tfjs-graph-to-onnx")
+        model.ir_version = 8
+        onnx.checker.check_model(model)
+        return model
+
+
+def convert(model_json_path, outputs, input_name="images"):
+    with open(model_json_path) as f:
+        model_json = json.load(f)
+    if model_json.get("format") != "graph-model":
+        raise ValueError(f"{model_json_path} is not a tfjs graph model")
+    weights = load_weights(model_json, os.path.dirname(model_json_path))
+    name = os.path.splitext(os.path.basename(model_json_path))[0]
+    return Converter(model_json, weights).build(outputs, input_name, name)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model_json")
+    parser.add_argument("out")
+    parser.add_argument("--output", action="append", required=True, help="TF_NODE=ONNX_NAME")
+    parser.add_argument("--input-name", default="images")
+    args = parser.parse_args(argv)
+    outputs = [tuple(o.split("=", 1)) for o in args.output]
+    model = convert(args.model_json, outputs, args.input_name)
+    onnx.save(model, args.out)
+    print(f"wrote {args.out}: {len(model.graph.node)} nodes", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
