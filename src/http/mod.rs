@@ -1,0 +1,75 @@
+//! The HTTP face: routes per API family, Azure JSON types and errors. Handlers validate, read the
+//! image, and hand the work to the pipeline through the bounded worker pool.
+
+pub mod auth;
+pub mod error;
+pub mod intake;
+pub mod query;
+pub mod v4;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde_json::json;
+
+use self::auth::ApiKeys;
+use self::error::ApiError;
+use crate::fetch::UrlFetcher;
+use crate::metrics;
+use crate::pipeline::workers::WorkerPool;
+use crate::pipeline::Pipeline;
+
+pub struct AppState {
+    pub pipeline: Arc<Pipeline>,
+    pub workers: WorkerPool,
+    pub fetcher: UrlFetcher,
+}
+
+/// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).
+pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
+    let mut api = Router::new().route("/computervision/imageanalysis:analyze", post(v4::analyze));
+    if let Some(keys) = keys {
+        api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
+    }
+    let probes = Router::new()
+        .route("/health", get(|| async { Json(json!({"status": "healthy"})) }))
+        .route("/ready", get(ready))
+        .route("/metrics", get(|| async { metrics::render() }));
+    api.merge(probes)
+        .fallback(|| async { ApiError::not_found() })
+        .with_state(state)
+        // Bodies are streamed with per-route caps (see intake), which answer in Azure's words.
+        .layer(DefaultBodyLimit::disable())
+        .layer(middleware::from_fn(observe))
+}
+
+/// `/ready`: 200 once the detector is loaded, 503 with each model's state otherwise.
+async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let models = state.pipeline.models();
+    let status = if models.detector.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    (status, Json(json!({"ready": status == StatusCode::OK, "models": models.status}))).into_response()
+}
+
+/// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
+async fn observe(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let method = request.method().clone();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let mut response = next.run(request).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let status = response.status();
+    metrics::HTTP_REQUESTS.with_label_values(&[&route, status.as_str()]).inc();
+    metrics::HTTP_LATENCY.with_label_values(&[&route]).observe(elapsed);
+    tracing::info!(%method, %route, status = status.as_u16(), ms = (elapsed * 1000.0).round(), %request_id, "request");
+    let id = HeaderValue::from_str(&request_id).expect("a uuid is a valid header value");
+    response.headers_mut().insert("apim-request-id", id.clone());
+    response.headers_mut().insert("request-id", id);
+    response
+}

@@ -1,0 +1,235 @@
+//! Image Analysis 4.0: `POST /computervision/imageanalysis:analyze`, its query rules and its JSON.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, Request, State};
+use axum::Json;
+use serde::Serialize;
+
+use super::error::{ApiError, INVALID_QUERY};
+use super::intake::image_bytes;
+use super::query::QueryParams;
+use super::AppState;
+use crate::geometry::PixelRect;
+use crate::pipeline::decode::ANALYZE_V4;
+use crate::pipeline::{Analysis, Feature, Pipeline};
+
+pub const API_VERSIONS: [&str; 2] = ["2023-10-01", "2024-02-01"];
+pub const MODEL_VERSION: &str = "2023-10-01";
+const SMART_CROP_RATIOS: std::ops::RangeInclusive<f32> = 0.75..=1.8;
+
+/// A validated analyze request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyzeRequest {
+    pub features: Vec<Feature>,
+    pub language: String,
+    pub gender_neutral_caption: bool,
+    pub smart_crop_ratios: Vec<f32>,
+}
+
+impl AnalyzeRequest {
+    /// Validates the query the way Azure does; features this deployment cannot serve are refused
+    /// here, before the body is read.
+    pub fn from_query(params: &QueryParams, pipeline: &Pipeline) -> Result<Self, ApiError> {
+        match params.get("api-version") {
+            Some(v) if API_VERSIONS.contains(&v) => {}
+            Some(v) => {
+                return Err(ApiError::invalid(
+                    format!("The api-version '{v}' is not supported."),
+                    "UnsupportedApiVersion",
+                    format!("Supported api-versions: {}", API_VERSIONS.join(", ")),
+                ))
+            }
+            None => {
+                return Err(ApiError::invalid_request(format!(
+                    "The api-version query parameter is required; supported: {}",
+                    API_VERSIONS.join(", ")
+                )))
+            }
+        }
+        let names = params.list("features").filter(|f| !f.is_empty()).ok_or_else(|| {
+            ApiError::invalid_request("Either 'features' or 'model-name' needs to be specified in the query parameter")
+        })?;
+        let mut features = Vec::new();
+        for name in names {
+            let feature = Feature::parse(name).ok_or_else(|| {
+                ApiError::invalid(INVALID_QUERY, "NotSupportedVisualFeature", format!("Specified feature type is not valid: '{name}'"))
+            })?;
+            if !features.contains(&feature) {
+                features.push(feature);
+            }
+        }
+        let language = params.get("language").unwrap_or("en").to_string();
+        if language.len() < 2 {
+            return Err(ApiError::invalid(INVALID_QUERY, "NotSupportedLanguage", "The input language is not supported"));
+        }
+        let gender_neutral_caption = match params.get("gender-neutral-caption").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => return Err(ApiError::bad_argument(format!("'gender-neutral-caption' must be true or false, not '{other}'"))),
+        };
+        let smart_crop_ratios = params
+            .list("smartcrops-aspect-ratios")
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| match r.parse::<f32>() {
+                Ok(ratio) if SMART_CROP_RATIOS.contains(&ratio) => Ok(ratio),
+                _ => Err(ApiError::bad_argument("'smartcrops-aspect-ratios' aspect ratio is not in allowed range [0.75 to 1.8]")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(version) = params.get("model-version") {
+            if version != "latest" && version != MODEL_VERSION {
+                return Err(ApiError::bad_argument(format!(
+                    "'model-version' '{version}' is not available; this server has 'latest' ({MODEL_VERSION})"
+                )));
+            }
+        }
+        if let Some((feature, reason)) = features.iter().find_map(|f| pipeline.unavailable(*f).map(|r| (*f, r))) {
+            return Err(crate::pipeline::PipelineError::Unavailable { feature, reason }.into());
+        }
+        Ok(AnalyzeRequest { features, language, gender_neutral_caption, smart_crop_ratios })
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyzeResponse {
+    pub model_version: &'static str,
+    pub metadata: Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects_result: Option<Values<DetectedObject>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub people_result: Option<Values<DetectedPerson>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Values<T> {
+    pub values: Vec<T>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BoundingBox {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectedObject {
+    pub bounding_box: BoundingBox,
+    pub tags: Vec<DetectedTag>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DetectedTag {
+    pub name: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DetectedPerson {
+    pub bounding_box: BoundingBox,
+    pub confidence: f32,
+}
+
+impl From<PixelRect> for BoundingBox {
+    fn from(r: PixelRect) -> Self {
+        BoundingBox { x: r.x, y: r.y, w: r.w, h: r.h }
+    }
+}
+
+impl From<Analysis> for AnalyzeResponse {
+    fn from(analysis: Analysis) -> Self {
+        AnalyzeResponse {
+            model_version: MODEL_VERSION,
+            metadata: Metadata { width: analysis.width, height: analysis.height },
+            objects_result: analysis.objects.map(|objects| Values {
+                values: objects
+                    .into_iter()
+                    .map(|o| DetectedObject {
+                        bounding_box: o.rect.into(),
+                        tags: vec![DetectedTag { name: o.label, confidence: o.confidence }],
+                    })
+                    .collect(),
+            }),
+            people_result: analysis.people.map(|people| Values {
+                values: people
+                    .into_iter()
+                    .map(|p| DetectedPerson { bounding_box: p.rect.into(), confidence: p.confidence })
+                    .collect(),
+            }),
+        }
+    }
+}
+
+pub async fn analyze(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    let analyze = AnalyzeRequest::from_query(&params, &state.pipeline)?;
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
+    let pipeline = Arc::clone(&state.pipeline);
+    let analysis = state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features)).await??;
+    Ok(Json(analysis.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::ModelPack;
+    use crate::pipeline::{DetectedObject as Object, DetectionSettings};
+
+    fn pipeline() -> Pipeline {
+        Pipeline::new(ModelPack { detector: None, status: vec![] }, DetectionSettings::default())
+    }
+
+    fn inner_code(query: &str) -> Option<String> {
+        let err = AnalyzeRequest::from_query(&QueryParams::parse(Some(query)), &pipeline()).unwrap_err();
+        err.inner.map(|(code, _)| code)
+    }
+
+    #[test]
+    fn query_errors_use_azure_codes() {
+        let v = "api-version=2023-10-01";
+        assert_eq!(inner_code(&format!("{v}&features=objects&smartcrops-aspect-ratios=2.5")).as_deref(), Some("BadArgument"));
+        assert_eq!(inner_code(&format!("{v}&features=smartCrops&smartcrops-aspect-ratios=0.5")).as_deref(), Some("BadArgument"));
+        assert_eq!(inner_code(&format!("{v}&features=faces")).as_deref(), Some("NotSupportedVisualFeature"));
+        assert_eq!(inner_code(&format!("{v}&features=caption")).as_deref(), Some("NotSupportedVisualFeature"));
+        assert_eq!(inner_code(&format!("{v}&features=objects&gender-neutral-caption=maybe")).as_deref(), Some("BadArgument"));
+        assert_eq!(inner_code(&format!("{v}&features=objects&model-version=2021-01-01")).as_deref(), Some("BadArgument"));
+        assert_eq!(inner_code(&format!("{v}&features=objects&language=e")).as_deref(), Some("NotSupportedLanguage"));
+        assert_eq!(inner_code(&format!("{v}")), None, "missing features has no inner error");
+        assert_eq!(inner_code("features=objects"), None, "missing api-version");
+        // Without a detector installed, objects is refused, and the message says why.
+        let err = AnalyzeRequest::from_query(&QueryParams::parse(Some(&format!("{v}&features=objects"))), &pipeline()).unwrap_err();
+        assert!(err.inner.unwrap().1.contains("vista models fetch"));
+    }
+
+    #[test]
+    fn only_requested_sections_are_serialized() {
+        let analysis = Analysis {
+            width: 640,
+            height: 480,
+            objects: Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
+            people: None,
+        };
+        let json = serde_json::to_value(AnalyzeResponse::from(analysis)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"modelVersion": "2023-10-01", "metadata": {"width": 640, "height": 480},
+                "objectsResult": {"values": [{"boundingBox": {"x": 1, "y": 2, "w": 3, "h": 4},
+                                              "tags": [{"name": "cat", "confidence": 0.5}]}]}})
+        );
+    }
+}

@@ -1,0 +1,12 @@
+//! vista: a self-hosted image-analysis server that speaks the Azure AI Vision wire protocol.
+//!
+//! A request flows one way: [`http`] (routes, Azure JSON, errors) → [`pipeline`] (decode once, run the
+//! requested features) → [`models`] (one file per model) over [`runtime`] (ONNX Runtime).
+
+pub mod fetch;
+pub mod geometry;
+pub mod http;
+pub mod metrics;
+pub mod models;
+pub mod pipeline;
+pub mod runtime;

@@ -1,0 +1,87 @@
+//! Models: one file per model (its pre-processing, its session, its post-processing), loaded as a pack
+//! from the models directory according to the manifest.
+
+pub mod centernet;
+pub mod manifest;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Result;
+use serde::Serialize;
+
+use self::centernet::CenterNet;
+use self::manifest::{FileState, Manifest};
+use crate::runtime::{self, SessionPool};
+
+/// How many sessions each model gets and how many threads each session uses.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    pub dir: PathBuf,
+    pub instances: usize,
+    pub intra_threads: usize,
+}
+
+/// One row of `vista models list` and of `/ready`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelStatus {
+    pub id: String,
+    pub task: String,
+    pub state: String,
+    pub file: String,
+    pub license: String,
+}
+
+/// Every model the server could load. A missing model leaves its slot empty, and the features that
+/// need it answer with an error that says so.
+pub struct ModelPack {
+    pub detector: Option<CenterNet>,
+    pub status: Vec<ModelStatus>,
+}
+
+/// Describes what is on disk for each entry without loading anything.
+pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
+    manifest
+        .entries()
+        .map(|entry| {
+            let state = match entry.check(dir) {
+                Ok(FileState::Present) => "installed".to_string(),
+                Ok(FileState::Missing) => "missing (run `vista models fetch`)".to_string(),
+                Ok(FileState::HashMismatch { actual }) => format!("hash mismatch (sha256 {actual}); not used"),
+                Err(e) => format!("unreadable: {e:#}"),
+            };
+            ModelStatus {
+                id: entry.id.clone(),
+                task: if entry.task.is_empty() { "runtime".into() } else { entry.task.clone() },
+                state,
+                file: entry.file.clone(),
+                license: entry.license.clone(),
+            }
+        })
+        .collect()
+}
+
+impl ModelPack {
+    pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
+        let mut status = inspect(manifest, &options.dir);
+        let usable = |id: &str| status.iter().any(|s| s.id == id && s.state == "installed");
+        let mut pack = ModelPack { detector: None, status: Vec::new() };
+        if !usable(&manifest.runtime.id) {
+            status.iter_mut().filter(|s| s.state == "installed").for_each(|s| s.state = "runtime missing".into());
+            pack.status = status;
+            return Ok(pack);
+        }
+        let env = runtime::load(&manifest.runtime.path(&options.dir))?;
+        let mut loaded = vec![manifest.runtime.id.clone()];
+        if let Some(entry) = manifest.models.iter().find(|m| m.task == "objects" && usable(&m.id)) {
+            let sessions =
+                SessionPool::load(env, &entry.id, &entry.path(&options.dir), options.instances, options.intra_threads)?;
+            pack.detector = Some(CenterNet::new(sessions, entry)?);
+            loaded.push(entry.id.clone());
+        }
+        for row in status.iter_mut().filter(|s| loaded.contains(&s.id)) {
+            row.state = "loaded".into();
+        }
+        pack.status = status;
+        Ok(pack)
+    }
+}

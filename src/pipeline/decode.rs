@@ -1,0 +1,137 @@
+//! Turns request bytes into one RGB image, once per request: format detected from content, sides
+//! checked from the header before any pixel buffer is allocated, EXIF orientation applied.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, RgbImage};
+
+/// The input rules of an API family.
+#[derive(Debug, Clone)]
+pub struct ImageLimits {
+    pub max_bytes: usize,
+    pub min_side: u32,
+    pub max_side: u32,
+    pub formats: &'static [ImageFormat],
+}
+
+/// Image Analysis 4.0: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO (a JPEG container), < 20 MB, 50..16000 px.
+pub const ANALYZE_V4: ImageLimits = ImageLimits {
+    max_bytes: 20 * 1024 * 1024,
+    min_side: 50,
+    max_side: 16000,
+    formats: &[
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+        ImageFormat::WebP,
+        ImageFormat::Ico,
+        ImageFormat::Tiff,
+    ],
+};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecodeError {
+    #[error("Image format is not valid")]
+    InvalidFormat,
+    #[error("The image dimensions are not allowed: {width}x{height}; each side must be between {min} and {max} pixels")]
+    InvalidSize { width: u32, height: u32, min: u32, max: u32 },
+    #[error("The image size is not allowed to be zero or larger than {max} bytes")]
+    InvalidByteSize { max: usize },
+}
+
+pub struct DecodedImage {
+    pub rgb: RgbImage,
+    pub format: ImageFormat,
+}
+
+pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, DecodeError> {
+    if bytes.is_empty() || bytes.len() > limits.max_bytes {
+        return Err(DecodeError::InvalidByteSize { max: limits.max_bytes });
+    }
+    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| DecodeError::InvalidFormat)?;
+    let format = reader.format().filter(|f| limits.formats.contains(f)).ok_or(DecodeError::InvalidFormat)?;
+    let mut decoder = reader.into_decoder().map_err(|_| DecodeError::InvalidFormat)?;
+    let (width, height) = decoder.dimensions();
+    let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
+    if !side_ok(width) || !side_ok(height) {
+        return Err(DecodeError::InvalidSize { width, height, min: limits.min_side, max: limits.max_side });
+    }
+    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    let mut image = DynamicImage::from_decoder(decoder).map_err(|_| DecodeError::InvalidFormat)?;
+    image.apply_orientation(orientation);
+    Ok(DecodedImage { rgb: image.into_rgb8(), format })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageEncoder, Rgb};
+
+    fn encode(image: &RgbImage, format: ImageFormat) -> Vec<u8> {
+        let mut out = Cursor::new(Vec::new());
+        // Icons carry RGBA (the ICO decoder refuses an RGB PNG inside).
+        let image = match format {
+            ImageFormat::Ico => DynamicImage::ImageRgb8(image.clone()).to_rgba8().into(),
+            _ => DynamicImage::ImageRgb8(image.clone()),
+        };
+        image.write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    fn gradient(width: u32, height: u32) -> RgbImage {
+        RgbImage::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 128]))
+    }
+
+    #[test]
+    fn every_v4_format_decodes_from_content_alone() {
+        let image = gradient(64, 60);
+        for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff,
+                       ImageFormat::WebP, ImageFormat::Ico] {
+            let decoded = decode(&encode(&image, format), &ANALYZE_V4).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+            assert_eq!(decoded.format, format);
+            assert_eq!(decoded.rgb.dimensions(), (64, 60));
+        }
+    }
+
+    #[test]
+    fn sides_outside_the_limits_are_refused_before_decoding() {
+        let small = encode(&gradient(49, 80), ImageFormat::Png);
+        assert!(matches!(decode(&small, &ANALYZE_V4), Err(DecodeError::InvalidSize { width: 49, .. })));
+        // A BMP header claiming 20000x20000 px (1.2 GB of pixels) over a 50x50 body: refused from the
+        // header, before any pixel buffer exists.
+        let mut bomb = encode(&gradient(50, 50), ImageFormat::Bmp);
+        bomb[18..22].copy_from_slice(&20000i32.to_le_bytes());
+        bomb[22..26].copy_from_slice(&20000i32.to_le_bytes());
+        assert!(matches!(decode(&bomb, &ANALYZE_V4), Err(DecodeError::InvalidSize { width: 20000, .. })));
+    }
+
+    #[test]
+    fn garbage_truncated_and_empty_inputs_are_errors_not_panics() {
+        assert_eq!(decode(b"definitely not an image", &ANALYZE_V4).err(), Some(DecodeError::InvalidFormat));
+        let png = encode(&gradient(80, 80), ImageFormat::Png);
+        assert_eq!(decode(&png[..png.len() / 2], &ANALYZE_V4).err(), Some(DecodeError::InvalidFormat));
+        assert!(matches!(decode(b"", &ANALYZE_V4), Err(DecodeError::InvalidByteSize { .. })));
+    }
+
+    #[test]
+    fn exif_orientation_is_applied() {
+        // A 100x60 JPEG tagged "rotate 90 CW" (orientation 6) must come out 60x100.
+        let mut jpeg = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
+            .write_image(gradient(100, 60).as_raw(), 100, 60, image::ExtendedColorType::Rgb8)
+            .unwrap();
+        let exif: &[u8] = &[
+            0xFF, 0xE1, 0x00, 0x22, b'E', b'x', b'i', b'f', 0, 0, // APP1 header, length 34
+            b'M', b'M', 0x00, 0x2A, 0, 0, 0, 8, // TIFF header, big endian, IFD at 8
+            0x00, 0x01, // one entry
+            0x01, 0x12, 0x00, 0x03, 0, 0, 0, 1, 0x00, 0x06, 0x00, 0x00, // Orientation = 6
+            0, 0, 0, 0, // no next IFD
+        ];
+        let mut tagged = jpeg[..2].to_vec();
+        tagged.extend_from_slice(exif);
+        tagged.extend_from_slice(&jpeg[2..]);
+        let decoded = decode(&tagged, &ANALYZE_V4).unwrap();
+        assert_eq!(decoded.rgb.dimensions(), (60, 100));
+    }
+}

@@ -1,0 +1,89 @@
+//! The one wrapper over ONNX Runtime. The shared library comes from the model pack (the `onnxruntime`
+//! wheel) and is loaded at run time, so the build needs no native download. Sessions are pooled per
+//! model: `Session::run` needs `&mut`, and one session per worker avoids lock contention.
+
+use std::path::Path;
+use std::sync::{Condvar, Mutex, OnceLock};
+use std::time::Instant;
+
+use anyhow::{anyhow, Context, Result};
+use ort::environment::Environment;
+use ort::session::builder::GraphOptimizationLevel;
+use ort::session::Session;
+
+use crate::metrics::INFERENCE_SECONDS;
+
+static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+
+/// Loads the ONNX Runtime library once per process; later calls reuse it.
+pub fn load(library: &Path) -> Result<&'static Environment> {
+    if let Some(env) = ENVIRONMENT.get() {
+        return Ok(env);
+    }
+    let env = ort::init_from(library)
+        .map_err(|e| anyhow!("cannot load ONNX Runtime from {}: {e}", library.display()))?
+        .with_name("vista")
+        .build()
+        .map_err(|e| anyhow!("cannot start ONNX Runtime: {e}"))?;
+    Ok(ENVIRONMENT.get_or_init(|| env))
+}
+
+fn build_session(env: &Environment, path: &Path, intra_threads: usize) -> ort::Result<Session> {
+    Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_intra_threads(intra_threads.max(1))?
+        .with_inter_threads(1)?
+        .with_intra_op_spinning(false)?
+        .commit_from_file(path)
+}
+
+/// A fixed set of sessions of one model; `run` checks one out, so at most `instances` run at once.
+pub struct SessionPool {
+    model: String,
+    idle: Mutex<Vec<Session>>,
+    returned: Condvar,
+}
+
+/// Hands the session back even when the caller's closure panics, so the pool never shrinks.
+struct Checkout<'a> {
+    pool: &'a SessionPool,
+    session: Option<Session>,
+}
+
+impl Drop for Checkout<'_> {
+    fn drop(&mut self) {
+        if let Some(session) = self.session.take() {
+            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+            self.pool.returned.notify_one();
+        }
+    }
+}
+
+impl SessionPool {
+    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize, intra_threads: usize) -> Result<Self> {
+        let sessions = (0..instances.max(1))
+            .map(|_| build_session(env, path, intra_threads).with_context(|| format!("loading {}", path.display())))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(SessionPool { model: model.to_string(), idle: Mutex::new(sessions), returned: Condvar::new() })
+    }
+
+    /// Runs `f` with exclusive use of one session and records the time spent in it.
+    pub fn run<R>(&self, f: impl FnOnce(&mut Session) -> ort::Result<R>) -> Result<R> {
+        let mut checkout = Checkout { pool: self, session: Some(self.checkout()) };
+        let session = checkout.session.as_mut().expect("just checked out");
+        let started = Instant::now();
+        let result = f(session);
+        INFERENCE_SECONDS.with_label_values(&[&self.model]).observe(started.elapsed().as_secs_f64());
+        result.map_err(|e| anyhow!("{} inference failed: {e}", self.model))
+    }
+
+    fn checkout(&self) -> Session {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        loop {
+            if let Some(session) = idle.pop() {
+                return session;
+            }
+            idle = self.returned.wait(idle).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+}
