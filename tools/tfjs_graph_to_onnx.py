@@ -214,6 +214,8 @@ class Converter:
         results = []
         for tf_name, onnx_name in outputs:
             produced = self.tensor(tf_name)
+            if onnx_name in self.converted.values() or onnx_name in self.initializers:
+                raise ValueError(f"output name {onnx_name!r} is already a tensor of the graph; choose another")
             self.onnx_nodes.append(helper.make_node("Identity", [produced], [onnx_name], name=onnx_name + "/out"))
             # every output of the supported op subset is an NCHW feature map
             results.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, [None] * 4))

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Runs every test on a fresh machine: Rust unit tests, then the end-to-end suite with the real model
+# pack through the unmodified Azure SDK. Installs what it needs (model pack, Python venv, test photos).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== build (release, reused by every test)"
+cargo build --release --locked
+
+echo "== Rust unit tests"
+cargo test --release --locked
+
+echo "== model pack"
+./target/release/vista models fetch --models ./models
+
+echo "== Python test environment"
+if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/requirements.txt; then
+  python3 -m venv .venv-test
+  .venv-test/bin/pip install --disable-pip-version-check -q -r tests/requirements.txt
+  .venv-test/bin/pip install --disable-pip-version-check -q ./models/.cache/onnxruntime-1.31.1-*.whl
+  cp tests/requirements.txt .venv-test/requirements.txt
+fi
+.venv-test/bin/python tests/fetch_test_images.py tests/.data
+
+echo "== converter and end-to-end tests"
+VISTA_BIN="$PWD/target/release/vista" VISTA_MODELS="$PWD/models" \
+  .venv-test/bin/python -m pytest -q -p no:cacheprovider tests "$@"

@@ -1,0 +1,96 @@
+"""Fixtures for the end-to-end suite: real `vista serve` processes over the real model pack."""
+
+import http.server
+import io
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import requests
+from PIL import Image
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+VISTA_BIN = os.environ.get("VISTA_BIN", os.path.join(ROOT, "target", "release", "vista"))
+MODELS = os.environ.get("VISTA_MODELS", os.path.join(ROOT, "models"))
+DATA = os.path.join(ROOT, "tests", ".data")
+KEYS = ("test-key-primary", "test-key-secondary")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """A running `vista serve`; `stop()` sends SIGTERM and returns the exit code."""
+
+    def __init__(self, *args, keys=KEYS, env=None):
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        environment = {**os.environ, "VISTA_API_KEYS": ",".join(keys), "VISTA_LOG": "info", **(env or {})}
+        self.process = subprocess.Popen(
+            [VISTA_BIN, "serve", "--addr", f"127.0.0.1:{self.port}", "--models", MODELS, *args],
+            env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.log = []
+        threading.Thread(target=lambda: self.log.extend(self.process.stdout), daemon=True).start()
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"vista serve exited early: {''.join(self.log)}")
+            try:
+                if requests.get(self.url + "/ready", timeout=1).status_code == 200:
+                    return
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError("vista serve did not become ready in 60 s")
+
+    def stop(self):
+        if self.process.poll() is None:
+            self.process.terminate()
+        return self.process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    s = Server("--allow-private-urls")
+    yield s
+    assert s.stop() == 0, "graceful shutdown exits 0"
+
+
+@pytest.fixture(scope="session")
+def client(server):
+    from azure.ai.vision.imageanalysis import ImageAnalysisClient
+    from azure.core.credentials import AzureKeyCredential
+    return ImageAnalysisClient(endpoint=server.url, credential=AzureKeyCredential(KEYS[0]))
+
+
+def photo(name):
+    path = os.path.join(DATA, name)
+    if not os.path.exists(path):
+        pytest.fail(f"{path} is missing: run scripts/test.sh, which fetches the test photos")
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def encoded(name, fmt, **save_args):
+    """A test photo re-encoded in another format."""
+    image = Image.open(io.BytesIO(photo(name)))
+    out = io.BytesIO()
+    image.convert("RGBA" if fmt == "ICO" else "RGB").save(out, fmt, **save_args)
+    return out.getvalue()
+
+
+@pytest.fixture(scope="session")
+def file_server():
+    """Serves tests/.data on a loopback port, for URL input."""
+    handler = lambda *a, **k: http.server.SimpleHTTPRequestHandler(*a, directory=DATA, **k)
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()

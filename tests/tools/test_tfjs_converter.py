@@ -1,0 +1,197 @@
+"""The TF-free tfjs-graph converter, checked against a NumPy implementation of TensorFlow's NHWC
+semantics on a small generated graph that uses every op the converter supports."""
+
+import base64
+import json
+import os
+import sys
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
+import tfjs_graph_to_onnx as converter  # noqa: E402
+
+RNG = np.random.default_rng(7)
+
+
+def same_pads(size, kernel, stride):
+    out = -(-size // stride)
+    total = max((out - 1) * stride + kernel - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def tf_conv(x, w, stride, padding, depthwise=False):
+    """NHWC convolution with TF's SAME/VALID rules; w is HWIO, or HWCM for depthwise."""
+    n, h, wd, c = x.shape
+    kh, kw = w.shape[:2]
+    if padding == "SAME":
+        oh, pt, pb = same_pads(h, kh, stride)
+        ow, pl, pr = same_pads(wd, kw, stride)
+    else:
+        oh, ow, pt, pb, pl, pr = (h - kh) // stride + 1, (wd - kw) // stride + 1, 0, 0, 0, 0
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    out_c = c * w.shape[3] if depthwise else w.shape[3]
+    out = np.zeros((n, oh, ow, out_c), np.float32)
+    for i in range(oh):
+        for j in range(ow):
+            patch = xp[:, i * stride:i * stride + kh, j * stride:j * stride + kw, :]
+            if depthwise:
+                out[:, i, j, :] = np.einsum("nhwc,hwcm->ncm", patch, w).reshape(n, -1)
+            else:
+                out[:, i, j, :] = np.einsum("nhwc,hwco->no", patch, w)
+    return out
+
+
+def tf_resize_bilinear(x, oh, ow):
+    """align_corners=False, half_pixel_centers=False: source = destination * (in / out)."""
+    n, h, w, c = x.shape
+    ys, xs = np.arange(oh) * (h / oh), np.arange(ow) * (w / ow)
+    y0, x0 = np.floor(ys).astype(int), np.floor(xs).astype(int)
+    y1, x1 = np.minimum(y0 + 1, h - 1), np.minimum(x0 + 1, w - 1)
+    dy, dx = (ys - y0)[None, :, None, None], (xs - x0)[None, None, :, None]
+    top = x[:, y0][:, :, x0] * (1 - dx) + x[:, y0][:, :, x1] * dx
+    bottom = x[:, y1][:, :, x0] * (1 - dx) + x[:, y1][:, :, x1] * dx
+    return top * (1 - dy) + bottom * dy
+
+
+def sigmoid(v):
+    return 1 / (1 + np.exp(-v))
+
+
+class GraphBuilder:
+    """Writes a tfjs graph model (model.json + one weight shard) the way tfjs-converter does."""
+
+    def __init__(self):
+        self.nodes, self.specs, self.blobs, self.values = [], [], [], {}
+
+    def const(self, name, value, float16=False):
+        value = np.asarray(value)
+        spec = {"name": name, "shape": list(value.shape), "dtype": "int32" if value.dtype.kind == "i" else "float32"}
+        if float16:
+            spec["quantization"] = {"dtype": "float16", "original_dtype": "float32"}
+            self.blobs.append(value.astype(np.float16).tobytes())
+            value = value.astype(np.float16).astype(np.float32)  # what the reference must use
+        else:
+            self.blobs.append(value.astype(np.int32 if spec["dtype"] == "int32" else np.float32).tobytes())
+        self.specs.append(spec)
+        self.nodes.append({"name": name, "op": "Const", "attr": {}})
+        self.values[name] = value
+        return name
+
+    def node(self, name, op, inputs, **attr):
+        self.nodes.append({"name": name, "op": op, "input": inputs, "attr": attr})
+        return name
+
+    def write(self, directory):
+        model = {"format": "graph-model", "modelTopology": {"node": self.nodes},
+                 "weightsManifest": [{"paths": ["weights.bin"], "weights": self.specs}]}
+        with open(os.path.join(directory, "model.json"), "w") as f:
+            json.dump(model, f)
+        with open(os.path.join(directory, "weights.bin"), "wb") as f:
+            f.write(b"".join(self.blobs))
+        return os.path.join(directory, "model.json")
+
+
+def b64(text):
+    return base64.b64encode(text.encode()).decode()
+
+
+def conv_attr(stride, padding, fused=()):
+    attr = {"strides": {"list": {"i": ["1", str(stride), str(stride), "1"]}}, "padding": {"s": b64(padding)},
+            "data_format": {"s": b64("NHWC")}, "dilations": {"list": {"i": ["1", "1", "1", "1"]}}}
+    if fused:
+        attr["fused_ops"] = {"list": {"s": [b64(op) for op in fused]}}
+        attr["num_args"] = {"i": "1"}
+    return attr
+
+
+@pytest.fixture(scope="module")
+def converted(tmp_path_factory):
+    g = GraphBuilder()
+    w = lambda *shape: RNG.normal(0, 0.5, shape).astype(np.float32)
+    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "9"}, {"size": "9"},
+                                                                    {"size": "3"}]}})
+    c1 = g.node("c1", "_FusedConv2D", [x, g.const("w1", w(3, 3, 3, 4), float16=True), g.const("b1", w(4))],
+                **conv_attr(2, "SAME", ("BiasAdd", "Relu")))
+    mul = g.node("hs_mul", "Mul", [g.const("sixth", np.float32(1 / 6)), c1])
+    add = g.node("hs_add", "Add", [c1, g.const("three", np.float32(3))])
+    relu6 = g.node("hs_relu6", "Relu6", [add])
+    hswish = g.node("hs", "Mul", [mul, relu6])
+    dw = g.node("dw", "FusedDepthwiseConv2dNative", [hswish, g.const("wd", w(3, 3, 4, 1)), g.const("bd", w(4))],
+                **conv_attr(1, "SAME", ("BiasAdd",)))
+    mean = g.node("se_mean", "Mean", [dw, g.const("axes", np.array([1, 2], np.int32))], keep_dims={"b": True})
+    se = g.node("se_conv", "_FusedConv2D", [mean, g.const("wse", w(1, 1, 4, 4)), g.const("bse", w(4))],
+                **conv_attr(1, "SAME", ("BiasAdd",)))
+    gate = g.node("se_gate", "Mul", [dw, g.node("se_sigmoid", "Sigmoid", [se])])
+    dw2 = g.node("dw2", "DepthwiseConv2dNative", [gate, g.const("wd2", w(3, 3, 4, 2))], **conv_attr(1, "SAME"))
+    pw = g.node("pw", "_FusedConv2D", [dw2, g.const("wp", w(1, 1, 8, 4)), g.const("bp", w(4))],
+                **conv_attr(1, "VALID", ("BiasAdd",)))
+    up = g.node("up", "ResizeBilinear", [pw, g.const("size", np.array([9, 9], np.int32))],
+                align_corners={"b": False}, half_pixel_centers={"b": False})
+    cat = g.node("cat", "ConcatV2", [up, x, g.const("axis", np.int32(3))])
+    g.node("tf_features", "Identity", [g.node("cat_relu", "Relu", [cat])])
+    g.node("tf_head", "Conv2D", ["cat_relu", g.const("wh", w(3, 3, 7, 2))], **conv_attr(2, "SAME"))
+    path = g.write(str(tmp_path_factory.mktemp("tfjs")))
+    model = converter.convert(path, [("tf_features", "features"), ("tf_head", "head")])
+    return g.values, model
+
+
+def reference(v, x):
+    c1 = np.maximum(tf_conv(x, v["w1"], 2, "SAME") + v["b1"], 0)
+    hswish = (v["sixth"] * c1) * np.clip(c1 + 3, 0, 6)
+    dw = tf_conv(hswish, v["wd"], 1, "SAME", depthwise=True) + v["bd"]
+    se = tf_conv(dw.mean(axis=(1, 2), keepdims=True), v["wse"], 1, "SAME") + v["bse"]
+    gated = dw * sigmoid(se)
+    dw2 = tf_conv(gated, v["wd2"], 1, "SAME", depthwise=True)
+    pw = tf_conv(dw2, v["wp"], 1, "VALID") + v["bp"]
+    features = np.maximum(np.concatenate([tf_resize_bilinear(pw, 9, 9), x], axis=3), 0)
+    return features, tf_conv(features, v["wh"], 2, "SAME")
+
+
+def test_converted_graph_matches_tensorflow_semantics(converted):
+    values, model = converted
+    x = RNG.uniform(0, 255, (1, 9, 9, 3)).astype(np.float32) / 64
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    features, head = session.run(["features", "head"], {"images": x.transpose(0, 3, 1, 2)})
+    want_features, want_head = reference(values, x)
+    assert features.shape == (1, 7, 9, 9) and head.shape == (1, 2, 5, 5)
+    np.testing.assert_allclose(features.transpose(0, 2, 3, 1), want_features, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(head.transpose(0, 2, 3, 1), want_head, rtol=1e-4, atol=1e-4)
+
+
+def test_conversion_is_deterministic(converted, tmp_path):
+    _, model = converted
+    assert model.SerializeToString() == model.SerializeToString()
+    assert {o.name for o in model.graph.output} == {"features", "head"}
+    assert [i.name for i in model.graph.input] == ["images"]
+
+
+def test_output_names_must_not_collide_with_graph_tensors(tmp_path):
+    g = GraphBuilder()
+    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "4"}, {"size": "4"},
+                                                                    {"size": "1"}]}})
+    g.node("relu", "Relu", [x])
+    with pytest.raises(ValueError, match="already a tensor"):
+        converter.convert(g.write(str(tmp_path)), [("relu", "relu")])
+
+
+def test_unsupported_ops_are_named_in_the_error(tmp_path):
+    g = GraphBuilder()
+    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "4"}, {"size": "4"},
+                                                                    {"size": "1"}]}})
+    g.node("out", "Erf", [x])
+    with pytest.raises(ValueError, match="unsupported op Erf"):
+        converter.convert(g.write(str(tmp_path)), [("out", "out")])
+
+
+def test_weight_shards_must_match_the_manifest(tmp_path):
+    g = GraphBuilder()
+    g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}]}})
+    g.const("w", np.ones(4, np.float32))
+    path = g.write(str(tmp_path))
+    with open(os.path.join(tmp_path, "weights.bin"), "ab") as f:
+        f.write(b"\0" * 8)
+    with pytest.raises(ValueError, match="weight shards hold"):
+        converter.convert(path, [("images", "out")])
