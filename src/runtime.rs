@@ -9,7 +9,7 @@ use std::time::Instant;
 use anyhow::{anyhow, Context, Result};
 use ort::environment::Environment;
 use ort::session::builder::GraphOptimizationLevel;
-use ort::session::Session;
+use ort::session::{Session, SessionInputs, SessionOutputs};
 
 use crate::metrics::INFERENCE_SECONDS;
 
@@ -67,14 +67,19 @@ impl SessionPool {
         Ok(SessionPool { model: model.to_string(), idle: Mutex::new(sessions), returned: Condvar::new() })
     }
 
-    /// Runs `f` with exclusive use of one session and records the time spent in it.
-    pub fn run<R>(&self, f: impl FnOnce(&mut Session) -> ort::Result<R>) -> Result<R> {
+    /// Runs the model on `inputs` with exclusive use of one session, then lets `read` turn the outputs
+    /// into a result while they are still borrowed. Only the model run itself is recorded as inference time.
+    pub fn run<'i, 'v: 'i, const N: usize, R>(
+        &self,
+        inputs: impl Into<SessionInputs<'i, 'v, N>>,
+        read: impl FnOnce(&SessionOutputs<'_>) -> ort::Result<R>,
+    ) -> Result<R> {
         let mut checkout = Checkout { pool: self, session: Some(self.checkout()) };
         let session = checkout.session.as_mut().expect("just checked out");
         let started = Instant::now();
-        let result = f(session);
+        let outputs = session.run(inputs);
         INFERENCE_SECONDS.with_label_values(&[&self.model]).observe(started.elapsed().as_secs_f64());
-        result.map_err(|e| anyhow!("{} inference failed: {e}", self.model))
+        outputs.and_then(|outputs| read(&outputs)).map_err(|e| anyhow!("{} inference failed: {e}", self.model))
     }
 
     fn checkout(&self) -> Session {

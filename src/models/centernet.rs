@@ -50,8 +50,8 @@ impl CenterNet {
     pub fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
         let input = letterbox(image, self.facts.input_size)?;
         let facts = &self.facts;
-        let mut found = self.sessions.run(|session| {
-            let outputs = session.run(ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&input.tensor)?])?;
+        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&input.tensor)?];
+        let mut found = self.sessions.run(inputs, |outputs| {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
             let distances = outputs[facts.box_distances.as_str()].try_extract_array::<f32>()?;
             let heatmap = heatmap.index_axis(ndarray::Axis(0), 0).into_dimensionality().map_err(shape_error)?;
@@ -76,17 +76,30 @@ pub fn letterbox(image: &RgbImage, size: u32) -> Result<Letterboxed> {
     let scale = size as f32 / width.max(height) as f32;
     let fit_w = ((width as f32 * scale).round() as u32).clamp(1, size);
     let fit_h = ((height as f32 * scale).round() as u32).clamp(1, size);
-    let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
-    let mut resized = Image::new(fit_w, fit_h, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-    Resizer::new().resize(&source, &mut resized, &options).map_err(|e| anyhow!("{e}"))?;
+    let resized;
+    let pixels = if (fit_w, fit_h) == (width, height) {
+        image.as_raw().as_slice()
+    } else {
+        let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
+        let mut target = Image::new(fit_w, fit_h, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("{e}"))?;
+        resized = target;
+        resized.buffer()
+    };
 
     let side = size as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, side, side));
-    for (index, pixel) in resized.buffer().chunks_exact(3).enumerate() {
-        let (y, x) = (index / fit_w as usize, index % fit_w as usize);
-        for channel in 0..3 {
-            tensor[[0, channel, y, x]] = pixel[channel] as f32;
+    let planes = tensor.as_slice_mut().expect("a new array is contiguous");
+    let (red, rest) = planes.split_at_mut(side * side);
+    let (green, blue) = rest.split_at_mut(side * side);
+    for (row, pixels) in pixels.chunks_exact(fit_w as usize * 3).enumerate() {
+        let start = row * side;
+        let (r, g, b) = (&mut red[start..], &mut green[start..], &mut blue[start..]);
+        for (x, pixel) in pixels.chunks_exact(3).enumerate() {
+            r[x] = pixel[0] as f32;
+            g[x] = pixel[1] as f32;
+            b[x] = pixel[2] as f32;
         }
     }
     Ok(Letterboxed {
@@ -107,31 +120,30 @@ pub fn decode(
     max_detections: usize,
     min_score: f32,
 ) -> Vec<Detection> {
-    let (classes, rows, cols) = heatmap.dim();
+    let (_, rows, cols) = heatmap.dim();
+    let standard = heatmap.as_standard_layout();
+    let cells = standard.as_slice().expect("standard layout is contiguous");
     let mut found = Vec::new();
-    for class in 0..classes {
-        let plane = heatmap.index_axis(ndarray::Axis(0), class);
-        for y in 0..rows {
-            for x in 0..cols {
-                let score = plane[[y, x]];
-                if score < min_score {
-                    continue;
-                }
-                let is_peak = (y.saturating_sub(1)..(y + 2).min(rows))
-                    .all(|ny| (x.saturating_sub(1)..(x + 2).min(cols)).all(|nx| plane[[ny, nx]] <= score));
-                if !is_peak {
-                    continue;
-                }
-                let (cx, cy) = (x as f32 * stride, y as f32 * stride);
-                let bbox = BoundingBox {
-                    x1: cx - distances[[0, y, x]],
-                    y1: cy - distances[[1, y, x]],
-                    x2: cx + distances[[2, y, x]],
-                    y2: cy + distances[[3, y, x]],
-                };
-                found.push(Detection { bbox, score, class });
-            }
+    // A tight pass over the whole buffer: almost every cell is below the threshold.
+    for (index, &score) in cells.iter().enumerate() {
+        if score < min_score {
+            continue;
         }
+        let (class, y, x) = (index / (rows * cols), index / cols % rows, index % cols);
+        let plane = &cells[class * rows * cols..(class + 1) * rows * cols];
+        let is_peak = (y.saturating_sub(1)..(y + 2).min(rows))
+            .all(|ny| (x.saturating_sub(1)..(x + 2).min(cols)).all(|nx| plane[ny * cols + nx] <= score));
+        if !is_peak {
+            continue;
+        }
+        let (cx, cy) = (x as f32 * stride, y as f32 * stride);
+        let bbox = BoundingBox {
+            x1: cx - distances[[0, y, x]],
+            y1: cy - distances[[1, y, x]],
+            x2: cx + distances[[2, y, x]],
+            y2: cy + distances[[3, y, x]],
+        };
+        found.push(Detection { bbox, score, class });
     }
     found.sort_by(|a, b| b.score.total_cmp(&a.score));
     found.truncate(max_detections);

@@ -71,7 +71,7 @@ pub struct DetectionSettings {
 
 impl Default for DetectionSettings {
     fn default() -> Self {
-        DetectionSettings { min_object_confidence: 0.3, min_person_confidence: 0.2, nms_iou: 0.6 }
+        DetectionSettings { min_object_confidence: 0.3, min_person_confidence: 0.2, nms_iou: 0.7 }
     }
 }
 
@@ -140,7 +140,9 @@ impl Pipeline {
         if let Some((feature, reason)) = features.iter().find_map(|f| self.unavailable(*f).map(|r| (*f, r))) {
             return Err(PipelineError::Unavailable { feature, reason });
         }
+        let started = std::time::Instant::now();
         let image = decode(bytes, limits)?.rgb;
+        let decoded = started.elapsed();
         let (width, height) = image.dimensions();
         let mut analysis = Analysis { width, height, ..Default::default() };
 
@@ -174,6 +176,7 @@ impl Pipeline {
                 );
             }
         }
+        tracing::debug!(decode_ms = decoded.as_secs_f64() * 1e3, total_ms = started.elapsed().as_secs_f64() * 1e3, "analyzed");
         Ok(analysis)
     }
 }
