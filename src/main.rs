@@ -17,7 +17,7 @@ use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::workers::WorkerPool;
-use vista::pipeline::{DetectionSettings, Feature, Pipeline, PipelineError};
+use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 
 const FETCH_SCRIPT: &str = include_str!("../tools/fetch_models.py");
 const CONVERTER_SCRIPT: &str = include_str!("../tools/tfjs_graph_to_onnx.py");
@@ -226,7 +226,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     } else {
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
     };
-    match pipeline.analyze(&bytes, &ANALYZE_V4, &features) {
+    match pipeline.analyze(&bytes, &ANALYZE_V4, &features, &AnalysisOptions::default()) {
         Ok(analysis) => {
             println!("{}", serde_json::to_string_pretty(&AnalyzeResponse::from(analysis))?);
             Ok(ExitCode::SUCCESS)
@@ -279,7 +279,7 @@ fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
                  if entry.description.is_empty() { "runtime" } else { &entry.description }, entry.license);
     }
     println!();
-    println!("Not in this pack (the API answers NotSupportedVisualFeature): caption, denseCaptions, tags, read, smartCrops.");
+    println!("Not in this pack (the API answers NotSupportedVisualFeature): caption, denseCaptions, tags, read.");
     Ok(rows)
 }
 

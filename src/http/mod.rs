@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod intake;
 pub mod query;
+pub mod segment;
 pub mod v4;
 
 use std::sync::Arc;
@@ -33,7 +34,9 @@ pub struct AppState {
 
 /// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).
 pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
-    let mut api = Router::new().route("/computervision/imageanalysis:analyze", post(v4::analyze));
+    let mut api = Router::new()
+        .route("/computervision/imageanalysis:analyze", post(v4::analyze))
+        .route("/computervision/imageanalysis:segment", post(segment::segment));
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }

@@ -12,7 +12,7 @@ use super::query::QueryParams;
 use super::AppState;
 use crate::geometry::PixelRect;
 use crate::pipeline::decode::ANALYZE_V4;
-use crate::pipeline::{Analysis, Feature, Pipeline};
+use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};
 
 pub const API_VERSIONS: [&str; 2] = ["2023-10-01", "2024-02-01"];
 pub const MODEL_VERSION: &str = "2023-10-01";
@@ -84,9 +84,7 @@ impl AnalyzeRequest {
                 )));
             }
         }
-        if let Some((feature, reason)) = features.iter().find_map(|f| pipeline.unavailable(*f).map(|r| (*f, r))) {
-            return Err(crate::pipeline::PipelineError::Unavailable { feature, reason }.into());
-        }
+        pipeline.check_available(&features)?;
         Ok(AnalyzeRequest { features, language, gender_neutral_caption, smart_crop_ratios })
     }
 }
@@ -100,6 +98,8 @@ pub struct AnalyzeResponse {
     pub objects_result: Option<Values<DetectedObject>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub people_result: Option<Values<DetectedPerson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub smart_crops_result: Option<Values<CropRegion>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +141,13 @@ pub struct DetectedPerson {
     pub confidence: f32,
 }
 
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CropRegion {
+    pub aspect_ratio: f32,
+    pub bounding_box: BoundingBox,
+}
+
 impl From<PixelRect> for BoundingBox {
     fn from(r: PixelRect) -> Self {
         BoundingBox { x: r.x, y: r.y, w: r.w, h: r.h }
@@ -167,6 +174,12 @@ impl From<Analysis> for AnalyzeResponse {
                     .map(|p| DetectedPerson { bounding_box: p.rect.into(), confidence: p.confidence })
                     .collect(),
             }),
+            smart_crops_result: analysis.smart_crops.map(|crops| Values {
+                values: crops
+                    .into_iter()
+                    .map(|c| CropRegion { aspect_ratio: c.ratio, bounding_box: c.rect.into() })
+                    .collect(),
+            }),
         }
     }
 }
@@ -180,7 +193,9 @@ pub async fn analyze(
     let analyze = AnalyzeRequest::from_query(&params, &state.pipeline)?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
     let pipeline = Arc::clone(&state.pipeline);
-    let analysis = state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features)).await??;
+    let options = AnalysisOptions { smart_crop_ratios: analyze.smart_crop_ratios };
+    let analysis =
+        state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features, &options)).await??;
     Ok(Json(analysis.into()))
 }
 
@@ -191,7 +206,7 @@ mod tests {
     use crate::pipeline::{DetectedObject as Object, DetectionSettings};
 
     fn pipeline() -> Pipeline {
-        Pipeline::new(ModelPack { detector: None, status: vec![] }, DetectionSettings::default())
+        Pipeline::new(ModelPack::default(), DetectionSettings::default())
     }
 
     fn inner_code(query: &str) -> Option<String> {
@@ -206,6 +221,7 @@ mod tests {
         assert_eq!(inner_code(&format!("{v}&features=smartCrops&smartcrops-aspect-ratios=0.5")).as_deref(), Some("BadArgument"));
         assert_eq!(inner_code(&format!("{v}&features=faces")).as_deref(), Some("NotSupportedVisualFeature"));
         assert_eq!(inner_code(&format!("{v}&features=caption")).as_deref(), Some("NotSupportedVisualFeature"));
+        assert_eq!(inner_code(&format!("{v}&features=smartCrops")).as_deref(), Some("NotSupportedVisualFeature"));
         assert_eq!(inner_code(&format!("{v}&features=objects&gender-neutral-caption=maybe")).as_deref(), Some("BadArgument"));
         assert_eq!(inner_code(&format!("{v}&features=objects&model-version=2021-01-01")).as_deref(), Some("BadArgument"));
         assert_eq!(inner_code(&format!("{v}&features=objects&language=e")).as_deref(), Some("NotSupportedLanguage"));
@@ -223,13 +239,18 @@ mod tests {
             height: 480,
             objects: Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
             people: None,
+            smart_crops: Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]),
         };
-        let json = serde_json::to_value(AnalyzeResponse::from(analysis)).unwrap();
+        // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
+        let wire = serde_json::to_string(&AnalyzeResponse::from(analysis)).unwrap();
+        assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");
+        let json: serde_json::Value = serde_json::from_str(&wire).unwrap();
         assert_eq!(
             json,
             serde_json::json!({"modelVersion": "2023-10-01", "metadata": {"width": 640, "height": 480},
                 "objectsResult": {"values": [{"boundingBox": {"x": 1, "y": 2, "w": 3, "h": 4},
-                                              "tags": [{"name": "cat", "confidence": 0.5}]}]}})
+                                              "tags": [{"name": "cat", "confidence": 0.5}]}]},
+                "smartCropsResult": {"values": [{"aspectRatio": 0.9, "boundingBox": {"x": 0, "y": 5, "w": 9, "h": 10}}]}})
         );
     }
 }

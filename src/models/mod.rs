@@ -3,6 +3,7 @@
 
 pub mod centernet;
 pub mod manifest;
+pub mod u2net;
 
 use std::path::{Path, PathBuf};
 
@@ -10,7 +11,8 @@ use anyhow::Result;
 use serde::Serialize;
 
 use self::centernet::CenterNet;
-use self::manifest::{FileState, Manifest};
+use self::manifest::{FileState, Manifest, PackEntry};
+use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool};
 
 /// How many sessions each model gets and how many threads each session uses.
@@ -33,8 +35,10 @@ pub struct ModelStatus {
 
 /// Every model the server could load. A missing model leaves its slot empty, and the features that
 /// need it answer with an error that says so.
+#[derive(Default)]
 pub struct ModelPack {
     pub detector: Option<CenterNet>,
+    pub salience: Option<U2Net>,
     pub status: Vec<ModelStatus>,
 }
 
@@ -64,7 +68,7 @@ impl ModelPack {
     pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let mut status = inspect(manifest, &options.dir);
         let usable = |id: &str| status.iter().any(|s| s.id == id && s.state == "installed");
-        let mut pack = ModelPack { detector: None, status: Vec::new() };
+        let mut pack = ModelPack::default();
         if !usable(&manifest.runtime.id) {
             status.iter_mut().filter(|s| s.state == "installed").for_each(|s| s.state = "runtime missing".into());
             pack.status = status;
@@ -72,11 +76,21 @@ impl ModelPack {
         }
         let env = runtime::load(&manifest.runtime.path(&options.dir))?;
         let mut loaded = vec![manifest.runtime.id.clone()];
-        if let Some(entry) = manifest.models.iter().find(|m| m.task == "objects" && usable(&m.id)) {
-            let sessions =
-                SessionPool::load(env, &entry.id, &entry.path(&options.dir), options.instances, options.intra_threads)?;
-            pack.detector = Some(CenterNet::new(sessions, entry)?);
+        // The first usable model of each task serves it.
+        let mut sessions_for = |task: &str| -> Result<Option<(SessionPool, &PackEntry)>> {
+            let Some(entry) = manifest.models.iter().find(|m| m.task == task && usable(&m.id)) else {
+                return Ok(None);
+            };
+            let path = entry.path(&options.dir);
+            let sessions = SessionPool::load(env, &entry.id, &path, options.instances, options.intra_threads)?;
             loaded.push(entry.id.clone());
+            Ok(Some((sessions, entry)))
+        };
+        if let Some((sessions, entry)) = sessions_for("objects")? {
+            pack.detector = Some(CenterNet::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("salience")? {
+            pack.salience = Some(U2Net::new(sessions, entry)?);
         }
         for row in status.iter_mut().filter(|s| loaded.contains(&s.id)) {
             row.state = "loaded".into();

@@ -49,14 +49,22 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, Decode
     if bytes.is_empty() || bytes.len() > limits.max_bytes {
         return Err(DecodeError::InvalidByteSize { max: limits.max_bytes });
     }
-    let reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| DecodeError::InvalidFormat)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| DecodeError::InvalidFormat)?;
     let format = reader.format().filter(|f| limits.formats.contains(f)).ok_or(DecodeError::InvalidFormat)?;
+    // Header parsing allocates nothing sizeable; the pixel budget is set below, from the checked sides.
+    reader.no_limits();
     let mut decoder = reader.into_decoder().map_err(|_| DecodeError::InvalidFormat)?;
     let (width, height) = decoder.dimensions();
     let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
     if !side_ok(width) || !side_ok(height) {
         return Err(DecodeError::InvalidSize { width, height, min: limits.min_side, max: limits.max_side });
     }
+    let mut budget = image::Limits::default();
+    budget.max_image_width = Some(limits.max_side);
+    budget.max_image_height = Some(limits.max_side);
+    // Enough for 16-bit RGBA of the declared size, and no more: a lying header cannot grow it.
+    budget.max_alloc = Some(width as u64 * height as u64 * 8 + (1 << 20));
+    decoder.set_limits(budget).map_err(|_| DecodeError::InvalidFormat)?;
     let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|_| DecodeError::InvalidFormat)?;
     image.apply_orientation(orientation);
@@ -104,6 +112,15 @@ mod tests {
         bomb[18..22].copy_from_slice(&20000i32.to_le_bytes());
         bomb[22..26].copy_from_slice(&20000i32.to_le_bytes());
         assert!(matches!(decode(&bomb, &ANALYZE_V4), Err(DecodeError::InvalidSize { width: 20000, .. })));
+    }
+
+    #[test]
+    fn the_largest_allowed_image_decodes() {
+        // 16000 x 50 and 50 x 16000 sit on the limits; a uniform PNG keeps the test small.
+        for (w, h) in [(16000, 50), (50, 16000)] {
+            let png = encode(&RgbImage::from_pixel(w, h, Rgb([9, 9, 9])), ImageFormat::Png);
+            assert_eq!(decode(&png, &ANALYZE_V4).unwrap().rgb.dimensions(), (w, h));
+        }
     }
 
     #[test]

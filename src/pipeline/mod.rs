@@ -2,13 +2,20 @@
 //! (no HTTP types, no tensors). Every API family (4.0, 3.2, the CLI) goes through here.
 
 pub mod decode;
+pub mod smart_crop;
 pub mod workers;
 
 use std::fmt;
+use std::io::Cursor;
 
-use crate::geometry::{nms_per_class, PixelRect};
-use crate::models::ModelPack;
+use anyhow::Context;
+use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
+
 use self::decode::{decode, DecodeError, ImageLimits};
+use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance};
+use crate::geometry::{nms_per_class, Detection, PixelRect};
+use crate::models::u2net::SalienceMap;
+use crate::models::ModelPack;
 
 /// What a request can ask the pipeline for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -88,6 +95,20 @@ pub struct DetectedPerson {
     pub confidence: f32,
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct CropRegion {
+    /// The ratio as requested, echoed exactly.
+    pub ratio: f32,
+    pub rect: PixelRect,
+}
+
+/// Per-request settings of the features.
+#[derive(Debug, Clone, Default)]
+pub struct AnalysisOptions {
+    /// Width / height of each smart crop wanted; empty lets the pipeline choose one.
+    pub smart_crop_ratios: Vec<f32>,
+}
+
 /// The results of one request; a feature that was not asked for stays `None`.
 #[derive(Debug, Clone, Default)]
 pub struct Analysis {
@@ -95,14 +116,43 @@ pub struct Analysis {
     pub height: u32,
     pub objects: Option<Vec<DetectedObject>>,
     pub people: Option<Vec<DetectedPerson>>,
+    pub smart_crops: Option<Vec<CropRegion>>,
 }
+
+/// What `segment` produces.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SegmentMode {
+    /// The image with a transparent background, RGBA.
+    BackgroundRemoval,
+    /// The foreground's alpha matte alone, one channel, the input's size.
+    ForegroundMatting,
+}
+
+impl SegmentMode {
+    pub fn wire_name(self) -> &'static str {
+        match self {
+            SegmentMode::BackgroundRemoval => "backgroundRemoval",
+            SegmentMode::ForegroundMatting => "foregroundMatting",
+        }
+    }
+
+    pub fn parse(name: &str) -> Option<Self> {
+        [SegmentMode::BackgroundRemoval, SegmentMode::ForegroundMatting]
+            .into_iter()
+            .find(|m| m.wire_name().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// Background removal returns at most this many pixels (Azure's cap), same aspect ratio.
+pub const MAX_CUTOUT_PIXELS: u64 = 16_000_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
-    #[error("feature '{feature}' is not available: {reason}")]
-    Unavailable { feature: Feature, reason: String },
+    /// `feature` names what was asked for, as the caller spelled it (a feature, a mode).
+    #[error("'{feature}' is not available: {reason}")]
+    Unavailable { feature: &'static str, reason: String },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -127,19 +177,33 @@ impl Pipeline {
             Feature::Objects | Feature::People if self.models.detector.is_none() => {
                 Some("the object detector (centernet) is not installed; run `vista models fetch`".into())
             }
-            Feature::Objects | Feature::People => None,
+            Feature::SmartCrops if self.models.salience.is_none() => {
+                Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
+            }
+            Feature::Objects | Feature::People | Feature::SmartCrops => None,
             Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
-            Feature::SmartCrops => Some("no salience model is installed in this vista build".into()),
+        }
+    }
+
+    /// An error naming the first of `features` this deployment cannot serve.
+    pub fn check_available(&self, features: &[Feature]) -> Result<(), PipelineError> {
+        match features.iter().find_map(|f| self.unavailable(*f).map(|reason| (f.wire_name(), reason))) {
+            Some((feature, reason)) => Err(PipelineError::Unavailable { feature, reason }),
+            None => Ok(()),
         }
     }
 
     /// Decodes `bytes` under `limits` and runs `features`. Call it from a worker: it is CPU-bound.
-    pub fn analyze(&self, bytes: &[u8], limits: &ImageLimits, features: &[Feature]) -> Result<Analysis, PipelineError> {
-        if let Some((feature, reason)) = features.iter().find_map(|f| self.unavailable(*f).map(|r| (*f, r))) {
-            return Err(PipelineError::Unavailable { feature, reason });
-        }
+    pub fn analyze(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+        features: &[Feature],
+        options: &AnalysisOptions,
+    ) -> Result<Analysis, PipelineError> {
+        self.check_available(features)?;
         let started = std::time::Instant::now();
         let image = decode(bytes, limits)?.rgb;
         let decoded = started.elapsed();
@@ -147,38 +211,104 @@ impl Pipeline {
         let mut analysis = Analysis { width, height, ..Default::default() };
 
         let wants = |f: Feature| features.contains(&f);
-        if wants(Feature::Objects) || wants(Feature::People) {
-            let detector = self.models.detector.as_ref().expect("checked by unavailable()");
-            let settings = &self.detection;
-            let floor = settings.min_object_confidence.min(settings.min_person_confidence);
-            let detections = nms_per_class(detector.detect(&image, floor)?, settings.nms_iou);
-            let labels = detector.labels();
-            if wants(Feature::Objects) {
-                analysis.objects = Some(
-                    detections
-                        .iter()
-                        .filter(|d| d.score >= settings.min_object_confidence)
-                        .map(|d| DetectedObject {
-                            rect: d.bbox.to_pixel_rect(width, height),
-                            label: labels[d.class].clone(),
-                            confidence: d.score,
-                        })
-                        .collect(),
-                );
+        let settings = &self.detection;
+        // Smart crops weigh people and objects too, so they share the detector's one run.
+        let detections = match &self.models.detector {
+            Some(detector) if wants(Feature::Objects) || wants(Feature::People) || wants(Feature::SmartCrops) => {
+                let floor = settings.min_object_confidence.min(settings.min_person_confidence);
+                nms_per_class(detector.detect(&image, floor)?, settings.nms_iou)
             }
-            if wants(Feature::People) {
-                analysis.people = Some(
-                    detections
-                        .iter()
-                        .filter(|d| labels[d.class] == "person" && d.score >= settings.min_person_confidence)
-                        .map(|d| DetectedPerson { rect: d.bbox.to_pixel_rect(width, height), confidence: d.score })
-                        .collect(),
-                );
-            }
+            _ => Vec::new(),
+        };
+        let is_person = |d: &Detection| self.label(d) == "person";
+        if wants(Feature::Objects) {
+            analysis.objects = Some(
+                detections
+                    .iter()
+                    .filter(|d| d.score >= settings.min_object_confidence)
+                    .map(|d| DetectedObject {
+                        rect: d.bbox.to_pixel_rect(width, height),
+                        label: self.label(d).to_string(),
+                        confidence: d.score,
+                    })
+                    .collect(),
+            );
+        }
+        if wants(Feature::People) {
+            analysis.people = Some(
+                detections
+                    .iter()
+                    .filter(|d| is_person(d) && d.score >= settings.min_person_confidence)
+                    .map(|d| DetectedPerson { rect: d.bbox.to_pixel_rect(width, height), confidence: d.score })
+                    .collect(),
+            );
+        }
+        if wants(Feature::SmartCrops) {
+            let salience = self.salience(&image)?;
+            let boxes: Vec<_> = detections.iter().map(|d| (d.bbox, d.score, is_person(d))).collect();
+            let people: Vec<_> = boxes.iter().filter(|b| b.2 && b.1 >= settings.min_person_confidence).map(|b| b.0).collect();
+            let importance = Importance::new(&salience, width, height, &boxes);
+            let ratios = if options.smart_crop_ratios.is_empty() {
+                vec![default_ratio(area_of_interest(&salience, width, height, &people))]
+            } else {
+                options.smart_crop_ratios.clone()
+            };
+            analysis.smart_crops = Some(
+                ratios
+                    .into_iter()
+                    .map(|ratio| CropRegion { ratio, rect: best_crop(&importance, width, height, ratio) })
+                    .collect(),
+            );
         }
         tracing::debug!(decode_ms = decoded.as_secs_f64() * 1e3, total_ms = started.elapsed().as_secs_f64() * 1e3, "analyzed");
         Ok(analysis)
     }
+
+    /// Separates the foreground: a PNG with the background transparent, or the alpha matte alone.
+    pub fn segment(&self, bytes: &[u8], limits: &ImageLimits, mode: SegmentMode) -> Result<Vec<u8>, PipelineError> {
+        if let Some(reason) = self.unavailable(Feature::SmartCrops) {
+            return Err(PipelineError::Unavailable { feature: mode.wire_name(), reason });
+        }
+        let image = decode(bytes, limits)?.rgb;
+        let salience = self.salience(&image)?;
+        let output = match mode {
+            SegmentMode::ForegroundMatting => {
+                DynamicImage::ImageLuma8(salience.to_mask(image.width(), image.height())?)
+            }
+            SegmentMode::BackgroundRemoval => DynamicImage::ImageRgba8(cutout(&image, &salience)?),
+        };
+        let mut png = Cursor::new(Vec::new());
+        output.write_to(&mut png, ImageFormat::Png).context("encoding the PNG")?;
+        Ok(png.into_inner())
+    }
+
+    fn salience(&self, image: &RgbImage) -> Result<SalienceMap, PipelineError> {
+        Ok(self.models.salience.as_ref().expect("checked by unavailable()").salience(image)?)
+    }
+
+    fn label(&self, detection: &Detection) -> &str {
+        self.models.detector.as_ref().map_or("", |d| d.labels()[detection.class].as_str())
+    }
+}
+
+/// The image with the matte as its alpha channel, scaled down to at most `MAX_CUTOUT_PIXELS`.
+fn cutout(image: &RgbImage, salience: &SalienceMap) -> anyhow::Result<RgbaImage> {
+    let (width, height) = image.dimensions();
+    let pixels = width as u64 * height as u64;
+    let scaled;
+    let image = if pixels > MAX_CUTOUT_PIXELS {
+        let factor = (MAX_CUTOUT_PIXELS as f64 / pixels as f64).sqrt();
+        let (w, h) = (((width as f64 * factor) as u32).max(1), ((height as f64 * factor) as u32).max(1));
+        scaled = image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
+        &scaled
+    } else {
+        image
+    };
+    let matte: GrayImage = salience.to_mask(image.width(), image.height())?;
+    Ok(RgbaImage::from_fn(image.width(), image.height(), |x, y| {
+        let [r, g, b] = image.get_pixel(x, y).0;
+        image::Rgba([r, g, b, matte.get_pixel(x, y)[0]])
+    }))
 }
 
 #[cfg(test)]
@@ -197,11 +327,14 @@ mod tests {
 
     #[test]
     fn a_pipeline_without_models_refuses_every_feature_with_a_reason() {
-        let pipeline = Pipeline::new(ModelPack { detector: None, status: vec![] }, DetectionSettings::default());
+        let pipeline = Pipeline::new(ModelPack::default(), DetectionSettings::default());
         for feature in Feature::ALL {
             assert!(pipeline.unavailable(feature).is_some(), "{feature}");
         }
-        let err = pipeline.analyze(b"irrelevant", &decode::ANALYZE_V4, &[Feature::Objects]).unwrap_err();
-        assert!(matches!(err, PipelineError::Unavailable { feature: Feature::Objects, .. }));
+        let options = AnalysisOptions::default();
+        let err = pipeline.analyze(b"irrelevant", &decode::ANALYZE_V4, &[Feature::Objects], &options).unwrap_err();
+        assert!(matches!(err, PipelineError::Unavailable { feature: "objects", .. }));
+        let err = pipeline.segment(b"irrelevant", &decode::ANALYZE_V4, SegmentMode::ForegroundMatting).unwrap_err();
+        assert!(matches!(err, PipelineError::Unavailable { feature: "foregroundMatting", .. }));
     }
 }

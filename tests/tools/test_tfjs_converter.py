@@ -94,6 +94,10 @@ class GraphBuilder:
         return os.path.join(directory, "model.json")
 
 
+def placeholder(g, *dims):
+    return g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": str(d)} for d in dims]}})
+
+
 def b64(text):
     return base64.b64encode(text.encode()).decode()
 
@@ -111,8 +115,7 @@ def conv_attr(stride, padding, fused=()):
 def converted(tmp_path_factory):
     g = GraphBuilder()
     w = lambda *shape: RNG.normal(0, 0.5, shape).astype(np.float32)
-    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "9"}, {"size": "9"},
-                                                                    {"size": "3"}]}})
+    x = placeholder(g, 1, 9, 9, 3)
     c1 = g.node("c1", "_FusedConv2D", [x, g.const("w1", w(3, 3, 3, 4), float16=True), g.const("b1", w(4))],
                 **conv_attr(2, "SAME", ("BiasAdd", "Relu")))
     mul = g.node("hs_mul", "Mul", [g.const("sixth", np.float32(1 / 6)), c1])
@@ -168,27 +171,20 @@ def test_conversion_is_deterministic(converted, tmp_path):
     assert [i.name for i in model.graph.input] == ["images"]
 
 
-def test_output_names_must_not_collide_with_graph_tensors(tmp_path):
+@pytest.mark.parametrize("node,op,output,error", [
+    ("relu", "Relu", "relu", "already a tensor"),  # an output name that collides with a graph tensor
+    ("erf", "Erf", "out", "unsupported op Erf"),  # an op the converter does not know
+])
+def test_bad_graphs_are_refused_with_a_clear_error(tmp_path, node, op, output, error):
     g = GraphBuilder()
-    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "4"}, {"size": "4"},
-                                                                    {"size": "1"}]}})
-    g.node("relu", "Relu", [x])
-    with pytest.raises(ValueError, match="already a tensor"):
-        converter.convert(g.write(str(tmp_path)), [("relu", "relu")])
-
-
-def test_unsupported_ops_are_named_in_the_error(tmp_path):
-    g = GraphBuilder()
-    x = g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}, {"size": "4"}, {"size": "4"},
-                                                                    {"size": "1"}]}})
-    g.node("out", "Erf", [x])
-    with pytest.raises(ValueError, match="unsupported op Erf"):
-        converter.convert(g.write(str(tmp_path)), [("out", "out")])
+    g.node(node, op, [placeholder(g, 1, 4, 4, 1)])
+    with pytest.raises(ValueError, match=error):
+        converter.convert(g.write(str(tmp_path)), [(node, output)])
 
 
 def test_weight_shards_must_match_the_manifest(tmp_path):
     g = GraphBuilder()
-    g.node("images", "Placeholder", [], shape={"shape": {"dim": [{"size": "1"}]}})
+    placeholder(g, 1)
     g.const("w", np.ones(4, np.float32))
     path = g.write(str(tmp_path))
     with open(os.path.join(tmp_path, "weights.bin"), "ab") as f:
