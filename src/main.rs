@@ -66,10 +66,12 @@ struct EngineArgs {
     /// Inference workers (default: one per core). Each owns a session of every model.
     #[arg(long, env = "VISTA_WORKERS")]
     workers: Option<usize>,
-    /// Threads inside each model session (default: cores / workers, so 1 with the default workers).
-    /// One thread per session and one session per core gave 1.7x the throughput of fewer, wider sessions.
-    #[arg(long, env = "VISTA_INTRA_THREADS")]
-    intra_threads: Option<usize>,
+    /// Threads of the inference pool that every model session shares. With 1 (the default) each
+    /// worker runs its model on its own thread: the most images/s under load. With more, a lone
+    /// request is faster (`--workers 1 --inference-threads <cores>` for the lowest latency), but
+    /// concurrent runs contend for the pool.
+    #[arg(long, env = "VISTA_INFERENCE_THREADS", default_value_t = 1)]
+    inference_threads: usize,
     /// Objects below this confidence are not reported.
     #[arg(long, env = "VISTA_MIN_OBJECT_CONFIDENCE", default_value_t = DetectionSettings::default().min_object_confidence)]
     min_object_confidence: f32,
@@ -140,16 +142,14 @@ impl EngineArgs {
     }
 
     fn pipeline(&self) -> Result<Pipeline> {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let workers = self.workers();
         let (manifest, source) = Manifest::for_dir(&self.dir.models)?;
         if let Some(path) = source {
             tracing::info!(manifest = %path.display(), "using the models directory's own manifest");
         }
         let options = LoadOptions {
             dir: self.dir.models.clone(),
-            instances: workers,
-            intra_threads: self.intra_threads.unwrap_or((cores / workers).max(1)),
+            instances: self.workers(),
+            threads: self.inference_threads,
         };
         let pack = ModelPack::load(&manifest, &options)?;
         for model in &pack.status {

@@ -1,13 +1,15 @@
 //! The one wrapper over ONNX Runtime. The shared library comes from the model pack (the `onnxruntime`
 //! wheel) and is loaded at run time, so the build needs no native download. Sessions are pooled per
-//! model: `Session::run` needs `&mut`, and one session per worker avoids lock contention.
+//! model: `Session::run` needs `&mut`, and one session per worker avoids lock contention. All sessions
+//! share one intra-op thread pool sized to the machine: a lone request gets every core, concurrent
+//! requests split them, and the machine is never oversubscribed.
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
-use ort::environment::Environment;
+use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputs, SessionOutputs};
 
@@ -15,26 +17,32 @@ use crate::metrics::INFERENCE_SECONDS;
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 
-/// Loads the ONNX Runtime library once per process; later calls reuse it.
-pub fn load(library: &Path) -> Result<&'static Environment> {
+/// Loads the ONNX Runtime library once per process, with a shared pool of `threads` intra-op
+/// threads (spinning off: idle threads sleep instead of burning the cores the HTTP side needs).
+/// Later calls reuse the first environment.
+pub fn load(library: &Path, threads: usize) -> Result<&'static Environment> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env);
     }
-    let env = ort::init_from(library)
-        .map_err(|e| anyhow!("cannot load ONNX Runtime from {}: {e}", library.display()))?
+    // Loading the library comes first: the thread-pool options are made by the library itself.
+    let builder = ort::init_from(library)
+        .map_err(|e| anyhow!("cannot load ONNX Runtime from {}: {e}", library.display()))?;
+    let pool = GlobalThreadPoolOptions::default()
+        .with_intra_threads(threads.max(1))
+        .and_then(|p| p.with_inter_threads(1))
+        .and_then(|p| p.with_spin_control(false))
+        .map_err(|e| anyhow!("cannot configure ONNX Runtime's thread pool: {e}"))?;
+    let env = builder
         .with_name("vista")
+        .with_global_thread_pool(pool)
         .build()
         .map_err(|e| anyhow!("cannot start ONNX Runtime: {e}"))?;
     Ok(ENVIRONMENT.get_or_init(|| env))
 }
 
-fn build_session(env: &Environment, path: &Path, intra_threads: usize) -> ort::Result<Session> {
-    Session::builder(env)?
-        .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_intra_threads(intra_threads.max(1))?
-        .with_inter_threads(1)?
-        .with_intra_op_spinning(false)?
-        .commit_from_file(path)
+/// Threads come from the environment's shared pool, so the session sets none of its own.
+fn build_session(env: &Environment, path: &Path) -> ort::Result<Session> {
+    Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?.commit_from_file(path)
 }
 
 /// A fixed set of sessions of one model; `run` checks one out, so at most `instances` run at once.
@@ -60,9 +68,9 @@ impl Drop for Checkout<'_> {
 }
 
 impl SessionPool {
-    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize, intra_threads: usize) -> Result<Self> {
+    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize) -> Result<Self> {
         let sessions = (0..instances.max(1))
-            .map(|_| build_session(env, path, intra_threads).with_context(|| format!("loading {}", path.display())))
+            .map(|_| build_session(env, path).with_context(|| format!("loading {}", path.display())))
             .collect::<Result<Vec<_>>>()?;
         Ok(SessionPool { model: model.to_string(), idle: Mutex::new(sessions), returned: Condvar::new() })
     }

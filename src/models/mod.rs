@@ -15,12 +15,12 @@ use self::manifest::{FileState, Manifest, PackEntry};
 use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool};
 
-/// How many sessions each model gets and how many threads each session uses.
+/// How many sessions each model gets, and the size of the inference thread pool they share.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub dir: PathBuf,
     pub instances: usize,
-    pub intra_threads: usize,
+    pub threads: usize,
 }
 
 /// One row of `vista models list` and of `/ready`.
@@ -74,7 +74,7 @@ impl ModelPack {
             pack.status = status;
             return Ok(pack);
         }
-        let env = runtime::load(&manifest.runtime.path(&options.dir))?;
+        let env = runtime::load(&manifest.runtime.path(&options.dir), options.threads)?;
         let mut loaded = vec![manifest.runtime.id.clone()];
         // The first usable model of each task serves it.
         let mut sessions_for = |task: &str| -> Result<Option<(SessionPool, &PackEntry)>> {
@@ -82,7 +82,7 @@ impl ModelPack {
                 return Ok(None);
             };
             let path = entry.path(&options.dir);
-            let sessions = SessionPool::load(env, &entry.id, &path, options.instances, options.intra_threads)?;
+            let sessions = SessionPool::load(env, &entry.id, &path, options.instances)?;
             loaded.push(entry.id.clone());
             Ok(Some((sessions, entry)))
         };

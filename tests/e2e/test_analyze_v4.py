@@ -169,6 +169,7 @@ def test_error_paths_through_the_sdk(client):
         (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.OBJECTS],
               smart_crops_aspect_ratios=[2.5]), "BadArgument"),
         (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.CAPTION]), "NotSupportedVisualFeature"),
+        (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.READ]), "NotSupportedVisualFeature"),
     ]
     for kwargs, inner in cases:
         with pytest.raises(HttpResponseError) as e:
@@ -220,7 +221,8 @@ def test_probes_and_metrics(server, client):
     client.analyze(image_data=photo("coffee.png"), visual_features=[VisualFeatures.OBJECTS])
     assert requests.get(server.url + "/health").json() == {"status": "healthy"}
     ready = requests.get(server.url + "/ready").json()
-    assert ready["ready"] and {m["id"]: m["state"] for m in ready["models"]}["centernet"] == "loaded"
+    states = {m["id"]: m["state"] for m in ready["models"]}
+    assert ready["ready"] and states["centernet"] == states["u2netp"] == states["onnxruntime"] == "loaded"
     metrics = requests.get(server.url + "/metrics").text
     assert 'vista_http_requests_total{route="/computervision/imageanalysis:analyze",status="200"}' in metrics
     assert 'vista_model_inference_seconds_count{model="centernet"}' in metrics
