@@ -6,6 +6,7 @@ pub mod error;
 pub mod intake;
 pub mod query;
 pub mod segment;
+pub mod v3;
 pub mod v4;
 
 use std::sync::Arc;
@@ -36,7 +37,8 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
     let mut api = Router::new()
         .route("/computervision/imageanalysis:analyze", post(v4::analyze))
-        .route("/computervision/imageanalysis:segment", post(segment::segment));
+        .route("/computervision/imageanalysis:segment", post(segment::segment))
+        .merge(v3::routes());
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }
@@ -59,12 +61,17 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     (status, Json(json!({"ready": status == StatusCode::OK, "models": models.status}))).into_response()
 }
 
+/// The id of a request: sent back as `apim-request-id` / `request-id`, and as `requestId` in 3.2 bodies.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
 /// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
     let method = request.method().clone();
     let request_id = uuid::Uuid::new_v4().to_string();
+    request.extensions_mut().insert(RequestId(request_id.clone()));
     let mut response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();

@@ -14,6 +14,15 @@ pub struct ImageLimits {
     pub formats: &'static [ImageFormat],
 }
 
+/// Image Analysis 3.2 (analyze, describe, tag, detect, ocr, areaOfInterest, generateThumbnail): JPEG, PNG,
+/// GIF, BMP, under 4 MB unless the deployment raises it.
+pub const ANALYZE_V32: ImageLimits = ImageLimits {
+    max_bytes: 4 * 1024 * 1024,
+    min_side: 50,
+    max_side: 16000,
+    formats: &[ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Gif, ImageFormat::Bmp],
+};
+
 /// Image Analysis 4.0: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO (a JPEG container), < 20 MB, 50..16000 px.
 pub const ANALYZE_V4: ImageLimits = ImageLimits {
     max_bytes: 20 * 1024 * 1024,

@@ -11,7 +11,7 @@ use std::io::Cursor;
 use anyhow::Context;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 
-use self::decode::{decode, DecodeError, ImageLimits};
+use self::decode::{decode, DecodedImage, DecodeError, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
 use crate::models::u2net::SalienceMap;
@@ -27,9 +27,12 @@ pub enum Feature {
     Read,
     SmartCrops,
     Tags,
+    /// 3.2 `areaOfInterest`: one rectangle around what matters. Not a 4.0 feature name.
+    AreaOfInterest,
 }
 
 impl Feature {
+    /// The Image Analysis 4.0 features, the ones clients can name.
     pub const ALL: [Feature; 7] = [
         Feature::Caption,
         Feature::DenseCaptions,
@@ -50,6 +53,7 @@ impl Feature {
             Feature::Read => "read",
             Feature::SmartCrops => "smartCrops",
             Feature::Tags => "tags",
+            Feature::AreaOfInterest => "areaOfInterest",
         }
     }
 
@@ -110,13 +114,15 @@ pub struct AnalysisOptions {
 }
 
 /// The results of one request; a feature that was not asked for stays `None`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Analysis {
     pub width: u32,
     pub height: u32,
+    pub format: ImageFormat,
     pub objects: Option<Vec<DetectedObject>>,
     pub people: Option<Vec<DetectedPerson>>,
     pub smart_crops: Option<Vec<CropRegion>>,
+    pub area_of_interest: Option<PixelRect>,
 }
 
 /// What `segment` produces.
@@ -177,10 +183,10 @@ impl Pipeline {
             Feature::Objects | Feature::People if self.models.detector.is_none() => {
                 Some("the object detector (centernet) is not installed; run `vista models fetch`".into())
             }
-            Feature::SmartCrops if self.models.salience.is_none() => {
+            Feature::SmartCrops | Feature::AreaOfInterest if self.models.salience.is_none() => {
                 Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
             }
-            Feature::Objects | Feature::People | Feature::SmartCrops => None,
+            Feature::Objects | Feature::People | Feature::SmartCrops | Feature::AreaOfInterest => None,
             Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
@@ -205,18 +211,35 @@ impl Pipeline {
     ) -> Result<Analysis, PipelineError> {
         self.check_available(features)?;
         let started = std::time::Instant::now();
-        let image = decode(bytes, limits)?.rgb;
-        let decoded = started.elapsed();
+        let image = decode(bytes, limits)?;
+        tracing::debug!(decode_ms = started.elapsed().as_secs_f64() * 1e3, "decoded");
+        self.analyze_decoded(&image, features, options)
+    }
+
+    /// `analyze` for an image that is already decoded.
+    pub fn analyze_decoded(
+        &self,
+        decoded: &DecodedImage,
+        features: &[Feature],
+        options: &AnalysisOptions,
+    ) -> Result<Analysis, PipelineError> {
+        self.check_available(features)?;
+        let (image, format) = (&decoded.rgb, decoded.format);
         let (width, height) = image.dimensions();
-        let mut analysis = Analysis { width, height, ..Default::default() };
+        let mut analysis =
+            Analysis { width, height, format, objects: None, people: None, smart_crops: None, area_of_interest: None };
 
         let wants = |f: Feature| features.contains(&f);
         let settings = &self.detection;
-        // Smart crops weigh people and objects too, so they share the detector's one run.
+        // Smart crops and the area of interest weigh people and objects too: one detector run serves all.
         let detections = match &self.models.detector {
-            Some(detector) if wants(Feature::Objects) || wants(Feature::People) || wants(Feature::SmartCrops) => {
+            Some(detector)
+                if [Feature::Objects, Feature::People, Feature::SmartCrops, Feature::AreaOfInterest]
+                    .iter()
+                    .any(|f| wants(*f)) =>
+            {
                 let floor = settings.min_object_confidence.min(settings.min_person_confidence);
-                nms_per_class(detector.detect(&image, floor)?, settings.nms_iou)
+                nms_per_class(detector.detect(image, floor)?, settings.nms_iou)
             }
             _ => Vec::new(),
         };
@@ -243,24 +266,29 @@ impl Pipeline {
                     .collect(),
             );
         }
-        if wants(Feature::SmartCrops) {
-            let salience = self.salience(&image)?;
+        if wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest) {
+            let salience = self.salience(image)?;
             let boxes: Vec<_> = detections.iter().map(|d| (d.bbox, d.score, is_person(d))).collect();
             let people: Vec<_> = boxes.iter().filter(|b| b.2 && b.1 >= settings.min_person_confidence).map(|b| b.0).collect();
-            let importance = Importance::new(&salience, width, height, &boxes);
-            let ratios = if options.smart_crop_ratios.is_empty() {
-                vec![default_ratio(area_of_interest(&salience, width, height, &people))]
-            } else {
-                options.smart_crop_ratios.clone()
-            };
-            analysis.smart_crops = Some(
-                ratios
-                    .into_iter()
-                    .map(|ratio| CropRegion { ratio, rect: best_crop(&importance, width, height, ratio) })
-                    .collect(),
-            );
+            let area = area_of_interest(&salience, width, height, &people);
+            if wants(Feature::AreaOfInterest) {
+                analysis.area_of_interest = Some(area);
+            }
+            if wants(Feature::SmartCrops) {
+                let importance = Importance::new(&salience, width, height, &boxes);
+                let ratios = if options.smart_crop_ratios.is_empty() {
+                    vec![default_ratio(area)]
+                } else {
+                    options.smart_crop_ratios.clone()
+                };
+                analysis.smart_crops = Some(
+                    ratios
+                        .into_iter()
+                        .map(|ratio| CropRegion { ratio, rect: best_crop(&importance, width, height, ratio) })
+                        .collect(),
+                );
+            }
         }
-        tracing::debug!(decode_ms = decoded.as_secs_f64() * 1e3, total_ms = started.elapsed().as_secs_f64() * 1e3, "analyzed");
         Ok(analysis)
     }
 
@@ -280,6 +308,34 @@ impl Pipeline {
         let mut png = Cursor::new(Vec::new());
         output.write_to(&mut png, ImageFormat::Png).context("encoding the PNG")?;
         Ok(png.into_inner())
+    }
+
+    /// A `width` x `height` thumbnail in the input's format: the window of that aspect ratio chosen by
+    /// smart cropping (or the centred one), scaled to size.
+    pub fn thumbnail(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+        width: u32,
+        height: u32,
+        smart: bool,
+    ) -> Result<(Vec<u8>, ImageFormat), PipelineError> {
+        let ratio = width as f32 / height as f32;
+        let decoded = decode(bytes, limits)?;
+        let (w, h) = decoded.rgb.dimensions();
+        let window = if smart {
+            let options = AnalysisOptions { smart_crop_ratios: vec![ratio] };
+            let analysis = self.analyze_decoded(&decoded, &[Feature::SmartCrops], &options)?;
+            analysis.smart_crops.and_then(|c| c.into_iter().next()).expect("one ratio asked, one crop").rect
+        } else {
+            smart_crop::centred_crop(w, h, ratio)
+        };
+        let (image, format) = (decoded.rgb, decoded.format);
+        let cropped = image::imageops::crop_imm(&image, window.x, window.y, window.w, window.h).to_image();
+        let thumbnail = image::imageops::resize(&cropped, width, height, image::imageops::FilterType::Lanczos3);
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(thumbnail).write_to(&mut out, format).context("encoding the thumbnail")?;
+        Ok((out.into_inner(), format))
     }
 
     fn salience(&self, image: &RgbImage) -> Result<SalienceMap, PipelineError> {

@@ -58,15 +58,26 @@ impl Importance {
     }
 }
 
+/// The largest `ratio` window, centred: the crop when nothing guides the choice.
+pub fn centred_crop(width: u32, height: u32, ratio: f32) -> PixelRect {
+    let (w, h) = window_size(width, height, ratio);
+    PixelRect { x: (width - w) / 2, y: (height - h) / 2, w, h }
+}
+
+/// The size of the largest `ratio` (width / height) window inside a `width` x `height` image.
+fn window_size(width: u32, height: u32, ratio: f32) -> (u32, u32) {
+    if width as f32 / height as f32 > ratio {
+        (((height as f32 * ratio).round() as u32).clamp(1, width), height)
+    } else {
+        (width, ((width as f32 / ratio).round() as u32).clamp(1, height))
+    }
+}
+
 /// The largest `ratio` (width / height) window inside a `width` x `height` image, placed to hold the
 /// most importance; ties go to the most central position.
 pub fn best_crop(importance: &Importance, width: u32, height: u32, ratio: f32) -> PixelRect {
     let along_x = width as f32 / height as f32 > ratio;
-    let (crop_w, crop_h) = if along_x {
-        (((height as f32 * ratio).round() as u32).clamp(1, width), height)
-    } else {
-        (width, ((width as f32 / ratio).round() as u32).clamp(1, height))
-    };
+    let (crop_w, crop_h) = window_size(width, height, ratio);
     let (extent, window) = if along_x { (width, crop_w) } else { (height, crop_h) };
     let offset = best_offset(&importance.profile(along_x), extent, window);
     if along_x {
@@ -177,6 +188,12 @@ mod tests {
         let standing = BoundingBox { x1: 0.0, y1: 200.0, x2: 400.0, y2: 1000.0 };
         let head_first = best_crop(&Importance::new(&empty, 400, 1000, &[(standing, 0.9, true)]), 400, 1000, 1.0);
         assert!(head_first.y <= 200, "{head_first:?}");
+    }
+
+    #[test]
+    fn centred_crops_keep_the_ratio() {
+        assert_eq!(centred_crop(400, 100, 1.0), PixelRect { x: 150, y: 0, w: 100, h: 100 });
+        assert_eq!(centred_crop(100, 400, 2.0), PixelRect { x: 0, y: 175, w: 100, h: 50 });
     }
 
     #[test]

@@ -1,0 +1,307 @@
+//! Image Analysis 3.2 (`/vision/v3.2/...`): analyze, detect, areaOfInterest, generateThumbnail, models.
+//! The same pipeline as 4.0 behind 3.2's shapes: `requestId`, `metadata.format`, string-free rectangles,
+//! and 3.2's input rules (JPEG, PNG, GIF, BMP under 4 MB). Features with no model answer with an
+//! error that names the missing model; nothing returns an empty list that pretends to be a result.
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use image::ImageFormat;
+use serde::Serialize;
+
+use super::error::ApiError;
+use super::intake::image_bytes;
+use super::query::QueryParams;
+use super::{AppState, RequestId};
+use crate::geometry::PixelRect;
+use crate::pipeline::decode::ANALYZE_V32;
+use crate::pipeline::{Analysis, AnalysisOptions, DetectedObject, Feature};
+
+pub const MODEL_VERSION: &str = "2021-05-01";
+const MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-01", "2021-05-01"];
+const THUMBNAIL_SIDES: std::ops::RangeInclusive<u32> = 1..=1024;
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/vision/v3.2/analyze", post(analyze))
+        .route("/vision/v3.2/detect", post(detect))
+        .route("/vision/v3.2/areaOfInterest", post(area_of_interest))
+        .route("/vision/v3.2/generateThumbnail", post(generate_thumbnail))
+        .route("/vision/v3.2/models", get(list_models))
+        .route("/vision/v3.2/models/{model}/analyze", post(domain_model))
+}
+
+/// 3.2 visual features and what serves each; `None` means no model for it in this deployment.
+fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
+    match name.to_ascii_lowercase().as_str() {
+        "objects" => Ok(Some(Feature::Objects)),
+        "categories" | "tags" | "description" | "faces" | "imagetype" | "color" | "adult" | "brands" => Ok(None),
+        _ => Err(ApiError::invalid(
+            "Analyze query is invalid",
+            "NotSupportedVisualFeature",
+            format!("Specified visual feature '{name}' is not valid"),
+        )),
+    }
+}
+
+fn check_model_version(params: &QueryParams) -> Result<(), ApiError> {
+    match params.get("model-version") {
+        Some(v) if !MODEL_VERSIONS.contains(&v) => Err(ApiError::invalid(
+            format!("Model version '{v}' is not available."),
+            "InvalidModel",
+            format!("Available model versions: {}", MODEL_VERSIONS.join(", ")),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn no_model(what: &str) -> ApiError {
+    ApiError::invalid(
+        "Analyze query is invalid",
+        "NotSupportedVisualFeature",
+        format!("'{what}' is not supported by this server: no model for it is installed in this vista build"),
+    )
+}
+
+/// What 3.2 calls the input format.
+fn format_name(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "Jpeg",
+        ImageFormat::Png => "Png",
+        ImageFormat::Gif => "Gif",
+        ImageFormat::Bmp => "Bmp",
+        _ => "Unknown",
+    }
+}
+
+fn content_type(format: ImageFormat) -> &'static str {
+    match format {
+        ImageFormat::Jpeg => "image/jpeg",
+        ImageFormat::Png => "image/png",
+        ImageFormat::Gif => "image/gif",
+        ImageFormat::Bmp => "image/bmp",
+        _ => "application/octet-stream",
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct Metadata {
+    pub width: u32,
+    pub height: u32,
+    pub format: &'static str,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Rectangle {
+    pub x: u32,
+    pub y: u32,
+    pub w: u32,
+    pub h: u32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Parent {
+    pub object: String,
+    pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<Parent>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Object {
+    pub rectangle: Rectangle,
+    pub object: String,
+    pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Parent>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AnalyzeResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects: Option<Vec<Object>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area_of_interest: Option<Rectangle>,
+    pub request_id: String,
+    pub metadata: Metadata,
+    pub model_version: &'static str,
+}
+
+impl From<PixelRect> for Rectangle {
+    fn from(r: PixelRect) -> Self {
+        Rectangle { x: r.x, y: r.y, w: r.w, h: r.h }
+    }
+}
+
+impl From<DetectedObject> for Object {
+    fn from(o: DetectedObject) -> Self {
+        Object { rectangle: o.rect.into(), object: o.label, confidence: o.confidence, parent: None }
+    }
+}
+
+impl AnalyzeResponse {
+    fn new(analysis: Analysis, request_id: RequestId) -> Self {
+        AnalyzeResponse {
+            objects: analysis.objects.map(|objects| objects.into_iter().map(Object::from).collect()),
+            area_of_interest: analysis.area_of_interest.map(Rectangle::from),
+            request_id: request_id.0,
+            metadata: Metadata { width: analysis.width, height: analysis.height, format: format_name(analysis.format) },
+            model_version: MODEL_VERSION,
+        }
+    }
+}
+
+/// Reads the image and runs `features` on a worker.
+async fn run(state: &AppState, request: Request, features: Vec<Feature>) -> Result<Analysis, ApiError> {
+    state.pipeline.check_available(&features)?;
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
+    let pipeline = Arc::clone(&state.pipeline);
+    let options = AnalysisOptions::default();
+    Ok(state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V32, &features, &options)).await??)
+}
+
+/// 3.2 words an oversized body the way its SDK recording shows.
+fn v32_size_error(error: ApiError) -> ApiError {
+    if error.message.starts_with("The image size is not allowed") {
+        ApiError::invalid("Input image is too large.", "InvalidImageSize", "Input image is too large.")
+    } else {
+        error
+    }
+}
+
+async fn analyze(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    check_model_version(&params)?;
+    if let Some(details) = params.list("details").filter(|d| !d.is_empty()) {
+        return Err(ApiError::invalid(
+            "Analyze query is invalid",
+            "InvalidDetails",
+            format!("details={} needs a domain model (celebrities, landmarks); none is installed", details.join(",")),
+        ));
+    }
+    let names = params.list("visualfeatures").filter(|f| !f.is_empty()).ok_or_else(|| {
+        ApiError::invalid("Analyze query is invalid", "NotSupportedVisualFeature", "visualFeatures is required")
+    })?;
+    let mut features = Vec::new();
+    for name in names {
+        match visual_feature(name)? {
+            Some(feature) => features.push(feature),
+            None => return Err(no_model(name)),
+        }
+    }
+    Ok(Json(AnalyzeResponse::new(run(&state, request, features).await?, id)))
+}
+
+async fn detect(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    check_model_version(&QueryParams::parse(query.as_deref()))?;
+    Ok(Json(AnalyzeResponse::new(run(&state, request, vec![Feature::Objects]).await?, id)))
+}
+
+async fn area_of_interest(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    check_model_version(&QueryParams::parse(query.as_deref()))?;
+    Ok(Json(AnalyzeResponse::new(run(&state, request, vec![Feature::AreaOfInterest]).await?, id)))
+}
+
+fn thumbnail_side(params: &QueryParams, name: &str) -> Result<u32, ApiError> {
+    params.get(name).and_then(|v| v.parse::<u32>().ok()).filter(|v| THUMBNAIL_SIDES.contains(v)).ok_or_else(|| {
+        ApiError::invalid(
+            "Thumbnail size is invalid.",
+            "InvalidThumbnailSize",
+            format!("'{name}' must be a whole number of pixels from 1 to 1024"),
+        )
+    })
+}
+
+async fn generate_thumbnail(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    check_model_version(&params)?;
+    let (width, height) = (thumbnail_side(&params, "width")?, thumbnail_side(&params, "height")?);
+    let smart = params.get("smartcropping").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    if smart {
+        state.pipeline.check_available(&[Feature::SmartCrops])?;
+    }
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
+    let pipeline = Arc::clone(&state.pipeline);
+    let (thumbnail, format) =
+        state.workers.run(move || pipeline.thumbnail(&bytes, &ANALYZE_V32, width, height, smart)).await??;
+    Ok(([(CONTENT_TYPE, content_type(format))], thumbnail).into_response())
+}
+
+/// No domain model (celebrities, landmarks) is installed, so the list is empty: it is the truth, not a
+/// stand-in for a result.
+async fn list_models(Extension(id): Extension<RequestId>) -> Json<serde_json::Value> {
+    Json(serde_json::json!({"models": [], "requestId": id.0}))
+}
+
+async fn domain_model(Path(model): Path<String>) -> ApiError {
+    ApiError::invalid(
+        format!("Model '{model}' is not available."),
+        "InvalidModel",
+        format!("The domain model '{model}' (celebrities, landmarks) needs a model that is not installed in this vista build"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn visual_features_are_served_refused_or_invalid() {
+        assert_eq!(visual_feature("Objects").unwrap(), Some(Feature::Objects));
+        assert_eq!(visual_feature("faces").unwrap(), None);
+        assert_eq!(visual_feature("Adult").unwrap(), None);
+        assert_eq!(visual_feature("smell").unwrap_err().inner.unwrap().0, "NotSupportedVisualFeature");
+    }
+
+    #[test]
+    fn thumbnail_sides_must_be_1_to_1024() {
+        let params = QueryParams::parse(Some("width=1024&height=0&w2=abc"));
+        assert_eq!(thumbnail_side(&params, "width").unwrap(), 1024);
+        assert_eq!(thumbnail_side(&params, "height").unwrap_err().inner.unwrap().0, "InvalidThumbnailSize");
+        assert!(thumbnail_side(&params, "w2").is_err());
+        assert!(thumbnail_side(&params, "missing").is_err());
+    }
+
+    #[test]
+    fn responses_carry_request_id_metadata_format_and_rectangles() {
+        let analysis = Analysis {
+            width: 10,
+            height: 20,
+            format: ImageFormat::Png,
+            objects: Some(vec![DetectedObject { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
+            people: None,
+            smart_crops: None,
+            area_of_interest: None,
+        };
+        let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5}],
+                "requestId": "id-1", "metadata": {"width": 10, "height": 20, "format": "Png"}, "modelVersion": "2021-05-01"})
+        );
+    }
+}
