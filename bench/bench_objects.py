@@ -6,21 +6,14 @@ inference time read from the server's own metrics over the same requests, so the
 """
 
 import argparse
-import concurrent.futures
-import os
 import re
-import statistics
-import sys
 import threading
-import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from conftest import Server, encoded, photo  # noqa: E402
+from common import PHOTOS, Server, encoded, photo
+from timing import measure
 
-IMAGES = ["astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "camera.png"]
 QUERY = "/computervision/imageanalysis:analyze?api-version=2023-10-01&features=objects,people"
 KEY = "bench-key"
 
@@ -44,35 +37,17 @@ def run_phase(url, images, concurrency, count):
     local = threading.local()
 
     def one(i):
-        session = getattr(local, "session", None) or requests.Session()
+        session = getattr(local, "session", None) or requests.Session()  # keep-alive per thread
         local.session = session
-        started = time.perf_counter()
-        response = session.post(url + QUERY, data=images[i % len(images)], timeout=120,
-                                headers={"Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"})
-        elapsed = time.perf_counter() - started
-        response.raise_for_status()
-        return elapsed
+        session.post(url + QUERY, data=images[i % len(images)], timeout=120, headers={
+            "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"}).raise_for_status()
 
     before = server_means(url)
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        latencies = list(pool.map(one, range(count)))
-    wall = time.perf_counter() - started
-    after = server_means(url)
-    delta = [a - b for a, b in zip(after, before)]
-    model_mean = delta[0] / max(delta[1], 1)
-    server_mean = delta[2] / max(delta[3], 1)
-    latencies.sort()
-    return {
-        "concurrency": concurrency,
-        "requests": count,
-        "p50_ms": statistics.median(latencies) * 1000,
-        "p95_ms": latencies[min(len(latencies) - 1, int(round(0.95 * (len(latencies) - 1))))] * 1000,
-        "mean_ms": statistics.fmean(latencies) * 1000,
-        "images_per_s": count / wall,
-        "model_ms": model_mean * 1000,
-        "server_ms": server_mean * 1000,
-    }
+    row = measure(one, count, concurrency)
+    delta = [a - b for a, b in zip(server_means(url), before)]
+    row["model_ms"] = delta[0] / max(delta[1], 1) * 1000
+    row["server_ms"] = delta[2] / max(delta[3], 1) * 1000
+    return row
 
 
 def main():
@@ -82,14 +57,11 @@ def main():
                         help="send the photos as they ship (png) or re-encoded as JPEG quality 90")
     parser.add_argument("serve_args", nargs="*", help="extra flags for `vista serve`")
     args = parser.parse_args()
-    images = [photo(name) if args.format == "png" else encoded(name, "JPEG", quality=90) for name in IMAGES]
-    server = Server(*args.serve_args, keys=(KEY,))
-    try:
+    images = [photo(name) if args.format == "png" else encoded(name, "JPEG", quality=90) for name in PHOTOS]
+    with Server(*args.serve_args, keys=(KEY,)) as server:
         run_phase(server.url, images, 1, 5)  # warm-up
         rows = [run_phase(server.url, images, 1, args.requests), run_phase(server.url, images, 4, 2 * args.requests)]
-    finally:
-        server.stop()
-    print(f"objects+people over {len(IMAGES)} photos ({', '.join(IMAGES)}) sent as {args.format.upper()}; "
+    print(f"objects+people over {len(PHOTOS)} photos ({', '.join(PHOTOS)}) sent as {args.format.upper()}; "
           f"serve flags: {args.serve_args or 'defaults'}")
     print("| concurrency | requests | p50 ms | p95 ms | images/s | model ms/inference | server ms/request "
           "| overhead in server | overhead seen by client |")

@@ -7,40 +7,26 @@ so rembg downloads nothing), on the same photos, in one run on the same machine.
 """
 
 import argparse
-import concurrent.futures
 import json
 import os
 import shutil
-import statistics
 import subprocess
-import sys
 import tempfile
-import time
 
 import requests
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
-from conftest import DATA, MODELS, Server, photo  # noqa: E402
+from common import DATA, MODELS, PHOTOS, ROOT, Server, photo
+from timing import measure
 
-IMAGES = ["astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "camera.png"]
 KEY = "bench-key"
 PATH = "/computervision/imageanalysis:segment?api-version=2023-02-01-preview&mode=backgroundRemoval"
 
 
 def vista_phase(url, images, concurrency, count):
     def one(i):
-        started = time.perf_counter()
-        response = requests.post(url + PATH, data=images[i % len(images)], timeout=120,
-                                 headers={"Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"})
-        response.raise_for_status()
-        return time.perf_counter() - started
-
-    started = time.perf_counter()
-    with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
-        latencies = sorted(pool.map(one, range(count)))
-    return {"concurrency": concurrency, "p50_ms": statistics.median(latencies) * 1000,
-            "images_per_s": count / (time.perf_counter() - started)}
+        requests.post(url + PATH, data=images[i % len(images)], timeout=120, headers={
+            "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"}).raise_for_status()
+    return measure(one, count, concurrency)
 
 
 def main():
@@ -49,20 +35,17 @@ def main():
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("serve_args", nargs="*", help="extra flags for `vista serve`")
     args = parser.parse_args()
-    images = [photo(name) for name in IMAGES]
+    images = [photo(name) for name in PHOTOS]
     with tempfile.TemporaryDirectory() as home:
         shutil.copy(os.path.join(MODELS, "u2netp.onnx"), home)
         rembg_run = subprocess.run([args.rembg_python, os.path.join(ROOT, "bench", "rembg_timing.py"),
-                                    str(args.requests), *[os.path.join(DATA, n) for n in IMAGES]],
+                                    str(args.requests), *[os.path.join(DATA, n) for n in PHOTOS]],
                                    env={**os.environ, "U2NET_HOME": home}, capture_output=True, text=True, check=True)
     rembg_rows = json.loads(rembg_run.stdout.strip().splitlines()[-1])
-    server = Server(*args.serve_args, keys=(KEY,))
-    try:
+    with Server(*args.serve_args, keys=(KEY,)) as server:
         vista_phase(server.url, images, 1, len(images))  # warm-up
         vista_rows = [vista_phase(server.url, images, c, args.requests) for c in (1, 2)]
-    finally:
-        server.stop()
-    print(f"backgroundRemoval (PNG cutout) of {len(IMAGES)} photos, {args.requests} requests per row, u2netp both; "
+    print(f"backgroundRemoval (PNG cutout) of {len(PHOTOS)} photos, {args.requests} requests per row, u2netp both; "
           f"serve flags: {args.serve_args or 'defaults'}")
     print("| concurrency | rembg p50 ms | rembg images/s | vista p50 ms | vista images/s | vista / rembg |")
     print("|---|---|---|---|---|---|")

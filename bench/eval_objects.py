@@ -9,19 +9,15 @@ threshold an mAP evaluation needs, one with the served defaults.
     python bench/eval_objects.py [--evaldata DIR] [--url URL --key KEY]
 """
 
-import argparse
 import contextlib
 import io
-import json
 import os
 import sys
 
 import numpy as np
 import requests
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import ROOT, evaluation_args, server_url
 
 
 def coco_eval(coco, detections):
@@ -92,15 +88,8 @@ def reference_detections(model_path, coco, image_dir, category_ids, letterbox):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
-    parser.add_argument("--url", help="a running server (default: start one)")
-    parser.add_argument("--key", default="eval-key")
-    parser.add_argument("--json", help="write the scores here too")
-    args = parser.parse_args()
-    coco_dir = os.path.join(args.evaldata, "coco_mini")
-    if not os.path.isdir(coco_dir):
-        print(f"SKIP: {coco_dir} is absent (evaluation data is optional)")
+    args, coco_dir = evaluation_args(__doc__.splitlines()[0])
+    if coco_dir is None:
         return 0
     from pycocotools.coco import COCO
     with contextlib.redirect_stdout(io.StringIO()):
@@ -113,28 +102,17 @@ def main():
     for label, letterbox in [("model only, letterboxed input (vista's pre-processing), top-100", True),
                              ("model only, stretched input (as human.js feeds it), top-100", False)]:
         rows.append((label, *coco_eval(coco, reference_detections(model, coco, image_dir, category_ids, letterbox))))
-    if args.url:
-        rows.append((f"vista at {args.url}", *coco_eval(coco, server_detections(
-            args.url, args.key, coco, image_dir, name_to_category))))
-    else:
-        from conftest import Server
-        for label, flags in [("vista server, --min-object-confidence 0.01 (evaluation setting)",
-                              ["--min-object-confidence", "0.01"]),
-                             ("vista server, served defaults (confidence >= 0.3)", [])]:
-            server = Server(*flags, keys=(args.key,))
-            try:
-                rows.append((label, *coco_eval(coco, server_detections(
-                    server.url, args.key, coco, image_dir, name_to_category))))
-            finally:
-                server.stop()
+    settings = [(f"vista at {args.url}", [])] if args.url else [
+        ("vista server, --min-object-confidence 0.01 (evaluation setting)", ["--min-object-confidence", "0.01"]),
+        ("vista server, served defaults (confidence >= 0.3)", [])]
+    for label, flags in settings:
+        with server_url(args, *flags) as url:
+            rows.append((label, *coco_eval(coco, server_detections(url, args.key, coco, image_dir, name_to_category))))
     print(f"COCO boxes, {len(coco.getImgIds())} images of {coco_dir} (development split)")
     print(f"| {'setting':<70} | mAP@[.5:.95] | AP50  |")
     print(f"|{'-' * 72}|--------------|-------|")
     for label, ap, ap50 in rows:
         print(f"| {label:<70} | {ap * 100:12.1f} | {ap50 * 100:5.1f} |")
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump([{"setting": r[0], "map": r[1], "ap50": r[2]} for r in rows], f, indent=1)
     return 0
 
 

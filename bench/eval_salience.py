@@ -11,7 +11,6 @@ Skips cleanly when the evaluation data is absent. Starts its own server unless -
     python bench/eval_salience.py [--evaldata DIR] [--url URL --key KEY]
 """
 
-import argparse
 import io
 import json
 import os
@@ -21,8 +20,7 @@ import numpy as np
 import requests
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
+from common import evaluation_args, server_url
 
 RATIOS = [0.75, 1.0, 1.33, 1.8]
 KEEP_SHARE = 0.9
@@ -85,26 +83,12 @@ def crop_keeps(url, key, coco_dir):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
-    parser.add_argument("--url")
-    parser.add_argument("--key", default="eval-key")
-    args = parser.parse_args()
-    coco_dir = os.path.join(args.evaldata, "coco_mini")
-    if not os.path.isdir(coco_dir):
-        print(f"SKIP: {coco_dir} is absent (evaluation data is optional)")
+    args, coco_dir = evaluation_args(__doc__.splitlines()[0])
+    if coco_dir is None:
         return 0
-    server = None
-    if not args.url:
-        from conftest import Server
-        server = Server(keys=(args.key,))
-        args.url = server.url
-    try:
-        ious = mask_iou(args.url, args.key, coco_dir)
-        ours, baseline = crop_keeps(args.url, args.key, coco_dir)
-    finally:
-        if server:
-            server.stop()
+    with server_url(args) as url:
+        ious = mask_iou(url, args.key, coco_dir)
+        ours, baseline = crop_keeps(url, args.key, coco_dir)
     people_and_things = [s for c, s in ious if c not in ("dining table", "bed")]
     print(f"Background removal (foregroundMatting >= 128 vs derived fg masks), {len(ious)} images:")
     print(f"  mean IoU {np.mean([s for _, s in ious]):.3f}; without table/bed masks ({len(people_and_things)} images) "

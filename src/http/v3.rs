@@ -208,8 +208,7 @@ async fn detect(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
-    check_model_version(&QueryParams::parse(query.as_deref()))?;
-    Ok(Json(AnalyzeResponse::new(run(&state, request, vec![Feature::Objects]).await?, id)))
+    single_feature(&state, id, query, request, Feature::Objects).await
 }
 
 async fn area_of_interest(
@@ -218,8 +217,19 @@ async fn area_of_interest(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
+    single_feature(&state, id, query, request, Feature::AreaOfInterest).await
+}
+
+/// The operations that are one fixed feature (`/detect`, `/areaOfInterest`).
+async fn single_feature(
+    state: &AppState,
+    id: RequestId,
+    query: Option<String>,
+    request: Request,
+    feature: Feature,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
     check_model_version(&QueryParams::parse(query.as_deref()))?;
-    Ok(Json(AnalyzeResponse::new(run(&state, request, vec![Feature::AreaOfInterest]).await?, id)))
+    Ok(Json(AnalyzeResponse::new(run(state, request, vec![feature]).await?, id)))
 }
 
 fn thumbnail_side(params: &QueryParams, name: &str) -> Result<u32, ApiError> {

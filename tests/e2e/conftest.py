@@ -55,6 +55,12 @@ class Server:
             self.process.terminate()
         return self.process.wait(timeout=30)
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *_):
+        self.stop()
+
 
 @pytest.fixture(scope="session")
 def server():
