@@ -19,8 +19,12 @@ use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 
-const FETCH_SCRIPT: &str = include_str!("../tools/fetch_models.py");
-const CONVERTER_SCRIPT: &str = include_str!("../tools/tfjs_graph_to_onnx.py");
+/// The fetcher and its converters, written next to the pack by `vista models fetch`.
+const FETCH_TOOLS: [(&str, &str); 3] = [
+    ("fetch_models.py", include_str!("../tools/fetch_models.py")),
+    ("tfjs_graph_to_onnx.py", include_str!("../tools/tfjs_graph_to_onnx.py")),
+    ("onnx_dynamic_dims.py", include_str!("../tools/onnx_dynamic_dims.py")),
+];
 
 #[derive(Parser)]
 #[command(name = "vista", version, about = "Self-hosted image analysis speaking the Azure AI Vision API")]
@@ -78,6 +82,9 @@ struct EngineArgs {
     /// People below this confidence are not reported.
     #[arg(long, env = "VISTA_MIN_PERSON_CONFIDENCE", default_value_t = DetectionSettings::default().min_person_confidence)]
     min_person_confidence: f32,
+    /// Faces below this confidence are not reported.
+    #[arg(long, env = "VISTA_MIN_FACE_CONFIDENCE", default_value_t = DetectionSettings::default().min_face_confidence)]
+    min_face_confidence: f32,
     /// Overlap above which per-class NMS drops the weaker box.
     #[arg(long, env = "VISTA_NMS_IOU", default_value_t = DetectionSettings::default().nms_iou)]
     nms_iou: f32,
@@ -159,6 +166,7 @@ impl EngineArgs {
             min_object_confidence: self.min_object_confidence,
             min_person_confidence: self.min_person_confidence,
             nms_iou: self.nms_iou,
+            min_face_confidence: self.min_face_confidence,
         };
         Ok(Pipeline::new(pack, detection))
     }
@@ -244,8 +252,9 @@ fn print_error(error: ApiError) -> ExitCode {
 fn fetch_models(dir: &Path) -> Result<ExitCode> {
     let tools = dir.join(".tools");
     std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
-    std::fs::write(tools.join("fetch_models.py"), FETCH_SCRIPT)?;
-    std::fs::write(tools.join("tfjs_graph_to_onnx.py"), CONVERTER_SCRIPT)?;
+    for (name, text) in FETCH_TOOLS {
+        std::fs::write(tools.join(name), text)?;
+    }
     let manifest = match Manifest::for_dir(dir)? {
         (_, Some(custom)) => custom,
         (_, None) => {

@@ -9,6 +9,7 @@ use std::sync::{Condvar, Mutex, OnceLock};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
+use ndarray::{ArrayView, ArrayViewD, Axis};
 use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputs, SessionOutputs};
@@ -16,6 +17,14 @@ use ort::session::{Session, SessionInputs, SessionOutputs};
 use crate::metrics::INFERENCE_SECONDS;
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
+
+/// The first item of a batched output, with the rank the model's code expects.
+pub fn first_in_batch<D: ndarray::Dimension>(output: ArrayViewD<'_, f32>) -> ort::Result<ArrayView<'_, f32, D>> {
+    output
+        .index_axis_move(Axis(0), 0)
+        .into_dimensionality()
+        .map_err(|e| ort::Error::new(format!("unexpected output shape: {e}")))
+}
 
 /// Loads the ONNX Runtime library once per process, with a shared pool of `threads` intra-op
 /// threads (spinning off: idle threads sleep instead of burning the cores the HTTP side needs).

@@ -114,13 +114,18 @@ def converter_python(dest):
 
 def convert(entry, workdir, out_path, dest):
     conversion = entry["convert"]
-    if conversion["tool"] != "tfjs-graph-to-onnx":
+    model = os.path.join(workdir, conversion["model"])
+    if conversion["tool"] == "tfjs-graph-to-onnx":
+        cmd = [os.path.join(HERE, "tfjs_graph_to_onnx.py"), model, out_path]
+        for tf_name, onnx_name in conversion["outputs"].items():
+            cmd += ["--output", f"{tf_name}={onnx_name}"]
+    elif conversion["tool"] == "onnx-dynamic-dims":
+        cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
+        for name, dims in conversion["dims"].items():
+            cmd += ["--dims", f"{name}={','.join(map(str, dims))}"]
+    else:
         raise FetchError(f"{entry['id']}: unknown converter {conversion['tool']}")
-    cmd = [converter_python(dest), os.path.join(HERE, "tfjs_graph_to_onnx.py"),
-           os.path.join(workdir, conversion["model"]), out_path]
-    for tf_name, onnx_name in conversion["outputs"].items():
-        cmd += ["--output", f"{tf_name}={onnx_name}"]
-    run(cmd, f"converting {entry['id']} to ONNX")
+    run([converter_python(dest), *cmd], f"converting {entry['id']} to ONNX")
 
 
 def install(entry, dest, cache):

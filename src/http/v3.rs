@@ -19,7 +19,7 @@ use super::query::QueryParams;
 use super::{AppState, RequestId};
 use crate::geometry::PixelRect;
 use crate::pipeline::decode::ANALYZE_V32;
-use crate::pipeline::{Analysis, AnalysisOptions, DetectedObject, Feature};
+use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature};
 
 pub const MODEL_VERSION: &str = "2021-05-01";
 const MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-01", "2021-05-01"];
@@ -39,7 +39,8 @@ pub fn routes() -> Router<Arc<AppState>> {
 fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
     match name.to_ascii_lowercase().as_str() {
         "objects" => Ok(Some(Feature::Objects)),
-        "categories" | "tags" | "description" | "faces" | "imagetype" | "color" | "adult" | "brands" => Ok(None),
+        "faces" => Ok(Some(Feature::Faces)),
+        "categories" | "tags" | "description" | "imagetype" | "color" | "adult" | "brands" => Ok(None),
         _ => Err(ApiError::invalid(
             "Analyze query is invalid",
             "NotSupportedVisualFeature",
@@ -120,9 +121,34 @@ pub struct Object {
     pub parent: Option<Parent>,
 }
 
+/// 3.2 face boxes use left/top/width/height. Age and gender are not reported: Azure removed them,
+/// and vista has no model for them.
+#[derive(Debug, Serialize)]
+pub struct FaceRectangle {
+    pub left: u32,
+    pub top: u32,
+    pub width: u32,
+    pub height: u32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Face {
+    pub face_rectangle: FaceRectangle,
+}
+
+impl From<DetectedFace> for Face {
+    fn from(f: DetectedFace) -> Self {
+        let r = f.rect;
+        Face { face_rectangle: FaceRectangle { left: r.x, top: r.y, width: r.w, height: r.h } }
+    }
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyzeResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub faces: Option<Vec<Face>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objects: Option<Vec<Object>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,6 +173,7 @@ impl From<DetectedObject> for Object {
 impl AnalyzeResponse {
     fn new(analysis: Analysis, request_id: RequestId) -> Self {
         AnalyzeResponse {
+            faces: analysis.faces.map(|faces| faces.into_iter().map(Face::from).collect()),
             objects: analysis.objects.map(|objects| objects.into_iter().map(Object::from).collect()),
             area_of_interest: analysis.area_of_interest.map(Rectangle::from),
             request_id: request_id.0,
@@ -282,7 +309,8 @@ mod tests {
     #[test]
     fn visual_features_are_served_refused_or_invalid() {
         assert_eq!(visual_feature("Objects").unwrap(), Some(Feature::Objects));
-        assert_eq!(visual_feature("faces").unwrap(), None);
+        assert_eq!(visual_feature("faces").unwrap(), Some(Feature::Faces));
+        assert_eq!(visual_feature("color").unwrap(), None);
         assert_eq!(visual_feature("Adult").unwrap(), None);
         assert_eq!(visual_feature("smell").unwrap_err().inner.unwrap().0, "NotSupportedVisualFeature");
     }
@@ -306,6 +334,7 @@ mod tests {
             people: None,
             smart_crops: None,
             area_of_interest: None,
+            faces: None,
         };
         let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
         assert_eq!(

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::geometry::{BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
-use crate::runtime::SessionPool;
+use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct CenterNetFacts {
@@ -54,8 +54,7 @@ impl CenterNet {
         let mut found = self.sessions.run(inputs, |outputs| {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
             let distances = outputs[facts.box_distances.as_str()].try_extract_array::<f32>()?;
-            let heatmap = heatmap.index_axis(ndarray::Axis(0), 0).into_dimensionality().map_err(shape_error)?;
-            let distances = distances.index_axis(ndarray::Axis(0), 0).into_dimensionality().map_err(shape_error)?;
+            let (heatmap, distances) = (first_in_batch(heatmap)?, first_in_batch(distances)?);
             Ok(decode(heatmap, distances, facts.stride as f32, facts.max_detections, min_score))
         })?;
         for detection in &mut found {
@@ -64,10 +63,6 @@ impl CenterNet {
         found.retain(|d| d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0 && d.class < facts.labels.len());
         Ok(found)
     }
-}
-
-fn shape_error(e: ndarray::ShapeError) -> ort::Error {
-    ort::Error::new(format!("unexpected output shape: {e}"))
 }
 
 /// Resizes to fit `size` x `size` keeping the aspect ratio, placed top-left on black, as NCHW floats 0..255.

@@ -1,6 +1,7 @@
 //! Models: one file per model (its pre-processing, its session, its post-processing), loaded as a pack
 //! from the models directory according to the manifest.
 
+pub mod centerface;
 pub mod centernet;
 pub mod manifest;
 pub mod u2net;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 use serde::Serialize;
 
+use self::centerface::CenterFace;
 use self::centernet::CenterNet;
 use self::manifest::{FileState, Manifest, PackEntry};
 use self::u2net::U2Net;
@@ -38,6 +40,7 @@ pub struct ModelStatus {
 #[derive(Default)]
 pub struct ModelPack {
     pub detector: Option<CenterNet>,
+    pub faces: Option<CenterFace>,
     pub salience: Option<U2Net>,
     pub status: Vec<ModelStatus>,
 }
@@ -88,6 +91,9 @@ impl ModelPack {
         };
         if let Some((sessions, entry)) = sessions_for("objects")? {
             pack.detector = Some(CenterNet::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("faces")? {
+            pack.faces = Some(CenterFace::new(sessions, entry)?);
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);

@@ -12,7 +12,7 @@ use anyhow::Context;
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 
 use self::decode::{decode, DecodedImage, DecodeError, ImageLimits};
-use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance};
+use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
@@ -29,6 +29,8 @@ pub enum Feature {
     Tags,
     /// 3.2 `areaOfInterest`: one rectangle around what matters. Not a 4.0 feature name.
     AreaOfInterest,
+    /// 3.2 `Faces`: face rectangles. Not a 4.0 feature name.
+    Faces,
 }
 
 impl Feature {
@@ -54,6 +56,7 @@ impl Feature {
             Feature::SmartCrops => "smartCrops",
             Feature::Tags => "tags",
             Feature::AreaOfInterest => "areaOfInterest",
+            Feature::Faces => "faces",
         }
     }
 
@@ -78,11 +81,13 @@ pub struct DetectionSettings {
     pub min_person_confidence: f32,
     /// Per-class NMS overlap above which the weaker box is dropped.
     pub nms_iou: f32,
+    /// Faces below this confidence are not reported (nor used by smart crops).
+    pub min_face_confidence: f32,
 }
 
 impl Default for DetectionSettings {
     fn default() -> Self {
-        DetectionSettings { min_object_confidence: 0.3, min_person_confidence: 0.2, nms_iou: 0.7 }
+        DetectionSettings { min_object_confidence: 0.3, min_person_confidence: 0.2, nms_iou: 0.7, min_face_confidence: 0.5 }
     }
 }
 
@@ -95,6 +100,12 @@ pub struct DetectedObject {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DetectedPerson {
+    pub rect: PixelRect,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectedFace {
     pub rect: PixelRect,
     pub confidence: f32,
 }
@@ -123,6 +134,7 @@ pub struct Analysis {
     pub people: Option<Vec<DetectedPerson>>,
     pub smart_crops: Option<Vec<CropRegion>>,
     pub area_of_interest: Option<PixelRect>,
+    pub faces: Option<Vec<DetectedFace>>,
 }
 
 /// What `segment` produces.
@@ -186,7 +198,10 @@ impl Pipeline {
             Feature::SmartCrops | Feature::AreaOfInterest if self.models.salience.is_none() => {
                 Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
             }
-            Feature::Objects | Feature::People | Feature::SmartCrops | Feature::AreaOfInterest => None,
+            Feature::Faces if self.models.faces.is_none() => {
+                Some("the face detector (centerface) is not installed; run `vista models fetch`".into())
+            }
+            Feature::Objects | Feature::People | Feature::SmartCrops | Feature::AreaOfInterest | Feature::Faces => None,
             Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
@@ -227,7 +242,7 @@ impl Pipeline {
         let (image, format) = (&decoded.rgb, decoded.format);
         let (width, height) = image.dimensions();
         let mut analysis =
-            Analysis { width, height, format, objects: None, people: None, smart_crops: None, area_of_interest: None };
+            Analysis { width, height, format, objects: None, people: None, smart_crops: None, area_of_interest: None, faces: None };
 
         let wants = |f: Feature| features.contains(&f);
         let settings = &self.detection;
@@ -266,10 +281,37 @@ impl Pipeline {
                     .collect(),
             );
         }
-        if wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest) {
+        let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
+        // Faces serve the Faces feature and, when the model is there, weigh most on crops.
+        let faces = match &self.models.faces {
+            Some(model) if wants(Feature::Faces) || cropping => model.detect(image, settings.min_face_confidence)?,
+            _ => Vec::new(),
+        };
+        if wants(Feature::Faces) {
+            analysis.faces = Some(
+                faces
+                    .iter()
+                    .map(|f| DetectedFace { rect: f.bbox.to_pixel_rect(width, height), confidence: f.score })
+                    .collect(),
+            );
+        }
+        if cropping {
             let salience = self.salience(image)?;
-            let boxes: Vec<_> = detections.iter().map(|d| (d.bbox, d.score, is_person(d))).collect();
-            let people: Vec<_> = boxes.iter().filter(|b| b.2 && b.1 >= settings.min_person_confidence).map(|b| b.0).collect();
+            let subject_of = |d: &Detection| if is_person(d) { Subject::Person } else { Subject::Object };
+            let boxes: Vec<Weighted> = detections
+                .iter()
+                .map(|d| Weighted { bbox: d.bbox, confidence: d.score, subject: subject_of(d) })
+                .chain(faces.iter().map(|f| Weighted { bbox: f.bbox, confidence: f.score, subject: Subject::Face }))
+                .collect();
+            let people: Vec<_> = boxes
+                .iter()
+                .filter(|b| match b.subject {
+                    Subject::Face => true,
+                    Subject::Person => b.confidence >= settings.min_person_confidence,
+                    Subject::Object => false,
+                })
+                .map(|b| b.bbox)
+                .collect();
             let area = area_of_interest(&salience, width, height, &people);
             if wants(Feature::AreaOfInterest) {
                 analysis.area_of_interest = Some(area);

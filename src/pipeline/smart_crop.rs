@@ -4,6 +4,22 @@
 use crate::geometry::{BoundingBox, PixelRect};
 use crate::models::u2net::SalienceMap;
 
+/// What a detected box shows, which sets how much it matters to a crop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Subject {
+    Face,
+    Person,
+    Object,
+}
+
+/// A detected box (image pixels) that should weigh on the crop.
+#[derive(Debug, Clone, Copy)]
+pub struct Weighted {
+    pub bbox: BoundingBox,
+    pub confidence: f32,
+    pub subject: Subject,
+}
+
 /// Importance per cell of a square grid stretched over the image.
 pub struct Importance {
     side: u32,
@@ -13,6 +29,8 @@ pub struct Importance {
 /// How much a detected box adds to the salience inside it, per unit of detection confidence.
 const PERSON_WEIGHT: f32 = 1.0;
 const OBJECT_WEIGHT: f32 = 0.3;
+/// A face is what a crop must keep above all.
+const FACE_WEIGHT: f32 = 8.0;
 /// The top quarter of a person box, where the head usually is, counts this much more again: a crop
 /// that keeps a body but cuts the head is the worst kind (until a face model gives real face boxes).
 const HEAD_WEIGHT: f32 = 4.0;
@@ -21,8 +39,8 @@ const HEAD_SHARE: f32 = 0.25;
 const SUBJECT_THRESHOLD: f32 = 0.5;
 
 impl Importance {
-    /// Salience plus weighted boxes (`(box in image pixels, confidence, is_person)`).
-    pub fn new(salience: &SalienceMap, width: u32, height: u32, boxes: &[(BoundingBox, f32, bool)]) -> Self {
+    /// Salience plus the weighted boxes.
+    pub fn new(salience: &SalienceMap, width: u32, height: u32, boxes: &[Weighted]) -> Self {
         let side = salience.side;
         let mut values = salience.values.clone();
         let (sx, sy) = (side as f32 / width as f32, side as f32 / height as f32);
@@ -35,13 +53,15 @@ impl Importance {
                 }
             }
         };
-        for (bbox, confidence, is_person) in boxes {
-            if *is_person {
-                add(bbox, confidence * PERSON_WEIGHT);
-                let head = BoundingBox { y2: bbox.y1 + HEAD_SHARE * bbox.height(), ..*bbox };
-                add(&head, confidence * HEAD_WEIGHT);
-            } else {
-                add(bbox, confidence * OBJECT_WEIGHT);
+        for Weighted { bbox, confidence, subject } in boxes {
+            match subject {
+                Subject::Face => add(bbox, confidence * FACE_WEIGHT),
+                Subject::Person => {
+                    add(bbox, confidence * PERSON_WEIGHT);
+                    let head = BoundingBox { y2: bbox.y1 + HEAD_SHARE * bbox.height(), ..*bbox };
+                    add(&head, confidence * HEAD_WEIGHT);
+                }
+                Subject::Object => add(bbox, confidence * OBJECT_WEIGHT),
             }
         }
         Importance { side, values }
@@ -128,8 +148,8 @@ pub fn default_ratio(area: PixelRect) -> f32 {
     (ratio * 100.0).round() / 100.0
 }
 
-/// The smallest rectangle holding the salient subject (and any person), or the whole image when
-/// nothing stands out.
+/// The smallest rectangle holding the salient subject (and any person or face given), or the whole
+/// image when nothing stands out.
 pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, people: &[BoundingBox]) -> PixelRect {
     let side = salience.side;
     let mut bounds: Option<BoundingBox> = None;
@@ -182,12 +202,19 @@ mod tests {
         let centred = best_crop(&Importance::new(&empty, 400, 1000, &[]), 400, 1000, 1.0);
         assert_eq!(centred, PixelRect { x: 0, y: 300, w: 400, h: 400 });
         let person = BoundingBox { x1: 50.0, y1: 0.0, x2: 350.0, y2: 300.0 };
-        let pulled = best_crop(&Importance::new(&empty, 400, 1000, &[(person, 0.9, true)]), 400, 1000, 1.0);
+        let weighted = |bbox, subject| Weighted { bbox, confidence: 0.9, subject };
+        let pulled = best_crop(&Importance::new(&empty, 400, 1000, &[weighted(person, Subject::Person)]), 400, 1000, 1.0);
         assert_eq!(pulled.y, 0, "{pulled:?}");
         // A person taller than the crop: the crop keeps the head end.
         let standing = BoundingBox { x1: 0.0, y1: 200.0, x2: 400.0, y2: 1000.0 };
-        let head_first = best_crop(&Importance::new(&empty, 400, 1000, &[(standing, 0.9, true)]), 400, 1000, 1.0);
+        let head_first =
+            best_crop(&Importance::new(&empty, 400, 1000, &[weighted(standing, Subject::Person)]), 400, 1000, 1.0);
         assert!(head_first.y <= 200, "{head_first:?}");
+        // A face outweighs a larger object elsewhere.
+        let face = BoundingBox { x1: 150.0, y1: 900.0, x2: 250.0, y2: 1000.0 };
+        let object = BoundingBox { x1: 0.0, y1: 0.0, x2: 400.0, y2: 400.0 };
+        let boxes = [weighted(face, Subject::Face), weighted(object, Subject::Object)];
+        assert_eq!(best_crop(&Importance::new(&empty, 400, 1000, &boxes), 400, 1000, 1.0).y, 600);
     }
 
     #[test]

@@ -76,7 +76,7 @@ def test_models_lists_no_domain_model(cv):
 
 
 def test_features_without_a_model_are_refused_with_their_name(cv, server):
-    for feature in [VisualFeatureTypes.faces, VisualFeatureTypes.adult, VisualFeatureTypes.tags]:
+    for feature in [VisualFeatureTypes.color, VisualFeatureTypes.adult, VisualFeatureTypes.tags]:
         code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[feature]))
         assert (code, inner) == ("InvalidRequest", "NotSupportedVisualFeature")
     code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[
@@ -111,3 +111,13 @@ def test_v32_needs_a_key(server):
     with pytest.raises(ComputerVisionErrorResponseException) as e:
         wrong.detect_objects_in_stream(stream("coffee.png"))
     assert e.value.response.status_code == 401
+
+
+def test_faces(cv):
+    result = cv.analyze_image_in_stream(stream("astronaut.png"), visual_features=[VisualFeatureTypes.faces])
+    (face,) = result.faces
+    box = face.face_rectangle
+    assert box.left < 226 < box.left + box.width and box.top < 118 < box.top + box.height  # her nose
+    assert 60 < box.width < 160 and face.age is None and face.gender is None
+    assert result.objects is None
+    assert cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[VisualFeatureTypes.faces]).faces == []
