@@ -19,6 +19,7 @@ use super::query::QueryParams;
 use super::{AppState, RequestId};
 use crate::geometry::PixelRect;
 use crate::pipeline::decode::ANALYZE_V32;
+use crate::pipeline::color::ColorInfo;
 use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature};
 
 pub const MODEL_VERSION: &str = "2021-05-01";
@@ -40,7 +41,9 @@ fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
     match name.to_ascii_lowercase().as_str() {
         "objects" => Ok(Some(Feature::Objects)),
         "faces" => Ok(Some(Feature::Faces)),
-        "categories" | "tags" | "description" | "imagetype" | "color" | "adult" | "brands" => Ok(None),
+        "color" => Ok(Some(Feature::Color)),
+        "imagetype" => Ok(Some(Feature::ImageType)),
+        "categories" | "tags" | "description" | "adult" | "brands" => Ok(None),
         _ => Err(ApiError::invalid(
             "Analyze query is invalid",
             "NotSupportedVisualFeature",
@@ -146,7 +149,44 @@ impl From<DetectedFace> for Face {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
+pub struct Color {
+    pub dominant_color_foreground: &'static str,
+    pub dominant_color_background: &'static str,
+    pub dominant_colors: Vec<&'static str>,
+    pub accent_color: String,
+    /// Azure sends both spellings.
+    #[serde(rename = "isBWImg")]
+    pub is_bw_img_upper: bool,
+    pub is_bw_img: bool,
+}
+
+impl From<ColorInfo> for Color {
+    fn from(c: ColorInfo) -> Self {
+        Color {
+            dominant_color_foreground: c.foreground.as_str(),
+            dominant_color_background: c.background.as_str(),
+            dominant_colors: c.dominant.into_iter().map(|n| n.as_str()).collect(),
+            accent_color: c.accent,
+            is_bw_img_upper: c.is_black_and_white,
+            is_bw_img: c.is_black_and_white,
+        }
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImageTypeJson {
+    pub clip_art_type: u8,
+    pub line_drawing_type: u8,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct AnalyzeResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color: Option<Color>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_type: Option<ImageTypeJson>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub faces: Option<Vec<Face>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -173,6 +213,10 @@ impl From<DetectedObject> for Object {
 impl AnalyzeResponse {
     fn new(analysis: Analysis, request_id: RequestId) -> Self {
         AnalyzeResponse {
+            color: analysis.color.map(Color::from),
+            image_type: analysis
+                .image_type
+                .map(|t| ImageTypeJson { clip_art_type: t.clip_art, line_drawing_type: t.line_drawing }),
             faces: analysis.faces.map(|faces| faces.into_iter().map(Face::from).collect()),
             objects: analysis.objects.map(|objects| objects.into_iter().map(Object::from).collect()),
             area_of_interest: analysis.area_of_interest.map(Rectangle::from),
@@ -310,7 +354,8 @@ mod tests {
     fn visual_features_are_served_refused_or_invalid() {
         assert_eq!(visual_feature("Objects").unwrap(), Some(Feature::Objects));
         assert_eq!(visual_feature("faces").unwrap(), Some(Feature::Faces));
-        assert_eq!(visual_feature("color").unwrap(), None);
+        assert_eq!(visual_feature("color").unwrap(), Some(Feature::Color));
+        assert_eq!(visual_feature("adult").unwrap(), None);
         assert_eq!(visual_feature("Adult").unwrap(), None);
         assert_eq!(visual_feature("smell").unwrap_err().inner.unwrap().0, "NotSupportedVisualFeature");
     }
@@ -335,6 +380,8 @@ mod tests {
             smart_crops: None,
             area_of_interest: None,
             faces: None,
+            color: None,
+            image_type: None,
         };
         let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
         assert_eq!(

@@ -240,6 +240,8 @@ mod tests {
             format: image::ImageFormat::Jpeg,
             area_of_interest: None,
             faces: None,
+            color: None,
+            image_type: None,
             objects: Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
             people: None,
             smart_crops: Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]),

@@ -1,7 +1,9 @@
 //! The pipeline: decode the image once, run the requested features over it, and return plain results
 //! (no HTTP types, no tensors). Every API family (4.0, 3.2, the CLI) goes through here.
 
+pub mod color;
 pub mod decode;
+pub mod image_type;
 pub mod smart_crop;
 pub mod workers;
 
@@ -31,6 +33,10 @@ pub enum Feature {
     AreaOfInterest,
     /// 3.2 `Faces`: face rectangles. Not a 4.0 feature name.
     Faces,
+    /// 3.2 `Color`: dominant and accent colours. Not a 4.0 feature name.
+    Color,
+    /// 3.2 `ImageType`: clip art and line drawing. Not a 4.0 feature name.
+    ImageType,
 }
 
 impl Feature {
@@ -57,6 +63,8 @@ impl Feature {
             Feature::Tags => "tags",
             Feature::AreaOfInterest => "areaOfInterest",
             Feature::Faces => "faces",
+            Feature::Color => "color",
+            Feature::ImageType => "imageType",
         }
     }
 
@@ -135,6 +143,8 @@ pub struct Analysis {
     pub smart_crops: Option<Vec<CropRegion>>,
     pub area_of_interest: Option<PixelRect>,
     pub faces: Option<Vec<DetectedFace>>,
+    pub color: Option<color::ColorInfo>,
+    pub image_type: Option<image_type::ImageType>,
 }
 
 /// What `segment` produces.
@@ -195,13 +205,19 @@ impl Pipeline {
             Feature::Objects | Feature::People if self.models.detector.is_none() => {
                 Some("the object detector (centernet) is not installed; run `vista models fetch`".into())
             }
-            Feature::SmartCrops | Feature::AreaOfInterest if self.models.salience.is_none() => {
+            Feature::SmartCrops | Feature::AreaOfInterest | Feature::Color if self.models.salience.is_none() => {
                 Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
             }
             Feature::Faces if self.models.faces.is_none() => {
                 Some("the face detector (centerface) is not installed; run `vista models fetch`".into())
             }
-            Feature::Objects | Feature::People | Feature::SmartCrops | Feature::AreaOfInterest | Feature::Faces => None,
+            Feature::Objects
+            | Feature::People
+            | Feature::SmartCrops
+            | Feature::AreaOfInterest
+            | Feature::Faces
+            | Feature::Color
+            | Feature::ImageType => None,
             Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
@@ -241,8 +257,18 @@ impl Pipeline {
         self.check_available(features)?;
         let (image, format) = (&decoded.rgb, decoded.format);
         let (width, height) = image.dimensions();
-        let mut analysis =
-            Analysis { width, height, format, objects: None, people: None, smart_crops: None, area_of_interest: None, faces: None };
+        let mut analysis = Analysis {
+            width,
+            height,
+            format,
+            objects: None,
+            people: None,
+            smart_crops: None,
+            area_of_interest: None,
+            faces: None,
+            color: None,
+            image_type: None,
+        };
 
         let wants = |f: Feature| features.contains(&f);
         let settings = &self.detection;
@@ -281,6 +307,10 @@ impl Pipeline {
                     .collect(),
             );
         }
+        if wants(Feature::ImageType) {
+            let grid = small_copy(image, image_type::GRID)?;
+            analysis.image_type = Some(image_type::classify(&image_type::signals(&grid)));
+        }
         let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
         // Faces serve the Faces feature and, when the model is there, weigh most on crops.
         let faces = match &self.models.faces {
@@ -295,8 +325,11 @@ impl Pipeline {
                     .collect(),
             );
         }
-        if cropping {
-            let salience = self.salience(image)?;
+        let salience = if cropping || wants(Feature::Color) { Some(self.salience(image)?) } else { None };
+        if let (true, Some(salience)) = (wants(Feature::Color), &salience) {
+            analysis.color = Some(color::analyze(&small_copy(image, color::GRID)?, salience));
+        }
+        if let (true, Some(salience)) = (cropping, &salience) {
             let subject_of = |d: &Detection| if is_person(d) { Subject::Person } else { Subject::Object };
             let boxes: Vec<Weighted> = detections
                 .iter()
@@ -312,12 +345,12 @@ impl Pipeline {
                 })
                 .map(|b| b.bbox)
                 .collect();
-            let area = area_of_interest(&salience, width, height, &people);
+            let area = area_of_interest(salience, width, height, &people);
             if wants(Feature::AreaOfInterest) {
                 analysis.area_of_interest = Some(area);
             }
             if wants(Feature::SmartCrops) {
-                let importance = Importance::new(&salience, width, height, &boxes);
+                let importance = Importance::new(salience, width, height, &boxes);
                 let ratios = if options.smart_crop_ratios.is_empty() {
                     vec![default_ratio(area)]
                 } else {
@@ -387,6 +420,15 @@ impl Pipeline {
     fn label(&self, detection: &Detection) -> &str {
         self.models.detector.as_ref().map_or("", |d| d.labels()[detection.class].as_str())
     }
+}
+
+/// A `side` x `side` copy of the image (nearest pixels, so flat colours stay exact) for statistics.
+fn small_copy(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
+    use fast_image_resize::{images::ImageRef, PixelType, ResizeAlg, ResizeOptions, Resizer};
+    let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3)?;
+    let mut small = fast_image_resize::images::Image::new(side, side, PixelType::U8x3);
+    Resizer::new().resize(&source, &mut small, &ResizeOptions::new().resize_alg(ResizeAlg::Nearest))?;
+    RgbImage::from_raw(side, side, small.into_vec()).context("small copy buffer")
 }
 
 /// The image with the matte as its alpha channel, scaled down to at most `MAX_CUTOUT_PIXELS`.

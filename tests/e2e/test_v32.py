@@ -76,7 +76,7 @@ def test_models_lists_no_domain_model(cv):
 
 
 def test_features_without_a_model_are_refused_with_their_name(cv, server):
-    for feature in [VisualFeatureTypes.color, VisualFeatureTypes.adult, VisualFeatureTypes.tags]:
+    for feature in [VisualFeatureTypes.categories, VisualFeatureTypes.adult, VisualFeatureTypes.tags]:
         code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[feature]))
         assert (code, inner) == ("InvalidRequest", "NotSupportedVisualFeature")
     code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[
@@ -84,7 +84,7 @@ def test_features_without_a_model_are_refused_with_their_name(cv, server):
     assert inner == "InvalidDetails"
     response = requests.post(f"{server.url}/vision/v3.2/analyze?visualFeatures=Objects,Color", data=photo("coffee.png"),
                              headers={"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"})
-    assert response.status_code == 400 and "Color" in response.json()["error"]["innererror"]["message"]
+    assert response.status_code == 400 and "Brands" in response.json()["error"]["innererror"]["message"]
     code, inner = error_codes(lambda: cv.analyze_image_by_domain_in_stream("celebrities", stream("coffee.png")))
     assert inner == "InvalidModel"
 
@@ -121,3 +121,46 @@ def test_faces(cv):
     assert 60 < box.width < 160 and face.age is None and face.gender is None
     assert result.objects is None
     assert cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[VisualFeatureTypes.faces]).faces == []
+
+
+def drawing(kind, fmt="PNG"):
+    from PIL import ImageDraw
+    if kind == "clip art":
+        image = Image.new("RGB", (400, 300), "white")
+        d = ImageDraw.Draw(image)
+        d.ellipse((50, 50, 200, 200), fill=(230, 40, 40), outline="black", width=4)
+        d.rectangle((220, 80, 360, 250), fill=(40, 90, 220))
+        d.polygon([(100, 280), (200, 220), (300, 280)], fill=(250, 200, 0))
+    elif kind == "line drawing":
+        image = Image.new("RGB", (400, 300), "white")
+        d = ImageDraw.Draw(image)
+        for i in range(0, 400, 37):
+            d.line((i, 0, 400 - i, 300), fill="black", width=2)
+        d.ellipse((100, 80, 250, 220), outline="black", width=3)
+    else:  # a red disc on blue
+        image = Image.new("RGB", (400, 300), (30, 60, 200))
+        ImageDraw.Draw(image).ellipse((120, 70, 280, 230), fill=(220, 30, 30))
+    out = io.BytesIO()
+    image.save(out, fmt)
+    out.seek(0)
+    return out
+
+
+def test_image_type_tells_clip_art_and_line_drawings_from_photos(cv):
+    kinds = [VisualFeatureTypes.image_type]
+    for data in [drawing("clip art"), drawing("clip art", "JPEG")]:
+        assert cv.analyze_image_in_stream(data, visual_features=kinds).image_type.clip_art_type >= 2
+    line = cv.analyze_image_in_stream(drawing("line drawing"), visual_features=kinds).image_type
+    assert line.line_drawing_type == 1
+    for name in ["astronaut.png", "coffee.png", "chelsea.png", "camera.png", "motorcycle_left.png"]:
+        photo_type = cv.analyze_image_in_stream(stream(name), visual_features=kinds).image_type
+        assert (photo_type.clip_art_type, photo_type.line_drawing_type) == (0, 0), name
+
+
+def test_color_separates_foreground_from_background(cv):
+    color = cv.analyze_image_in_stream(drawing("disc"), visual_features=[VisualFeatureTypes.color]).color
+    assert (color.dominant_color_foreground, color.dominant_color_background) == ("Red", "Blue")
+    assert set(color.dominant_colors) == {"Red", "Blue"} and not color.is_bw_img
+    assert len(color.accent_color) == 6 and int(color.accent_color, 16) >= 0
+    grey = cv.analyze_image_in_stream(stream("camera.png"), visual_features=[VisualFeatureTypes.color]).color
+    assert grey.is_bw_img and grey.dominant_colors[0] in ("Grey", "Black", "White")
