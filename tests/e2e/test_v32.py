@@ -82,7 +82,7 @@ def test_features_without_a_model_are_refused_with_their_name(cv, server):
     code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[
         VisualFeatureTypes.objects], details=[Details.celebrities]))
     assert inner == "InvalidDetails"
-    response = requests.post(f"{server.url}/vision/v3.2/analyze?visualFeatures=Objects,Color", data=photo("coffee.png"),
+    response = requests.post(f"{server.url}/vision/v3.2/analyze?visualFeatures=Objects,Brands", data=photo("coffee.png"),
                              headers={"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"})
     assert response.status_code == 400 and "Brands" in response.json()["error"]["innererror"]["message"]
     code, inner = error_codes(lambda: cv.analyze_image_by_domain_in_stream("celebrities", stream("coffee.png")))
