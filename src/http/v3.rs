@@ -233,7 +233,9 @@ async fn run(state: &AppState, request: Request, features: Vec<Feature>) -> Resu
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
     let pipeline = Arc::clone(&state.pipeline);
     let options = AnalysisOptions::default();
-    Ok(state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V32, &features, &options)).await??)
+    // A URL's image is capped by the fetcher at 4.0's size; the pipeline applies 3.2's, in 3.2's words.
+    let analysis = state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V32, &features, &options)).await?;
+    analysis.map_err(|e| v32_size_error(e.into()))
 }
 
 /// 3.2 words an oversized body the way its SDK recording shows.
@@ -327,8 +329,11 @@ async fn generate_thumbnail(
     }
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
     let pipeline = Arc::clone(&state.pipeline);
-    let (thumbnail, format) =
-        state.workers.run(move || pipeline.thumbnail(&bytes, &ANALYZE_V32, width, height, smart)).await??;
+    let (thumbnail, format) = state
+        .workers
+        .run(move || pipeline.thumbnail(&bytes, &ANALYZE_V32, width, height, smart))
+        .await?
+        .map_err(|e| v32_size_error(e.into()))?;
     Ok(([(CONTENT_TYPE, content_type(format))], thumbnail).into_response())
 }
 

@@ -106,6 +106,20 @@ def test_v32_input_rules(cv):
     assert e.value.response.json()["error"]["innererror"]["code"] == "InvalidThumbnailSize"
 
 
+def test_v32_url_images_over_4_mb_get_the_32_error(cv, file_server, tmp_path):
+    import os
+    from conftest import DATA
+    big = Image.effect_noise((1200, 1200), 100).convert("RGB")
+    path = os.path.join(DATA, "noise-large.bmp")  # served by file_server; over 4 MB as BMP
+    big.save(path)
+    try:
+        assert os.path.getsize(path) > 4 * 1024 * 1024
+        assert error_codes(lambda: cv.detect_objects(f"{file_server}/noise-large.bmp")) == \
+            ("InvalidRequest", "InvalidImageSize")
+    finally:
+        os.remove(path)
+
+
 def test_v32_needs_a_key(server):
     wrong = ComputerVisionClient(server.url, CognitiveServicesCredentials("wrong"))
     with pytest.raises(ComputerVisionErrorResponseException) as e:
