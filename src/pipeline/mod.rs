@@ -336,7 +336,8 @@ impl Pipeline {
                 .map(|d| Weighted { bbox: d.bbox, confidence: d.score, subject: subject_of(d) })
                 .chain(faces.iter().map(|f| Weighted { bbox: f.bbox, confidence: f.score, subject: Subject::Face }))
                 .collect();
-            let people: Vec<_> = boxes
+            // People and faces belong in the area of interest; other objects only weigh on crops.
+            let subjects: Vec<_> = boxes
                 .iter()
                 .filter(|b| match b.subject {
                     Subject::Face => true,
@@ -345,7 +346,7 @@ impl Pipeline {
                 })
                 .map(|b| b.bbox)
                 .collect();
-            let area = area_of_interest(salience, width, height, &people);
+            let area = area_of_interest(salience, width, height, &subjects);
             if wants(Feature::AreaOfInterest) {
                 analysis.area_of_interest = Some(area);
             }

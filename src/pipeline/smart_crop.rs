@@ -1,5 +1,5 @@
 //! Smart cropping: the largest window of a requested aspect ratio, slid along the image's free axis to
-//! where the importance (salience, plus detected people and objects) is greatest.
+//! where the importance (salience, plus detected faces, people and objects) is greatest.
 
 use crate::geometry::{BoundingBox, PixelRect};
 use crate::models::u2net::SalienceMap;
@@ -150,7 +150,7 @@ pub fn default_ratio(area: PixelRect) -> f32 {
 
 /// The smallest rectangle holding the salient subject (and any person or face given), or the whole
 /// image when nothing stands out.
-pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, people: &[BoundingBox]) -> PixelRect {
+pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, subjects: &[BoundingBox]) -> PixelRect {
     let side = salience.side;
     let mut bounds: Option<BoundingBox> = None;
     let mut grow = |b: BoundingBox| {
@@ -168,7 +168,7 @@ pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, people:
             }
         }
     }
-    people.iter().copied().for_each(&mut grow);
+    subjects.iter().copied().for_each(&mut grow);
     bounds.map_or(PixelRect { x: 0, y: 0, w: width, h: height }, |b| b.to_pixel_rect(width, height))
 }
 
