@@ -20,10 +20,11 @@ use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 
 /// The fetcher and its converters, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 3] = [
+const FETCH_TOOLS: [(&str, &str); 4] = [
     ("fetch_models.py", include_str!("../tools/fetch_models.py")),
     ("tfjs_graph_to_onnx.py", include_str!("../tools/tfjs_graph_to_onnx.py")),
     ("onnx_dynamic_dims.py", include_str!("../tools/onnx_dynamic_dims.py")),
+    ("tfjs_layers_to_onnx.py", include_str!("../tools/tfjs_layers_to_onnx.py")),
 ];
 
 #[derive(Parser)]
@@ -85,6 +86,12 @@ struct EngineArgs {
     /// Faces below this confidence are not reported.
     #[arg(long, env = "VISTA_MIN_FACE_CONFIDENCE", default_value_t = DetectionSettings::default().min_face_confidence)]
     min_face_confidence: f32,
+    /// Adult score (Porn + Hentai) from which 3.2 reports isAdultContent.
+    #[arg(long, env = "VISTA_ADULT_THRESHOLD", default_value_t = DetectionSettings::default().adult_threshold)]
+    adult_threshold: f32,
+    /// Racy score (Sexy + half the adult score) from which 3.2 reports isRacyContent.
+    #[arg(long, env = "VISTA_RACY_THRESHOLD", default_value_t = DetectionSettings::default().racy_threshold)]
+    racy_threshold: f32,
     /// Overlap above which per-class NMS drops the weaker box.
     #[arg(long, env = "VISTA_NMS_IOU", default_value_t = DetectionSettings::default().nms_iou)]
     nms_iou: f32,
@@ -167,6 +174,8 @@ impl EngineArgs {
             min_person_confidence: self.min_person_confidence,
             nms_iou: self.nms_iou,
             min_face_confidence: self.min_face_confidence,
+            adult_threshold: self.adult_threshold,
+            racy_threshold: self.racy_threshold,
         };
         Ok(Pipeline::new(pack, detection))
     }

@@ -119,6 +119,10 @@ def convert(entry, workdir, out_path, dest):
         cmd = [os.path.join(HERE, "tfjs_graph_to_onnx.py"), model, out_path]
         for tf_name, onnx_name in conversion["outputs"].items():
             cmd += ["--output", f"{tf_name}={onnx_name}"]
+    elif conversion["tool"] == "tfjs-layers-js-to-onnx":
+        require_tool(["node"], "npm packages that ship models as JavaScript bundles")
+        cmd = [os.path.join(HERE, "tfjs_layers_to_onnx.py"), "--js-model", model,
+               "--js-weights", os.path.join(workdir, conversion["weights"]), out_path]
     elif conversion["tool"] == "onnx-dynamic-dims":
         cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
         for name, dims in conversion["dims"].items():

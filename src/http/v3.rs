@@ -43,7 +43,8 @@ fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
         "faces" => Ok(Some(Feature::Faces)),
         "color" => Ok(Some(Feature::Color)),
         "imagetype" => Ok(Some(Feature::ImageType)),
-        "categories" | "tags" | "description" | "adult" | "brands" => Ok(None),
+        "adult" => Ok(Some(Feature::Adult)),
+        "categories" | "tags" | "description" | "brands" => Ok(None),
         _ => Err(ApiError::invalid(
             "Analyze query is invalid",
             "NotSupportedVisualFeature",
@@ -173,6 +174,17 @@ impl From<ColorInfo> for Color {
     }
 }
 
+/// `isGoryContent` and `goreScore` are left out: there is no gore model, and a made-up score would be
+/// worse than none (the 3.2 SDK reads them as None).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Adult {
+    pub is_adult_content: bool,
+    pub is_racy_content: bool,
+    pub adult_score: f32,
+    pub racy_score: f32,
+}
+
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ImageTypeJson {
@@ -183,6 +195,8 @@ pub struct ImageTypeJson {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyzeResponse {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adult: Option<Adult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub color: Option<Color>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -213,6 +227,12 @@ impl From<DetectedObject> for Object {
 impl AnalyzeResponse {
     fn new(analysis: Analysis, request_id: RequestId) -> Self {
         AnalyzeResponse {
+            adult: analysis.adult.map(|a| Adult {
+                is_adult_content: a.is_adult,
+                is_racy_content: a.is_racy,
+                adult_score: a.adult_score,
+                racy_score: a.racy_score,
+            }),
             color: analysis.color.map(Color::from),
             image_type: analysis
                 .image_type
@@ -360,8 +380,9 @@ mod tests {
         assert_eq!(visual_feature("Objects").unwrap(), Some(Feature::Objects));
         assert_eq!(visual_feature("faces").unwrap(), Some(Feature::Faces));
         assert_eq!(visual_feature("color").unwrap(), Some(Feature::Color));
-        assert_eq!(visual_feature("adult").unwrap(), None);
-        assert_eq!(visual_feature("Adult").unwrap(), None);
+        assert_eq!(visual_feature("adult").unwrap(), Some(Feature::Adult));
+        assert_eq!(visual_feature("brands").unwrap(), None);
+        assert_eq!(visual_feature("Categories").unwrap(), None);
         assert_eq!(visual_feature("smell").unwrap_err().inner.unwrap().0, "NotSupportedVisualFeature");
     }
 
@@ -387,6 +408,7 @@ mod tests {
             faces: None,
             color: None,
             image_type: None,
+            adult: None,
         };
         let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
         assert_eq!(

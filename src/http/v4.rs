@@ -242,6 +242,7 @@ mod tests {
             faces: None,
             color: None,
             image_type: None,
+            adult: None,
             objects: Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
             people: None,
             smart_crops: Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]),

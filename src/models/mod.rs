@@ -4,6 +4,7 @@
 pub mod centerface;
 pub mod centernet;
 pub mod manifest;
+pub mod nsfw;
 pub mod u2net;
 
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use serde::Serialize;
 use self::centerface::CenterFace;
 use self::centernet::CenterNet;
 use self::manifest::{FileState, Manifest, PackEntry};
+use self::nsfw::Nsfw;
 use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool};
 
@@ -42,6 +44,7 @@ pub struct ModelPack {
     pub detector: Option<CenterNet>,
     pub faces: Option<CenterFace>,
     pub salience: Option<U2Net>,
+    pub nsfw: Option<Nsfw>,
     pub status: Vec<ModelStatus>,
 }
 
@@ -94,6 +97,9 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("faces")? {
             pack.faces = Some(CenterFace::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("adult")? {
+            pack.nsfw = Some(Nsfw::new(sessions, entry)?);
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);

@@ -1,6 +1,7 @@
 //! The pipeline: decode the image once, run the requested features over it, and return plain results
 //! (no HTTP types, no tensors). Every API family (4.0, 3.2, the CLI) goes through here.
 
+pub mod adult;
 pub mod color;
 pub mod decode;
 pub mod image_type;
@@ -37,6 +38,8 @@ pub enum Feature {
     Color,
     /// 3.2 `ImageType`: clip art and line drawing. Not a 4.0 feature name.
     ImageType,
+    /// 3.2 `Adult`: adult and racy scores. Not a 4.0 feature name.
+    Adult,
 }
 
 impl Feature {
@@ -65,6 +68,7 @@ impl Feature {
             Feature::Faces => "faces",
             Feature::Color => "color",
             Feature::ImageType => "imageType",
+            Feature::Adult => "adult",
         }
     }
 
@@ -80,7 +84,7 @@ impl fmt::Display for Feature {
     }
 }
 
-/// Tunables of the detector's post-processing.
+/// Tunables of the models' post-processing.
 #[derive(Debug, Clone)]
 pub struct DetectionSettings {
     /// Objects below this confidence are not reported.
@@ -91,11 +95,21 @@ pub struct DetectionSettings {
     pub nms_iou: f32,
     /// Faces below this confidence are not reported (nor used by smart crops).
     pub min_face_confidence: f32,
+    /// Adult (Porn + Hentai) and racy scores from which `isAdultContent` / `isRacyContent` are true.
+    pub adult_threshold: f32,
+    pub racy_threshold: f32,
 }
 
 impl Default for DetectionSettings {
     fn default() -> Self {
-        DetectionSettings { min_object_confidence: 0.3, min_person_confidence: 0.2, nms_iou: 0.7, min_face_confidence: 0.5 }
+        DetectionSettings {
+            min_object_confidence: 0.3,
+            min_person_confidence: 0.2,
+            nms_iou: 0.7,
+            min_face_confidence: 0.5,
+            adult_threshold: 0.5,
+            racy_threshold: 0.5,
+        }
     }
 }
 
@@ -145,6 +159,7 @@ pub struct Analysis {
     pub faces: Option<Vec<DetectedFace>>,
     pub color: Option<color::ColorInfo>,
     pub image_type: Option<image_type::ImageType>,
+    pub adult: Option<adult::AdultRating>,
 }
 
 /// What `segment` produces.
@@ -208,6 +223,9 @@ impl Pipeline {
             Feature::SmartCrops | Feature::AreaOfInterest | Feature::Color if self.models.salience.is_none() => {
                 Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
             }
+            Feature::Adult if self.models.nsfw.is_none() => {
+                Some("the adult-content classifier (nsfw) is not installed; run `vista models fetch`".into())
+            }
             Feature::Faces if self.models.faces.is_none() => {
                 Some("the face detector (centerface) is not installed; run `vista models fetch`".into())
             }
@@ -217,7 +235,8 @@ impl Pipeline {
             | Feature::AreaOfInterest
             | Feature::Faces
             | Feature::Color
-            | Feature::ImageType => None,
+            | Feature::ImageType
+            | Feature::Adult => None,
             Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
@@ -268,6 +287,7 @@ impl Pipeline {
             faces: None,
             color: None,
             image_type: None,
+            adult: None,
         };
 
         let wants = |f: Feature| features.contains(&f);
@@ -306,6 +326,9 @@ impl Pipeline {
                     .map(|d| DetectedPerson { rect: d.bbox.to_pixel_rect(width, height), confidence: d.score })
                     .collect(),
             );
+        }
+        if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
+            analysis.adult = Some(adult::rate(&model.classify(image)?, settings.adult_threshold, settings.racy_threshold));
         }
         if wants(Feature::ImageType) {
             let grid = small_copy(image, image_type::GRID)?;

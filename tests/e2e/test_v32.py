@@ -76,7 +76,7 @@ def test_models_lists_no_domain_model(cv):
 
 
 def test_features_without_a_model_are_refused_with_their_name(cv, server):
-    for feature in [VisualFeatureTypes.categories, VisualFeatureTypes.adult, VisualFeatureTypes.tags]:
+    for feature in [VisualFeatureTypes.categories, VisualFeatureTypes.description, VisualFeatureTypes.tags]:
         code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[feature]))
         assert (code, inner) == ("InvalidRequest", "NotSupportedVisualFeature")
     code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[
@@ -178,3 +178,20 @@ def test_color_separates_foreground_from_background(cv):
     assert len(color.accent_color) == 6 and int(color.accent_color, 16) >= 0
     grey = cv.analyze_image_in_stream(stream("camera.png"), visual_features=[VisualFeatureTypes.color]).color
     assert grey.is_bw_img and grey.dominant_colors[0] in ("Grey", "Black", "White")
+
+
+def test_adult_scores_ordinary_photos_as_safe_and_omits_gore(cv):
+    for name in ["astronaut.png", "coffee.png", "chelsea.png", "camera.png", "motorcycle_left.png"]:
+        adult = cv.analyze_image_in_stream(stream(name), visual_features=[VisualFeatureTypes.adult]).adult
+        assert not adult.is_adult_content and not adult.is_racy_content, name
+        assert 0 <= adult.adult_score < 0.1 and 0 <= adult.racy_score < 0.1, name
+        # No gore model: the fields are absent, and the SDK reads them as None rather than a fake score.
+        assert adult.is_gory_content is None and adult.gore_score is None
+
+
+def test_all_pixel_and_model_features_together(cv):
+    features = [VisualFeatureTypes.faces, VisualFeatureTypes.adult, VisualFeatureTypes.color,
+                VisualFeatureTypes.image_type, VisualFeatureTypes.objects]
+    result = cv.analyze_image_in_stream(stream("astronaut.png"), visual_features=features)
+    assert len(result.faces) == 1 and result.adult and result.color and result.image_type
+    assert "person" in [o.object_property for o in result.objects]

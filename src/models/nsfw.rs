@@ -1,0 +1,87 @@
+//! nsfwjs MobileNetV2: five class probabilities (Drawing, Hentai, Neutral, Porn, Sexy) for the whole
+//! image, stretched to 224x224 and scaled to 0..1, as nsfwjs feeds it.
+
+use anyhow::{anyhow, Result};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use ndarray::Array4;
+use ort::value::TensorRef;
+use serde::Deserialize;
+
+use crate::models::manifest::PackEntry;
+use crate::runtime::SessionPool;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct NsfwFacts {
+    pub input: String,
+    pub output: String,
+    pub input_size: u32,
+    pub classes: Vec<String>,
+}
+
+/// The model's class probabilities, by name.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct NsfwScores {
+    pub drawing: f32,
+    pub hentai: f32,
+    pub neutral: f32,
+    pub porn: f32,
+    pub sexy: f32,
+}
+
+pub struct Nsfw {
+    sessions: SessionPool,
+    facts: NsfwFacts,
+}
+
+impl Nsfw {
+    pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
+        let facts: NsfwFacts = entry.facts()?;
+        for class in ["Drawing", "Hentai", "Neutral", "Porn", "Sexy"] {
+            if !facts.classes.iter().any(|c| c == class) {
+                return Err(anyhow!("model '{}' lacks the class {class}", entry.id));
+            }
+        }
+        Ok(Nsfw { sessions, facts })
+    }
+
+    pub fn classify(&self, image: &RgbImage) -> Result<NsfwScores> {
+        let facts = &self.facts;
+        let side = facts.input_size;
+        let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
+        let mut small = Image::new(side, side, PixelType::U8x3);
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+        Resizer::new().resize(&source, &mut small, &options).map_err(|e| anyhow!("{e}"))?;
+        let plane = (side * side) as usize;
+        let mut tensor = Array4::<f32>::zeros((1, 3, side as usize, side as usize));
+        let data = tensor.as_slice_mut().expect("a new array is contiguous");
+        for (index, pixel) in small.buffer().chunks_exact(3).enumerate() {
+            for channel in 0..3 {
+                data[channel * plane + index] = pixel[channel] as f32 / 255.0;
+            }
+        }
+        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
+        let probabilities = self.sessions.run(inputs, |outputs| {
+            Ok(outputs[facts.output.as_str()].try_extract_array::<f32>()?.iter().copied().collect::<Vec<f32>>())
+        })?;
+        Ok(scores_by_name(&facts.classes, &probabilities))
+    }
+}
+
+fn scores_by_name(classes: &[String], probabilities: &[f32]) -> NsfwScores {
+    let of = |name: &str| classes.iter().position(|c| c == name).and_then(|i| probabilities.get(i)).copied().unwrap_or(0.0);
+    NsfwScores { drawing: of("Drawing"), hentai: of("Hentai"), neutral: of("Neutral"), porn: of("Porn"), sexy: of("Sexy") }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn probabilities_are_matched_to_classes_by_name() {
+        let classes: Vec<String> = ["Neutral", "Drawing", "Sexy", "Porn", "Hentai"].map(String::from).to_vec();
+        let s = scores_by_name(&classes, &[0.5, 0.1, 0.2, 0.15, 0.05]);
+        assert_eq!((s.neutral, s.drawing, s.sexy, s.porn, s.hentai), (0.5, 0.1, 0.2, 0.15, 0.05));
+    }
+}
