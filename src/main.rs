@@ -14,7 +14,7 @@ use vista::http::error::ApiError;
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
-use vista::models::{inspect, LoadOptions, ModelPack};
+use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
@@ -297,7 +297,10 @@ fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
                  if entry.description.is_empty() { "runtime" } else { &entry.description }, entry.license);
     }
     println!();
-    println!("Not in this pack (the API answers NotSupportedVisualFeature): caption, denseCaptions, tags, read.");
+    println!("Without a model (the API says so, and never invents a result):");
+    for (what, why) in NO_MODEL {
+        println!("  {what}: {why}");
+    }
     Ok(rows)
 }
 

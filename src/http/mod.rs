@@ -24,6 +24,7 @@ use self::auth::ApiKeys;
 use self::error::ApiError;
 use crate::fetch::UrlFetcher;
 use crate::metrics;
+use crate::models::NO_MODEL;
 use crate::pipeline::workers::WorkerPool;
 use crate::pipeline::Pipeline;
 
@@ -58,7 +59,8 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let models = state.pipeline.models();
     let status = if models.detector.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    (status, Json(json!({"ready": status == StatusCode::OK, "models": models.status}))).into_response()
+    let missing: Vec<_> = NO_MODEL.iter().map(|(what, why)| json!({"feature": what, "reason": why})).collect();
+    (status, Json(json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing}))).into_response()
 }
 
 /// The id of a request: sent back as `apim-request-id` / `request-id`, and as `requestId` in 3.2 bodies.

@@ -34,6 +34,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/generateThumbnail", post(generate_thumbnail))
         .route("/vision/v3.2/models", get(list_models))
         .route("/vision/v3.2/models/{model}/analyze", post(domain_model))
+        // Operations whose models are not in this build: they exist, and say so.
+        .route("/vision/v3.2/describe", post(|| async { no_model("Description") }))
+        .route("/vision/v3.2/tag", post(|| async { no_model("Tags") }))
+        .route("/vision/v3.2/ocr", post(|| async { no_model("OCR") }))
+        .route("/vision/v3.2/read/analyze", post(|| async { no_model("Read") }))
+        .route("/vision/v3.2/read/analyzeResults/{id}", get(|| async { no_model("Read") }))
 }
 
 /// 3.2 visual features and what serves each; `None` means no model for it in this deployment.
@@ -108,21 +114,12 @@ pub struct Rectangle {
     pub h: u32,
 }
 
-#[derive(Debug, Serialize)]
-pub struct Parent {
-    pub object: String,
-    pub confidence: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Box<Parent>>,
-}
-
+/// 3.2 objects carry no `parent` hierarchy yet (the SDK reads it as None).
 #[derive(Debug, Serialize)]
 pub struct Object {
     pub rectangle: Rectangle,
     pub object: String,
     pub confidence: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub parent: Option<Parent>,
 }
 
 /// 3.2 face boxes use left/top/width/height. Age and gender are not reported: Azure removed them,
@@ -220,7 +217,7 @@ impl From<PixelRect> for Rectangle {
 
 impl From<DetectedObject> for Object {
     fn from(o: DetectedObject) -> Self {
-        Object { rectangle: o.rect.into(), object: o.label, confidence: o.confidence, parent: None }
+        Object { rectangle: o.rect.into(), object: o.label, confidence: o.confidence }
     }
 }
 

@@ -48,6 +48,17 @@ pub struct ModelPack {
     pub status: Vec<ModelStatus>,
 }
 
+/// What no model in any registry package can do, so vista never claims it (shown by `vista models list`
+/// and `/ready`).
+pub const NO_MODEL: [(&str, &str); 6] = [
+    ("gore", "no gore/violence classifier exists in a registry package: 3.2 adult omits isGoryContent and goreScore"),
+    ("captions", "no captioning or vision-language weights: caption, denseCaptions, describe are refused"),
+    ("tags", "tags, categories and 3.2 description have no model in this build yet"),
+    ("ocr", "read, 3.2 /ocr and the Read API have no model in this build yet"),
+    ("celebrities, landmarks", "no domain models: /vision/v3.2/models lists none"),
+    ("brands", "no brand detector"),
+];
+
 /// Describes what is on disk for each entry without loading anything.
 pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
     manifest

@@ -87,6 +87,11 @@ def test_features_without_a_model_are_refused_with_their_name(cv, server):
     assert response.status_code == 400 and "Brands" in response.json()["error"]["innererror"]["message"]
     code, inner = error_codes(lambda: cv.analyze_image_by_domain_in_stream("celebrities", stream("coffee.png")))
     assert inner == "InvalidModel"
+    # Operations with no model in this build exist and refuse, naming what is missing.
+    for call in [lambda: cv.describe_image_in_stream(stream("coffee.png")),
+                 lambda: cv.tag_image_in_stream(stream("coffee.png")),
+                 lambda: cv.recognize_printed_text_in_stream(stream("coffee.png"))]:
+        assert error_codes(call) == ("InvalidRequest", "NotSupportedVisualFeature")
 
 
 def test_v32_input_rules(cv):
