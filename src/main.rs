@@ -164,6 +164,7 @@ impl EngineArgs {
             dir: self.dir.models.clone(),
             instances: self.workers(),
             threads: self.inference_threads,
+            own_pool_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
         let pack = ModelPack::load(&manifest, &options)?;
         for model in &pack.status {

@@ -49,9 +49,14 @@ pub fn load(library: &Path, threads: usize) -> Result<&'static Environment> {
     Ok(ENVIRONMENT.get_or_init(|| env))
 }
 
-/// Threads come from the environment's shared pool, so the session sets none of its own.
-fn build_session(env: &Environment, path: &Path) -> ort::Result<Session> {
-    Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?.commit_from_file(path)
+/// Threads come from the environment's shared pool unless `own_threads` gives the session a pool of its own.
+fn build_session(env: &Environment, path: &Path, own_threads: Option<usize>) -> ort::Result<Session> {
+    let builder = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
+    let mut builder = match own_threads {
+        Some(threads) => builder.with_independent_thread_pool()?.with_intra_threads(threads)?.with_intra_op_spinning(false)?,
+        None => builder,
+    };
+    builder.commit_from_file(path)
 }
 
 /// A fixed set of sessions of one model; `run` checks one out, so at most `instances` run at once.
@@ -77,9 +82,9 @@ impl Drop for Checkout<'_> {
 }
 
 impl SessionPool {
-    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize) -> Result<Self> {
+    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize, own_threads: Option<usize>) -> Result<Self> {
         let sessions = (0..instances.max(1))
-            .map(|_| build_session(env, path).with_context(|| format!("loading {}", path.display())))
+            .map(|_| build_session(env, path, own_threads).with_context(|| format!("loading {}", path.display())))
             .collect::<Result<Vec<_>>>()?;
         Ok(SessionPool { model: model.to_string(), idle: Mutex::new(sessions), returned: Condvar::new() })
     }

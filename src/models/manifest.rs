@@ -34,6 +34,10 @@ pub struct PackEntry {
     /// Expected sha256 of the installed file; a user's own model may leave it out.
     pub sha256: Option<String>,
     pub license: String,
+    /// A heavy model (hundreds of milliseconds a run): each session gets its own pool of all cores
+    /// instead of sharing the inference pool, so a lone request uses the whole machine.
+    #[serde(default)]
+    pub own_thread_pool: bool,
     #[serde(default)]
     pub facts: serde_json::Value,
 }

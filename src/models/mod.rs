@@ -19,12 +19,14 @@ use self::nsfw::Nsfw;
 use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool};
 
-/// How many sessions each model gets, and the size of the inference thread pool they share.
+/// How many sessions each model gets, the size of the inference thread pool they share, and the
+/// threads of each session of a model that has a pool of its own.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub dir: PathBuf,
     pub instances: usize,
     pub threads: usize,
+    pub own_pool_threads: usize,
 }
 
 /// One row of `vista models list` and of `/ready`.
@@ -99,7 +101,8 @@ impl ModelPack {
                 return Ok(None);
             };
             let path = entry.path(&options.dir);
-            let sessions = SessionPool::load(env, &entry.id, &path, options.instances)?;
+            let own = entry.own_thread_pool.then_some(options.own_pool_threads);
+            let sessions = SessionPool::load(env, &entry.id, &path, options.instances, own)?;
             loaded.push(entry.id.clone());
             Ok(Some((sessions, entry)))
         };
