@@ -394,19 +394,9 @@ mod tests {
 
     #[test]
     fn responses_carry_request_id_metadata_format_and_rectangles() {
-        let analysis = Analysis {
-            width: 10,
-            height: 20,
-            format: ImageFormat::Png,
-            objects: Some(vec![DetectedObject { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
-            people: None,
-            smart_crops: None,
-            area_of_interest: None,
-            faces: None,
-            color: None,
-            image_type: None,
-            adult: None,
-        };
+        let mut analysis = Analysis::new(10, 20, ImageFormat::Png);
+        analysis.objects =
+            Some(vec![DetectedObject { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]);
         let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
         assert_eq!(
             json,

@@ -234,19 +234,10 @@ mod tests {
 
     #[test]
     fn only_requested_sections_are_serialized() {
-        let analysis = Analysis {
-            width: 640,
-            height: 480,
-            format: image::ImageFormat::Jpeg,
-            area_of_interest: None,
-            faces: None,
-            color: None,
-            image_type: None,
-            adult: None,
-            objects: Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]),
-            people: None,
-            smart_crops: Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]),
-        };
+        let mut analysis = Analysis::new(640, 480, image::ImageFormat::Jpeg);
+        analysis.objects = Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]);
+        analysis.smart_crops =
+            Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]);
         // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
         let wire = serde_json::to_string(&AnalyzeResponse::from(analysis)).unwrap();
         assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");

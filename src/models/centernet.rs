@@ -2,9 +2,8 @@
 //! stride 4. The tfjs export decoded its own output in-graph (peak picking + TopK); the converted
 //! ONNX graph stops at the heads, and that decoding lives here, where thresholds are ours to set.
 
-use anyhow::{anyhow, Result};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use anyhow::Result;
+use fast_image_resize::FilterType;
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3};
 use ort::value::TensorRef;
@@ -12,6 +11,7 @@ use serde::Deserialize;
 
 use crate::geometry::{BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
+use crate::models::preprocess::resize;
 use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -71,17 +71,7 @@ pub fn letterbox(image: &RgbImage, size: u32) -> Result<Letterboxed> {
     let scale = size as f32 / width.max(height) as f32;
     let fit_w = ((width as f32 * scale).round() as u32).clamp(1, size);
     let fit_h = ((height as f32 * scale).round() as u32).clamp(1, size);
-    let resized;
-    let pixels = if (fit_w, fit_h) == (width, height) {
-        image.as_raw().as_slice()
-    } else {
-        let source = ImageRef::new(width, height, image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
-        let mut target = Image::new(fit_w, fit_h, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("{e}"))?;
-        resized = target;
-        resized.buffer()
-    };
+    let pixels = resize(image, fit_w, fit_h, FilterType::Bilinear)?;
 
     let side = size as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, side, side));

@@ -5,6 +5,7 @@ pub mod centerface;
 pub mod centernet;
 pub mod manifest;
 pub mod nsfw;
+pub mod preprocess;
 pub mod u2net;
 
 use std::path::{Path, PathBuf};

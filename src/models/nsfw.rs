@@ -2,14 +2,13 @@
 //! image, stretched to 224x224 and scaled to 0..1, as nsfwjs feeds it.
 
 use anyhow::{anyhow, Result};
-use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::FilterType;
 use image::RgbImage;
-use ndarray::Array4;
 use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
+use crate::models::preprocess::{resize, to_nchw};
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,18 +48,8 @@ impl Nsfw {
     pub fn classify(&self, image: &RgbImage) -> Result<NsfwScores> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
-        let mut small = Image::new(side, side, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
-        Resizer::new().resize(&source, &mut small, &options).map_err(|e| anyhow!("{e}"))?;
-        let plane = (side * side) as usize;
-        let mut tensor = Array4::<f32>::zeros((1, 3, side as usize, side as usize));
-        let data = tensor.as_slice_mut().expect("a new array is contiguous");
-        for (index, pixel) in small.buffer().chunks_exact(3).enumerate() {
-            for channel in 0..3 {
-                data[channel * plane + index] = pixel[channel] as f32 / 255.0;
-            }
-        }
+        let pixels = resize(image, side, side, FilterType::Bilinear)?;
+        let tensor = to_nchw(&pixels, side, side, |_, v| v as f32 / 255.0);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let probabilities = self.sessions.run(inputs, |outputs| {
             Ok(outputs[facts.output.as_str()].try_extract_array::<f32>()?.iter().copied().collect::<Vec<f32>>())

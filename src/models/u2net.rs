@@ -11,6 +11,7 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
+use crate::models::preprocess::{resize, to_nchw};
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -34,10 +35,6 @@ pub struct SalienceMap {
     pub values: Vec<f32>,
 }
 
-fn lanczos() -> ResizeOptions {
-    ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3))
-}
-
 impl U2Net {
     pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
         Ok(U2Net { sessions, facts: entry.facts()? })
@@ -46,10 +43,8 @@ impl U2Net {
     pub fn salience(&self, image: &RgbImage) -> Result<SalienceMap> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
-        let mut small = Image::new(side, side, PixelType::U8x3);
-        Resizer::new().resize(&source, &mut small, &lanczos()).map_err(|e| anyhow!("{e}"))?;
-        let tensor = normalize(small.buffer(), side as usize, facts);
+        let small = resize(image, side, side, FilterType::Lanczos3)?;
+        let tensor = normalize(&small, side, facts);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let raw = self.sessions.run(inputs, |outputs| {
             let map = outputs[facts.output_index].try_extract_array::<f32>()?;
@@ -63,16 +58,9 @@ impl U2Net {
 }
 
 /// rembg's input: RGB divided by the image's maximum value, then ImageNet mean/std, as NCHW.
-fn normalize(pixels: &[u8], side: usize, facts: &U2NetFacts) -> Array4<f32> {
+fn normalize(pixels: &[u8], side: u32, facts: &U2NetFacts) -> Array4<f32> {
     let peak = pixels.iter().copied().max().unwrap_or(0).max(1) as f32;
-    let mut tensor = Array4::<f32>::zeros((1, 3, side, side));
-    let planes = tensor.as_slice_mut().expect("a new array is contiguous");
-    for (index, pixel) in pixels.chunks_exact(3).enumerate() {
-        for channel in 0..3 {
-            planes[channel * side * side + index] = (pixel[channel] as f32 / peak - facts.mean[channel]) / facts.std[channel];
-        }
-    }
-    tensor
+    to_nchw(pixels, side, side, |channel, v| (v as f32 / peak - facts.mean[channel]) / facts.std[channel])
 }
 
 /// Stretches the values to 0..=1; a flat map becomes all zeros (nothing stands out).
@@ -91,7 +79,8 @@ impl SalienceMap {
         let bytes: Vec<u8> = self.values.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
         let source = ImageRef::new(self.side, self.side, &bytes, PixelType::U8).map_err(|e| anyhow!("{e}"))?;
         let mut mask = Image::new(width, height, PixelType::U8);
-        Resizer::new().resize(&source, &mut mask, &lanczos()).map_err(|e| anyhow!("{e}"))?;
+        let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
+        Resizer::new().resize(&source, &mut mask, &options).map_err(|e| anyhow!("{e}"))?;
         GrayImage::from_raw(width, height, mask.into_vec()).ok_or_else(|| anyhow!("mask buffer size"))
     }
 

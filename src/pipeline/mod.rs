@@ -162,6 +162,25 @@ pub struct Analysis {
     pub adult: Option<adult::AdultRating>,
 }
 
+impl Analysis {
+    /// An analysis of a `width` x `height` image with no feature filled in yet.
+    pub fn new(width: u32, height: u32, format: ImageFormat) -> Self {
+        Analysis {
+            width,
+            height,
+            format,
+            objects: None,
+            people: None,
+            smart_crops: None,
+            area_of_interest: None,
+            faces: None,
+            color: None,
+            image_type: None,
+            adult: None,
+        }
+    }
+}
+
 /// What `segment` produces.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SegmentMode {
@@ -276,19 +295,7 @@ impl Pipeline {
         self.check_available(features)?;
         let (image, format) = (&decoded.rgb, decoded.format);
         let (width, height) = image.dimensions();
-        let mut analysis = Analysis {
-            width,
-            height,
-            format,
-            objects: None,
-            people: None,
-            smart_crops: None,
-            area_of_interest: None,
-            faces: None,
-            color: None,
-            image_type: None,
-            adult: None,
-        };
+        let mut analysis = Analysis::new(width, height, format);
 
         let wants = |f: Feature| features.contains(&f);
         let settings = &self.detection;

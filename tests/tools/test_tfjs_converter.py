@@ -2,7 +2,6 @@
 semantics on a small generated graph that uses every op the converter supports."""
 
 import base64
-import json
 import os
 import sys
 
@@ -12,7 +11,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 import tfjs_graph_to_onnx as converter  # noqa: E402
-from tf_reference import sigmoid, tf_conv, tf_resize_bilinear  # noqa: E402
+from tf_reference import sigmoid, tf_conv, tf_resize_bilinear, write_tfjs_model  # noqa: E402
 
 RNG = np.random.default_rng(7)
 
@@ -42,13 +41,8 @@ class GraphBuilder:
         return name
 
     def write(self, directory):
-        model = {"format": "graph-model", "modelTopology": {"node": self.nodes},
-                 "weightsManifest": [{"paths": ["weights.bin"], "weights": self.specs}]}
-        with open(os.path.join(directory, "model.json"), "w") as f:
-            json.dump(model, f)
-        with open(os.path.join(directory, "weights.bin"), "wb") as f:
-            f.write(b"".join(self.blobs))
-        return os.path.join(directory, "model.json")
+        model = {"format": "graph-model", "modelTopology": {"node": self.nodes}}
+        return write_tfjs_model(directory, model, self.specs, self.blobs)
 
 
 def placeholder(g, *dims):

@@ -2,7 +2,6 @@
 layers on a small generated model that uses every layer the converter supports, with uint8-quantized
 weights as nsfwjs ships them."""
 
-import json
 import os
 import sys
 
@@ -13,7 +12,7 @@ import pytest
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "..", "tools"))
 sys.path.insert(0, os.path.dirname(__file__))
 import tfjs_layers_to_onnx as converter  # noqa: E402
-from tf_reference import tf_conv  # noqa: E402
+from tf_reference import tf_conv, write_tfjs_model  # noqa: E402
 
 RNG = np.random.default_rng(11)
 
@@ -42,14 +41,10 @@ class KerasBuilder:
         return name
 
     def write(self, directory):
-        model = {"format": "layers-model", "modelTopology": {"model_config": {"class_name": "Model", "config": {
-            "layers": self.layers, "input_layers": [["input", 0, 0]], "output_layers": [[self.layers[-1]["name"], 0, 0]]}}},
-            "weightsManifest": [{"paths": ["weights.bin"], "weights": self.specs}]}
-        with open(os.path.join(directory, "model.json"), "w") as f:
-            json.dump(model, f)
-        with open(os.path.join(directory, "weights.bin"), "wb") as f:
-            f.write(b"".join(self.blobs))
-        return os.path.join(directory, "model.json")
+        config = {"layers": self.layers, "input_layers": [["input", 0, 0]],
+                  "output_layers": [[self.layers[-1]["name"], 0, 0]]}
+        model = {"format": "layers-model", "modelTopology": {"model_config": {"class_name": "Model", "config": config}}}
+        return write_tfjs_model(directory, model, self.specs, self.blobs)
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,20 @@
-"""NumPy implementations of TensorFlow's NHWC semantics, the reference the converters are tested against."""
+"""NumPy implementations of TensorFlow's NHWC semantics, the reference the converters are tested against,
+and a writer for the tfjs model files the tests generate."""
+
+import json
+import os
 
 import numpy as np
+
+
+def write_tfjs_model(directory, model, specs, blobs):
+    """Writes model.json (with one weight group over `specs`) and the shard `weights.bin`; returns the json path."""
+    model = {**model, "weightsManifest": [{"paths": ["weights.bin"], "weights": specs}]}
+    with open(os.path.join(directory, "model.json"), "w") as f:
+        json.dump(model, f)
+    with open(os.path.join(directory, "weights.bin"), "wb") as f:
+        f.write(b"".join(blobs))
+    return os.path.join(directory, "model.json")
 
 
 def same_pads(size, kernel, stride):

@@ -1,0 +1,53 @@
+//! Pre-processing the models share: resizing RGB pixels and laying them out as an NCHW tensor.
+
+use anyhow::{anyhow, Result};
+use fast_image_resize::images::{Image, ImageRef};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use image::RgbImage;
+use ndarray::Array4;
+
+/// `image` resized (stretched) to `width` x `height`, as packed RGB bytes.
+pub fn resize(image: &RgbImage, width: u32, height: u32, filter: FilterType) -> Result<Vec<u8>> {
+    if image.dimensions() == (width, height) {
+        return Ok(image.as_raw().clone());
+    }
+    let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
+    let mut target = Image::new(width, height, PixelType::U8x3);
+    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("{e}"))?;
+    Ok(target.into_vec())
+}
+
+/// Packed RGB bytes of a `width` x `height` image as a [1, 3, height, width] tensor, each value mapped
+/// by `value(channel, byte)`.
+pub fn to_nchw(pixels: &[u8], width: u32, height: u32, value: impl Fn(usize, u8) -> f32) -> Array4<f32> {
+    let plane = (width * height) as usize;
+    let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
+    let data = tensor.as_slice_mut().expect("a new array is contiguous");
+    for (index, pixel) in pixels.chunks_exact(3).enumerate() {
+        for channel in 0..3 {
+            data[channel * plane + index] = value(channel, pixel[channel]);
+        }
+    }
+    tensor
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pixels_land_in_their_channel_planes() {
+        let pixels = [1, 2, 3, 4, 5, 6];
+        let t = to_nchw(&pixels, 2, 1, |channel, v| v as f32 * 10.0 + channel as f32);
+        assert_eq!(t.shape(), &[1, 3, 1, 2]);
+        assert_eq!((t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 1]]), (10.0, 21.0, 62.0));
+    }
+
+    #[test]
+    fn resizing_to_the_same_size_is_a_copy() {
+        let image = RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8, y as u8, 7]));
+        assert_eq!(resize(&image, 4, 3, FilterType::Bilinear).unwrap(), image.as_raw().clone());
+        assert_eq!(resize(&image, 2, 2, FilterType::Bilinear).unwrap().len(), 12);
+    }
+}
