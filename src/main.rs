@@ -288,7 +288,7 @@ fn fetch_models(dir: &Path) -> Result<ExitCode> {
 fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
     let (manifest, _) = Manifest::for_dir(dir)?;
     let rows = inspect(&manifest, dir);
-    println!("{:<12} {:<9} {:<26} {}", "MODEL", "TASK", "FILE", "STATE");
+    println!("{:<12} {:<9} {:<26} STATE", "MODEL", "TASK", "FILE");
     for row in &rows {
         println!("{:<12} {:<9} {:<26} {}", row.id, row.task, row.file, row.state);
     }

@@ -225,7 +225,7 @@ mod tests {
         assert_eq!(inner_code(&format!("{v}&features=objects&gender-neutral-caption=maybe")).as_deref(), Some("BadArgument"));
         assert_eq!(inner_code(&format!("{v}&features=objects&model-version=2021-01-01")).as_deref(), Some("BadArgument"));
         assert_eq!(inner_code(&format!("{v}&features=objects&language=e")).as_deref(), Some("NotSupportedLanguage"));
-        assert_eq!(inner_code(&format!("{v}")), None, "missing features has no inner error");
+        assert_eq!(inner_code(v), None, "missing features has no inner error");
         assert_eq!(inner_code("features=objects"), None, "missing api-version");
         // Without a detector installed, objects is refused, and the message says why.
         let err = AnalyzeRequest::from_query(&QueryParams::parse(Some(&format!("{v}&features=objects"))), &pipeline()).unwrap_err();
