@@ -3,7 +3,7 @@
 //! and both sides are multiples of 32, as the network needs.
 
 use anyhow::Result;
-use fast_image_resize::FilterType;
+use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ndarray::{ArrayView2, ArrayView3};
 use ort::value::TensorRef;
@@ -47,7 +47,7 @@ impl CenterFace {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);
-        let pixels = resize(image, in_w, in_h, FilterType::Bilinear)?;
+        let pixels = resize(image, in_w, in_h, ResizeAlg::Convolution(FilterType::Bilinear))?;
         let tensor = to_nchw(&pixels, in_w, in_h, |_, v| v as f32);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let faces = self.sessions.run(inputs, |outputs| {

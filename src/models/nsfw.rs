@@ -2,7 +2,7 @@
 //! image, stretched to 224x224 and scaled to 0..1, as nsfwjs feeds it.
 
 use anyhow::{anyhow, Result};
-use fast_image_resize::FilterType;
+use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ort::value::TensorRef;
 use serde::Deserialize;
@@ -48,7 +48,7 @@ impl Nsfw {
     pub fn classify(&self, image: &RgbImage) -> Result<NsfwScores> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let pixels = resize(image, side, side, FilterType::Bilinear)?;
+        let pixels = resize(image, side, side, ResizeAlg::Convolution(FilterType::Bilinear))?;
         let tensor = to_nchw(&pixels, side, side, |_, v| v as f32 / 255.0);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let probabilities = self.sessions.run(inputs, |outputs| {

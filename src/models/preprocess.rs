@@ -1,21 +1,22 @@
-//! Pre-processing the models share: resizing RGB pixels and laying them out as an NCHW tensor.
+//! Image pre-processing: resizing RGB images (for model inputs, thumbnails, cutouts and statistics
+//! grids alike) and laying pixels out as an NCHW tensor.
 
-use anyhow::{anyhow, Result};
+use anyhow::{anyhow, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use ndarray::Array4;
 
-/// `image` resized (stretched) to `width` x `height`, as packed RGB bytes.
-pub fn resize(image: &RgbImage, width: u32, height: u32, filter: FilterType) -> Result<Vec<u8>> {
+/// `image` resized (stretched) to `width` x `height` with `algorithm`.
+pub fn resize(image: &RgbImage, width: u32, height: u32, algorithm: ResizeAlg) -> Result<RgbImage> {
     if image.dimensions() == (width, height) {
-        return Ok(image.as_raw().clone());
+        return Ok(image.clone());
     }
     let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
     let mut target = Image::new(width, height, PixelType::U8x3);
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(filter));
+    let options = ResizeOptions::new().resize_alg(algorithm);
     Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("{e}"))?;
-    Ok(target.into_vec())
+    RgbImage::from_raw(width, height, target.into_vec()).context("resized buffer size")
 }
 
 /// Packed RGB bytes of a `width` x `height` image as a [1, 3, height, width] tensor, each value mapped
@@ -47,7 +48,11 @@ mod tests {
     #[test]
     fn resizing_to_the_same_size_is_a_copy() {
         let image = RgbImage::from_fn(4, 3, |x, y| image::Rgb([x as u8, y as u8, 7]));
-        assert_eq!(resize(&image, 4, 3, FilterType::Bilinear).unwrap(), image.as_raw().clone());
-        assert_eq!(resize(&image, 2, 2, FilterType::Bilinear).unwrap().len(), 12);
+        let bilinear = ResizeAlg::Convolution(fast_image_resize::FilterType::Bilinear);
+        assert_eq!(resize(&image, 4, 3, bilinear).unwrap(), image);
+        assert_eq!(resize(&image, 2, 2, bilinear).unwrap().dimensions(), (2, 2));
+        // Nearest keeps exact source colours (the statistics grids rely on it).
+        let nearest = resize(&image, 2, 3, ResizeAlg::Nearest).unwrap();
+        assert!(nearest.pixels().all(|p| image.pixels().any(|q| q == p)));
     }
 }

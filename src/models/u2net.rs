@@ -43,7 +43,7 @@ impl U2Net {
     pub fn salience(&self, image: &RgbImage) -> Result<SalienceMap> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let small = resize(image, side, side, FilterType::Lanczos3)?;
+        let small = resize(image, side, side, ResizeAlg::Convolution(FilterType::Lanczos3))?;
         let tensor = normalize(&small, side, facts);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let raw = self.sessions.run(inputs, |outputs| {

@@ -12,12 +12,14 @@ use std::fmt;
 use std::io::Cursor;
 
 use anyhow::Context;
+use fast_image_resize::{FilterType, ResizeAlg};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 
 use self::decode::{decode, DecodedImage, DecodeError, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
 use crate::models::u2net::SalienceMap;
+use crate::models::preprocess::resize;
 use crate::models::ModelPack;
 
 /// What a request can ask the pipeline for.
@@ -282,17 +284,16 @@ impl Pipeline {
         let started = std::time::Instant::now();
         let image = decode(bytes, limits)?;
         tracing::debug!(decode_ms = started.elapsed().as_secs_f64() * 1e3, "decoded");
-        self.analyze_decoded(&image, features, options)
+        self.run_features(&image, features, options)
     }
 
-    /// `analyze` for an image that is already decoded.
-    pub fn analyze_decoded(
+    /// Runs `features` (already checked available) on a decoded image.
+    fn run_features(
         &self,
         decoded: &DecodedImage,
         features: &[Feature],
         options: &AnalysisOptions,
     ) -> Result<Analysis, PipelineError> {
-        self.check_available(features)?;
         let (image, format) = (&decoded.rgb, decoded.format);
         let (width, height) = image.dimensions();
         let mut analysis = Analysis::new(width, height, format);
@@ -337,8 +338,9 @@ impl Pipeline {
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
             analysis.adult = Some(adult::rate(&model.classify(image)?, settings.adult_threshold, settings.racy_threshold));
         }
+        // Statistics grids use nearest pixels, so flat colours stay exact.
         if wants(Feature::ImageType) {
-            let grid = small_copy(image, image_type::GRID)?;
+            let grid = resize(image, image_type::GRID, image_type::GRID, ResizeAlg::Nearest)?;
             analysis.image_type = Some(image_type::classify(&image_type::signals(&grid)));
         }
         let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
@@ -357,7 +359,8 @@ impl Pipeline {
         }
         let salience = if cropping || wants(Feature::Color) { Some(self.salience(image)?) } else { None };
         if let (true, Some(salience)) = (wants(Feature::Color), &salience) {
-            analysis.color = Some(color::analyze(&small_copy(image, color::GRID)?, salience));
+            let grid = resize(image, color::GRID, color::GRID, ResizeAlg::Nearest)?;
+            analysis.color = Some(color::analyze(&grid, salience));
         }
         if let (true, Some(salience)) = (cropping, &salience) {
             let subject_of = |d: &Detection| if is_person(d) { Subject::Person } else { Subject::Object };
@@ -426,19 +429,22 @@ impl Pipeline {
         height: u32,
         smart: bool,
     ) -> Result<(Vec<u8>, ImageFormat), PipelineError> {
+        if smart {
+            self.check_available(&[Feature::SmartCrops])?;
+        }
         let ratio = width as f32 / height as f32;
         let decoded = decode(bytes, limits)?;
         let (w, h) = decoded.rgb.dimensions();
         let window = if smart {
             let options = AnalysisOptions { smart_crop_ratios: vec![ratio] };
-            let analysis = self.analyze_decoded(&decoded, &[Feature::SmartCrops], &options)?;
+            let analysis = self.run_features(&decoded, &[Feature::SmartCrops], &options)?;
             analysis.smart_crops.and_then(|c| c.into_iter().next()).expect("one ratio asked, one crop").rect
         } else {
             smart_crop::centred_crop(w, h, ratio)
         };
         let (image, format) = (decoded.rgb, decoded.format);
         let cropped = image::imageops::crop_imm(&image, window.x, window.y, window.w, window.h).to_image();
-        let thumbnail = image::imageops::resize(&cropped, width, height, image::imageops::FilterType::Lanczos3);
+        let thumbnail = resize(&cropped, width, height, ResizeAlg::Convolution(FilterType::Lanczos3))?;
         let mut out = Cursor::new(Vec::new());
         DynamicImage::ImageRgb8(thumbnail).write_to(&mut out, format).context("encoding the thumbnail")?;
         Ok((out.into_inner(), format))
@@ -453,15 +459,6 @@ impl Pipeline {
     }
 }
 
-/// A `side` x `side` copy of the image (nearest pixels, so flat colours stay exact) for statistics.
-fn small_copy(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
-    use fast_image_resize::{images::ImageRef, PixelType, ResizeAlg, ResizeOptions, Resizer};
-    let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3)?;
-    let mut small = fast_image_resize::images::Image::new(side, side, PixelType::U8x3);
-    Resizer::new().resize(&source, &mut small, &ResizeOptions::new().resize_alg(ResizeAlg::Nearest))?;
-    RgbImage::from_raw(side, side, small.into_vec()).context("small copy buffer")
-}
-
 /// The image with the matte as its alpha channel, scaled down to at most `MAX_CUTOUT_PIXELS`.
 fn cutout(image: &RgbImage, salience: &SalienceMap) -> anyhow::Result<RgbaImage> {
     let (width, height) = image.dimensions();
@@ -470,7 +467,7 @@ fn cutout(image: &RgbImage, salience: &SalienceMap) -> anyhow::Result<RgbaImage>
     let image = if pixels > MAX_CUTOUT_PIXELS {
         let factor = (MAX_CUTOUT_PIXELS as f64 / pixels as f64).sqrt();
         let (w, h) = (((width as f64 * factor) as u32).max(1), ((height as f64 * factor) as u32).max(1));
-        scaled = image::imageops::resize(image, w, h, image::imageops::FilterType::Triangle);
+        scaled = resize(image, w, h, ResizeAlg::Convolution(FilterType::Bilinear))?;
         &scaled
     } else {
         image
