@@ -80,9 +80,13 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = resolved.filter(|a| allow_private || is_public(a.ip())).collect();
+            let allowed: Vec<SocketAddr> = resolved
+                .filter(|a| allow_private || is_public(a.ip()))
+                .collect();
             if allowed.is_empty() {
-                return Err(format!("{} resolves only to non-public addresses", name.as_str()).into());
+                return Err(
+                    format!("{} resolves only to non-public addresses", name.as_str()).into(),
+                );
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
@@ -101,7 +105,9 @@ fn url_allowed(url: &reqwest::Url, allow_private: bool) -> Result<(), String> {
         None => return Err("the url has no host".into()),
     };
     match literal {
-        Some(ip) if !allow_private && !is_public(ip) => Err(format!("{ip} is not a public address")),
+        Some(ip) if !allow_private && !is_public(ip) => {
+            Err(format!("{ip} is not a public address"))
+        }
         _ => Ok(()),
     }
 }
@@ -124,18 +130,34 @@ impl UrlFetcher {
             .timeout(Duration::from_secs(20))
             .user_agent(concat!("vista/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(UrlFetcher { client, allow_private, max_bytes })
+        Ok(UrlFetcher {
+            client,
+            allow_private,
+            max_bytes,
+        })
     }
 
     /// Downloads the body, stopping as soon as it exceeds the size cap.
     pub async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {
-        let parsed = reqwest::Url::parse(url).map_err(|e| FetchError::NotAccessible(format!("bad url: {e}")))?;
+        let parsed = reqwest::Url::parse(url)
+            .map_err(|e| FetchError::NotAccessible(format!("bad url: {e}")))?;
         url_allowed(&parsed, self.allow_private).map_err(FetchError::NotAccessible)?;
-        let response = self.client.get(parsed).send().await.map_err(|e| FetchError::NotAccessible(describe(&e)))?;
+        let response = self
+            .client
+            .get(parsed)
+            .send()
+            .await
+            .map_err(|e| FetchError::NotAccessible(describe(&e)))?;
         if !response.status().is_success() {
-            return Err(FetchError::NotAccessible(format!("status {}", response.status())));
+            return Err(FetchError::NotAccessible(format!(
+                "status {}",
+                response.status()
+            )));
         }
-        if response.content_length().is_some_and(|n| n as usize > self.max_bytes) {
+        if response
+            .content_length()
+            .is_some_and(|n| n as usize > self.max_bytes)
+        {
             return Err(FetchError::TooLarge(self.max_bytes));
         }
         let mut body = BytesMut::new();
@@ -157,8 +179,22 @@ mod tests {
 
     #[test]
     fn private_and_special_addresses_are_not_public() {
-        for ip in ["127.0.0.1", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "224.0.0.1", "0.0.0.0",
-                   "100.64.0.1", "::1", "fe80::1", "fd00::1", "ff02::1", "::ffff:127.0.0.1", "255.255.255.255"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "224.0.0.1",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fe80::1",
+            "fd00::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "255.255.255.255",
+        ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["8.8.8.8", "1.1.1.1", "2606:4700::1111"] {

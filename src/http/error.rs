@@ -43,7 +43,12 @@ struct Inner<'a> {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &str, message: impl Into<String>) -> Self {
-        ApiError { status, code: code.into(), message: message.into(), inner: None }
+        ApiError {
+            status,
+            code: code.into(),
+            message: message.into(),
+            inner: None,
+        }
     }
 
     /// 400 InvalidRequest with `message` and no inner error.
@@ -52,8 +57,15 @@ impl ApiError {
     }
 
     /// 400 InvalidRequest with an inner error naming the precise problem.
-    pub fn invalid(message: impl Into<String>, inner_code: &str, inner_message: impl Into<String>) -> Self {
-        ApiError { inner: Some((inner_code.into(), inner_message.into())), ..Self::invalid_request(message) }
+    pub fn invalid(
+        message: impl Into<String>,
+        inner_code: &str,
+        inner_message: impl Into<String>,
+    ) -> Self {
+        ApiError {
+            inner: Some((inner_code.into(), inner_message.into())),
+            ..Self::invalid_request(message)
+        }
     }
 
     pub fn bad_argument(inner_message: impl Into<String>) -> Self {
@@ -74,7 +86,11 @@ impl ApiError {
     }
 
     pub fn internal() -> Self {
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "An internal error occurred; it has been logged.")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            "An internal error occurred; it has been logged.",
+        )
     }
 }
 
@@ -85,7 +101,10 @@ impl ApiError {
             error: Body {
                 code: &self.code,
                 message: &self.message,
-                innererror: self.inner.as_ref().map(|(code, message)| Inner { code, message }),
+                innererror: self
+                    .inner
+                    .as_ref()
+                    .map(|(code, message)| Inner { code, message }),
             },
         };
         serde_json::to_string(&envelope).expect("error envelope serializes")
@@ -96,7 +115,10 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let mut response = (self.status, self.to_json()).into_response();
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json; charset=utf-8"),
+        );
         if let Ok(code) = HeaderValue::from_str(&self.code) {
             headers.insert("x-ms-error-code", code);
         }
@@ -111,8 +133,12 @@ impl From<DecodeError> for ApiError {
     fn from(e: DecodeError) -> Self {
         let message = e.to_string();
         match e {
-            DecodeError::InvalidFormat => ApiError::invalid(message.clone(), "InvalidImageFormat", message),
-            DecodeError::InvalidSize { .. } => ApiError::invalid(message.clone(), "InvalidImageSize", message),
+            DecodeError::InvalidFormat => {
+                ApiError::invalid(message.clone(), "InvalidImageFormat", message)
+            }
+            DecodeError::InvalidSize { .. } => {
+                ApiError::invalid(message.clone(), "InvalidImageSize", message)
+            }
             DecodeError::InvalidByteSize { .. } => ApiError::invalid_request(message),
         }
     }
@@ -155,10 +181,10 @@ impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         tracing::info!(reason = %e, "image url refused or failed");
         match e {
-            FetchError::NotAccessible(_) => ApiError::invalid_request("The provided image url is not accessible."),
-            FetchError::TooLarge(max) => {
-                ApiError::from(DecodeError::InvalidByteSize { max })
+            FetchError::NotAccessible(_) => {
+                ApiError::invalid_request("The provided image url is not accessible.")
             }
+            FetchError::TooLarge(max) => ApiError::from(DecodeError::InvalidByteSize { max }),
         }
     }
 }
@@ -168,7 +194,9 @@ mod tests {
     use super::*;
 
     async fn body_json(response: Response) -> serde_json::Value {
-        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16).await.unwrap();
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 16)
+            .await
+            .unwrap();
         serde_json::from_slice(&bytes).unwrap()
     }
 
@@ -198,9 +226,17 @@ mod tests {
     fn decode_errors_map_to_azure_inner_codes() {
         let format = ApiError::from(DecodeError::InvalidFormat);
         assert_eq!(format.inner.unwrap().0, "InvalidImageFormat");
-        let size = ApiError::from(DecodeError::InvalidSize { width: 10, height: 10, min: 50, max: 16000 });
+        let size = ApiError::from(DecodeError::InvalidSize {
+            width: 10,
+            height: 10,
+            min: 50,
+            max: 16000,
+        });
         assert_eq!(size.inner.unwrap().0, "InvalidImageSize");
         let bytes = ApiError::from(DecodeError::InvalidByteSize { max: 20971520 });
-        assert_eq!(bytes.message, "The image size is not allowed to be zero or larger than 20971520 bytes");
+        assert_eq!(
+            bytes.message,
+            "The image size is not allowed to be zero or larger than 20971520 bytes"
+        );
     }
 }

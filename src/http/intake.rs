@@ -29,7 +29,8 @@ async fn read_capped(body: Body, max: usize) -> Result<Bytes, ApiError> {
     let mut stream = body.into_data_stream();
     let mut buffer = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| ApiError::invalid_request("The request body could not be read."))?;
+        let chunk =
+            chunk.map_err(|_| ApiError::invalid_request("The request body could not be read."))?;
         if buffer.len() + chunk.len() > max {
             return Err(too_large(max));
         }
@@ -40,9 +41,9 @@ async fn read_capped(body: Body, max: usize) -> Result<Bytes, ApiError> {
 
 async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, ApiError> {
     let malformed = |_| ApiError::invalid_request("The multipart body is malformed.");
-    let mut multipart = Multipart::from_request(request, &()).await.map_err(|_| ApiError::invalid_request(
-        "The multipart body is malformed.",
-    ))?;
+    let mut multipart = Multipart::from_request(request, &())
+        .await
+        .map_err(|_| ApiError::invalid_request("The multipart body is malformed."))?;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         let mut buffer = BytesMut::new();
         while let Some(chunk) = field.chunk().await.map_err(malformed)? {
@@ -59,25 +60,35 @@ async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, Api
 }
 
 /// The image bytes of a request, at most `max_bytes` and never empty.
-pub async fn image_bytes(request: Request, fetcher: &UrlFetcher, max_bytes: usize) -> Result<Bytes, ApiError> {
+pub async fn image_bytes(
+    request: Request,
+    fetcher: &UrlFetcher,
+    max_bytes: usize,
+) -> Result<Bytes, ApiError> {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/octet-stream")
         .to_ascii_lowercase();
-    let mime = content_type.split(';').next().unwrap_or("").trim().to_string();
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
     let bytes = match mime.as_str() {
         "application/octet-stream" => read_capped(request.into_body(), max_bytes).await?,
         m if m.starts_with("image/") => read_capped(request.into_body(), max_bytes).await?,
         "application/json" => {
             let body = read_capped(request.into_body(), MAX_JSON_BYTES).await?;
-            let UrlBody { url } = serde_json::from_slice(&body)
-                .map_err(|_| ApiError::invalid(
+            let UrlBody { url } = serde_json::from_slice(&body).map_err(|_| {
+                ApiError::invalid(
                     "The request body must be JSON of the form {\"url\": \"...\"}.",
                     "InvalidImageUrl",
                     "Image URL is badly formatted or not accessible",
-                ))?;
+                )
+            })?;
             fetcher.fetch(&url).await?
         }
         "multipart/form-data" => first_multipart_file(request, max_bytes).await?,

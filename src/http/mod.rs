@@ -38,13 +38,19 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
     let mut api = Router::new()
         .route("/computervision/imageanalysis:analyze", post(v4::analyze))
-        .route("/computervision/imageanalysis:segment", post(segment::segment))
+        .route(
+            "/computervision/imageanalysis:segment",
+            post(segment::segment),
+        )
         .merge(v3::routes());
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }
     let probes = Router::new()
-        .route("/health", get(|| async { Json(json!({"status": "healthy"})) }))
+        .route(
+            "/health",
+            get(|| async { Json(json!({"status": "healthy"})) }),
+        )
         .route("/ready", get(ready))
         .route("/metrics", get(|| async { metrics::render() }));
     api.merge(probes)
@@ -58,9 +64,22 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
 /// `/ready`: 200 once the detector is loaded, 503 with each model's state otherwise.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let models = state.pipeline.models();
-    let status = if models.detector.is_some() { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let missing: Vec<_> = NO_MODEL.iter().map(|(what, why)| json!({"feature": what, "reason": why})).collect();
-    (status, Json(json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing}))).into_response()
+    let status = if models.detector.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let missing: Vec<_> = NO_MODEL
+        .iter()
+        .map(|(what, why)| json!({"feature": what, "reason": why}))
+        .collect();
+    (
+        status,
+        Json(
+            json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing}),
+        ),
+    )
+        .into_response()
 }
 
 /// The id of a request: sent back as `apim-request-id` / `request-id`, and as `requestId` in 3.2 bodies.
@@ -70,15 +89,25 @@ pub struct RequestId(pub String);
 /// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
-    let route = request.extensions().get::<MatchedPath>().map_or("unmatched", |p| p.as_str()).to_string();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
     let method = request.method().clone();
     let request_id = uuid::Uuid::new_v4().to_string();
-    request.extensions_mut().insert(RequestId(request_id.clone()));
+    request
+        .extensions_mut()
+        .insert(RequestId(request_id.clone()));
     let mut response = next.run(request).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();
-    metrics::HTTP_REQUESTS.with_label_values(&[&route, status.as_str()]).inc();
-    metrics::HTTP_LATENCY.with_label_values(&[&route]).observe(elapsed);
+    metrics::HTTP_REQUESTS
+        .with_label_values(&[&route, status.as_str()])
+        .inc();
+    metrics::HTTP_LATENCY
+        .with_label_values(&[&route])
+        .observe(elapsed);
     tracing::info!(%method, %route, status = status.as_u16(), ms = (elapsed * 1000.0).round(), %request_id, "request");
     let id = HeaderValue::from_str(&request_id).expect("a uuid is a valid header value");
     response.headers_mut().insert("apim-request-id", id.clone());

@@ -7,7 +7,9 @@ use percent_encoding::percent_decode_str;
 pub struct QueryParams(Vec<(String, String)>);
 
 fn decode_component(raw: &str) -> String {
-    percent_decode_str(&raw.replace('+', " ")).decode_utf8_lossy().into_owned()
+    percent_decode_str(&raw.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 impl QueryParams {
@@ -18,7 +20,10 @@ impl QueryParams {
             .filter(|pair| !pair.is_empty())
             .map(|pair| {
                 let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-                (decode_component(key).to_ascii_lowercase(), decode_component(value))
+                (
+                    decode_component(key).to_ascii_lowercase(),
+                    decode_component(value),
+                )
             })
             .collect();
         QueryParams(pairs)
@@ -26,12 +31,21 @@ impl QueryParams {
 
     /// The last value given for `key` (case-insensitive).
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .rev()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// A comma-separated parameter as its non-empty, trimmed items; `None` when absent.
     pub fn list(&self, key: &str) -> Option<Vec<&str>> {
-        self.get(key).map(|v| v.split(',').map(str::trim).filter(|s| !s.is_empty()).collect())
+        self.get(key).map(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
     }
 }
 
@@ -44,8 +58,14 @@ mod tests {
         let q = QueryParams::parse(Some(
             "features=caption%2Cread%2csmartCrops&Smartcrops-Aspect-Ratios=0.9%2C1.33&api-version=2023-10-01&key1=value1",
         ));
-        assert_eq!(q.list("features").unwrap(), vec!["caption", "read", "smartCrops"]);
-        assert_eq!(q.list("smartcrops-aspect-ratios").unwrap(), vec!["0.9", "1.33"]);
+        assert_eq!(
+            q.list("features").unwrap(),
+            vec!["caption", "read", "smartCrops"]
+        );
+        assert_eq!(
+            q.list("smartcrops-aspect-ratios").unwrap(),
+            vec!["0.9", "1.33"]
+        );
         assert_eq!(q.get("API-VERSION"), Some("2023-10-01"));
         assert_eq!(q.get("missing"), None);
     }

@@ -29,7 +29,9 @@ fn parse_mode(params: &QueryParams) -> Result<SegmentMode, ApiError> {
     }
     let mode = params.get("mode").unwrap_or("");
     SegmentMode::parse(mode).ok_or_else(|| {
-        ApiError::bad_argument(format!("'mode' must be backgroundRemoval or foregroundMatting, not '{mode}'"))
+        ApiError::bad_argument(format!(
+            "'mode' must be backgroundRemoval or foregroundMatting, not '{mode}'"
+        ))
     })
 }
 
@@ -41,7 +43,10 @@ pub async fn segment(
     let mode = parse_mode(&QueryParams::parse(query.as_deref()))?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
     let pipeline = Arc::clone(&state.pipeline);
-    let png = state.workers.run(move || pipeline.segment(&bytes, &ANALYZE_V4, mode)).await??;
+    let png = state
+        .workers
+        .run(move || pipeline.segment(&bytes, &ANALYZE_V4, mode))
+        .await??;
     Ok(([(CONTENT_TYPE, "image/png")], png).into_response())
 }
 
@@ -52,10 +57,33 @@ mod tests {
     #[test]
     fn modes_and_versions_are_checked() {
         let parse = |q: &str| parse_mode(&QueryParams::parse(Some(q)));
-        assert_eq!(parse("api-version=2023-02-01-preview&mode=backgroundRemoval"), Ok(SegmentMode::BackgroundRemoval));
-        assert_eq!(parse("mode=FOREGROUNDMATTING&api-version=2023-04-01-preview"), Ok(SegmentMode::ForegroundMatting));
-        assert_eq!(parse("api-version=2023-02-01-preview&mode=blur").unwrap_err().inner.unwrap().0, "BadArgument");
-        assert_eq!(parse("api-version=2023-02-01-preview").unwrap_err().inner.unwrap().0, "BadArgument");
-        assert!(parse("api-version=2023-10-01&mode=backgroundRemoval").unwrap_err().inner.is_none());
+        assert_eq!(
+            parse("api-version=2023-02-01-preview&mode=backgroundRemoval"),
+            Ok(SegmentMode::BackgroundRemoval)
+        );
+        assert_eq!(
+            parse("mode=FOREGROUNDMATTING&api-version=2023-04-01-preview"),
+            Ok(SegmentMode::ForegroundMatting)
+        );
+        assert_eq!(
+            parse("api-version=2023-02-01-preview&mode=blur")
+                .unwrap_err()
+                .inner
+                .unwrap()
+                .0,
+            "BadArgument"
+        );
+        assert_eq!(
+            parse("api-version=2023-02-01-preview")
+                .unwrap_err()
+                .inner
+                .unwrap()
+                .0,
+            "BadArgument"
+        );
+        assert!(parse("api-version=2023-10-01&mode=backgroundRemoval")
+            .unwrap_err()
+            .inner
+            .is_none());
     }
 }

@@ -18,8 +18,8 @@ use super::intake::image_bytes;
 use super::query::QueryParams;
 use super::{AppState, RequestId};
 use crate::geometry::PixelRect;
-use crate::pipeline::decode::ANALYZE_V32;
 use crate::pipeline::color::ColorInfo;
+use crate::pipeline::decode::ANALYZE_V32;
 use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature};
 
 pub const MODEL_VERSION: &str = "2021-05-01";
@@ -35,11 +35,20 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/models", get(list_models))
         .route("/vision/v3.2/models/{model}/analyze", post(domain_model))
         // Operations whose models are not in this build: they exist, and say so.
-        .route("/vision/v3.2/describe", post(|| async { no_model("Description") }))
+        .route(
+            "/vision/v3.2/describe",
+            post(|| async { no_model("Description") }),
+        )
         .route("/vision/v3.2/tag", post(|| async { no_model("Tags") }))
         .route("/vision/v3.2/ocr", post(|| async { no_model("OCR") }))
-        .route("/vision/v3.2/read/analyze", post(|| async { no_model("Read") }))
-        .route("/vision/v3.2/read/analyzeResults/{id}", get(|| async { no_model("Read") }))
+        .route(
+            "/vision/v3.2/read/analyze",
+            post(|| async { no_model("Read") }),
+        )
+        .route(
+            "/vision/v3.2/read/analyzeResults/{id}",
+            get(|| async { no_model("Read") }),
+        )
 }
 
 /// 3.2 visual features and what serves each; `None` means no model for it in this deployment.
@@ -114,12 +123,21 @@ pub struct Rectangle {
     pub h: u32,
 }
 
-/// 3.2 objects carry no `parent` hierarchy yet (the SDK reads it as None).
 #[derive(Debug, Serialize)]
 pub struct Object {
     pub rectangle: Rectangle,
     pub object: String,
     pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<ObjectHierarchy>>,
+}
+
+/// A broader category of an object and, nested, its own (Azure sends no confidence for them).
+#[derive(Debug, Serialize)]
+pub struct ObjectHierarchy {
+    pub object: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parent: Option<Box<ObjectHierarchy>>,
 }
 
 /// 3.2 face boxes use left/top/width/height. Age and gender are not reported: Azure removed them,
@@ -141,7 +159,14 @@ pub struct Face {
 impl From<DetectedFace> for Face {
     fn from(f: DetectedFace) -> Self {
         let r = f.rect;
-        Face { face_rectangle: FaceRectangle { left: r.x, top: r.y, width: r.w, height: r.h } }
+        Face {
+            face_rectangle: FaceRectangle {
+                left: r.x,
+                top: r.y,
+                width: r.w,
+                height: r.h,
+            },
+        }
     }
 }
 
@@ -211,13 +236,26 @@ pub struct AnalyzeResponse {
 
 impl From<PixelRect> for Rectangle {
     fn from(r: PixelRect) -> Self {
-        Rectangle { x: r.x, y: r.y, w: r.w, h: r.h }
+        Rectangle {
+            x: r.x,
+            y: r.y,
+            w: r.w,
+            h: r.h,
+        }
     }
 }
 
 impl From<DetectedObject> for Object {
     fn from(o: DetectedObject) -> Self {
-        Object { rectangle: o.rect.into(), object: o.label, confidence: o.confidence }
+        let parent = o.parents.into_iter().rev().fold(None, |parent, object| {
+            Some(Box::new(ObjectHierarchy { object, parent }))
+        });
+        Object {
+            rectangle: o.rect.into(),
+            object: o.label,
+            confidence: o.confidence,
+            parent,
+        }
     }
 }
 
@@ -231,34 +269,56 @@ impl AnalyzeResponse {
                 racy_score: a.racy_score,
             }),
             color: analysis.color.map(Color::from),
-            image_type: analysis
-                .image_type
-                .map(|t| ImageTypeJson { clip_art_type: t.clip_art, line_drawing_type: t.line_drawing }),
-            faces: analysis.faces.map(|faces| faces.into_iter().map(Face::from).collect()),
-            objects: analysis.objects.map(|objects| objects.into_iter().map(Object::from).collect()),
+            image_type: analysis.image_type.map(|t| ImageTypeJson {
+                clip_art_type: t.clip_art,
+                line_drawing_type: t.line_drawing,
+            }),
+            faces: analysis
+                .faces
+                .map(|faces| faces.into_iter().map(Face::from).collect()),
+            objects: analysis
+                .objects
+                .map(|objects| objects.into_iter().map(Object::from).collect()),
             area_of_interest: analysis.area_of_interest.map(Rectangle::from),
             request_id: request_id.0,
-            metadata: Metadata { width: analysis.width, height: analysis.height, format: format_name(analysis.format) },
+            metadata: Metadata {
+                width: analysis.width,
+                height: analysis.height,
+                format: format_name(analysis.format),
+            },
             model_version: MODEL_VERSION,
         }
     }
 }
 
 /// Reads the image and runs `features` on a worker.
-async fn run(state: &AppState, request: Request, features: Vec<Feature>) -> Result<Analysis, ApiError> {
+async fn run(
+    state: &AppState,
+    request: Request,
+    features: Vec<Feature>,
+) -> Result<Analysis, ApiError> {
     state.pipeline.check_available(&features)?;
-    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes)
+        .await
+        .map_err(v32_size_error)?;
     let pipeline = Arc::clone(&state.pipeline);
     let options = AnalysisOptions::default();
     // A URL's image is capped by the fetcher at 4.0's size; the pipeline applies 3.2's, in 3.2's words.
-    let analysis = state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V32, &features, &options)).await?;
+    let analysis = state
+        .workers
+        .run(move || pipeline.analyze(&bytes, &ANALYZE_V32, &features, &options))
+        .await?;
     analysis.map_err(|e| v32_size_error(e.into()))
 }
 
 /// 3.2 words an oversized body the way its SDK recording shows.
 fn v32_size_error(error: ApiError) -> ApiError {
     if error.message.starts_with("The image size is not allowed") {
-        ApiError::invalid("Input image is too large.", "InvalidImageSize", "Input image is too large.")
+        ApiError::invalid(
+            "Input image is too large.",
+            "InvalidImageSize",
+            "Input image is too large.",
+        )
     } else {
         error
     }
@@ -276,12 +336,22 @@ async fn analyze(
         return Err(ApiError::invalid(
             "Analyze query is invalid",
             "InvalidDetails",
-            format!("details={} needs a domain model (celebrities, landmarks); none is installed", details.join(",")),
+            format!(
+                "details={} needs a domain model (celebrities, landmarks); none is installed",
+                details.join(",")
+            ),
         ));
     }
-    let names = params.list("visualfeatures").filter(|f| !f.is_empty()).ok_or_else(|| {
-        ApiError::invalid("Analyze query is invalid", "NotSupportedVisualFeature", "visualFeatures is required")
-    })?;
+    let names = params
+        .list("visualfeatures")
+        .filter(|f| !f.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Analyze query is invalid",
+                "NotSupportedVisualFeature",
+                "visualFeatures is required",
+            )
+        })?;
     let mut features = Vec::new();
     for name in names {
         match visual_feature(name)? {
@@ -289,7 +359,10 @@ async fn analyze(
             None => return Err(no_model(name)),
         }
     }
-    Ok(Json(AnalyzeResponse::new(run(&state, request, features).await?, id)))
+    Ok(Json(AnalyzeResponse::new(
+        run(&state, request, features).await?,
+        id,
+    )))
 }
 
 async fn detect(
@@ -319,17 +392,24 @@ async fn single_feature(
     feature: Feature,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     check_model_version(&QueryParams::parse(query.as_deref()))?;
-    Ok(Json(AnalyzeResponse::new(run(state, request, vec![feature]).await?, id)))
+    Ok(Json(AnalyzeResponse::new(
+        run(state, request, vec![feature]).await?,
+        id,
+    )))
 }
 
 fn thumbnail_side(params: &QueryParams, name: &str) -> Result<u32, ApiError> {
-    params.get(name).and_then(|v| v.parse::<u32>().ok()).filter(|v| THUMBNAIL_SIDES.contains(v)).ok_or_else(|| {
-        ApiError::invalid(
-            "Thumbnail size is invalid.",
-            "InvalidThumbnailSize",
-            format!("'{name}' must be a whole number of pixels from 1 to 1024"),
-        )
-    })
+    params
+        .get(name)
+        .and_then(|v| v.parse::<u32>().ok())
+        .filter(|v| THUMBNAIL_SIDES.contains(v))
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "Thumbnail size is invalid.",
+                "InvalidThumbnailSize",
+                format!("'{name}' must be a whole number of pixels from 1 to 1024"),
+            )
+        })
 }
 
 async fn generate_thumbnail(
@@ -339,12 +419,19 @@ async fn generate_thumbnail(
 ) -> Result<Response, ApiError> {
     let params = QueryParams::parse(query.as_deref());
     check_model_version(&params)?;
-    let (width, height) = (thumbnail_side(&params, "width")?, thumbnail_side(&params, "height")?);
-    let smart = params.get("smartcropping").is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let (width, height) = (
+        thumbnail_side(&params, "width")?,
+        thumbnail_side(&params, "height")?,
+    );
+    let smart = params
+        .get("smartcropping")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
     if smart {
         state.pipeline.check_available(&[Feature::SmartCrops])?;
     }
-    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes).await.map_err(v32_size_error)?;
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes)
+        .await
+        .map_err(v32_size_error)?;
     let pipeline = Arc::clone(&state.pipeline);
     let (thumbnail, format) = state
         .workers
@@ -380,14 +467,24 @@ mod tests {
         assert_eq!(visual_feature("adult").unwrap(), Some(Feature::Adult));
         assert_eq!(visual_feature("brands").unwrap(), None);
         assert_eq!(visual_feature("Categories").unwrap(), None);
-        assert_eq!(visual_feature("smell").unwrap_err().inner.unwrap().0, "NotSupportedVisualFeature");
+        assert_eq!(
+            visual_feature("smell").unwrap_err().inner.unwrap().0,
+            "NotSupportedVisualFeature"
+        );
     }
 
     #[test]
     fn thumbnail_sides_must_be_1_to_1024() {
         let params = QueryParams::parse(Some("width=1024&height=0&w2=abc"));
         assert_eq!(thumbnail_side(&params, "width").unwrap(), 1024);
-        assert_eq!(thumbnail_side(&params, "height").unwrap_err().inner.unwrap().0, "InvalidThumbnailSize");
+        assert_eq!(
+            thumbnail_side(&params, "height")
+                .unwrap_err()
+                .inner
+                .unwrap()
+                .0,
+            "InvalidThumbnailSize"
+        );
         assert!(thumbnail_side(&params, "w2").is_err());
         assert!(thumbnail_side(&params, "missing").is_err());
     }
@@ -395,12 +492,23 @@ mod tests {
     #[test]
     fn responses_carry_request_id_metadata_format_and_rectangles() {
         let mut analysis = Analysis::new(10, 20, ImageFormat::Png);
-        analysis.objects =
-            Some(vec![DetectedObject { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]);
-        let json = serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
+        analysis.objects = Some(vec![DetectedObject {
+            rect: PixelRect {
+                x: 1,
+                y: 2,
+                w: 3,
+                h: 4,
+            },
+            label: "cat".into(),
+            confidence: 0.5,
+            parents: vec!["mammal".into(), "animal".into()],
+        }]);
+        let json =
+            serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
         assert_eq!(
             json,
-            serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5}],
+            serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5,
+                    "parent": {"object": "mammal", "parent": {"object": "animal"}}}],
                 "requestId": "id-1", "metadata": {"width": 10, "height": 20, "format": "Png"}, "modelVersion": "2021-05-01"})
         );
     }

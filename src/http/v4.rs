@@ -53,7 +53,11 @@ impl AnalyzeRequest {
         let mut features = Vec::new();
         for name in names {
             let feature = Feature::parse(name).ok_or_else(|| {
-                ApiError::invalid(INVALID_QUERY, "NotSupportedVisualFeature", format!("Specified feature type is not valid: '{name}'"))
+                ApiError::invalid(
+                    INVALID_QUERY,
+                    "NotSupportedVisualFeature",
+                    format!("Specified feature type is not valid: '{name}'"),
+                )
             })?;
             if !features.contains(&feature) {
                 features.push(feature);
@@ -61,12 +65,24 @@ impl AnalyzeRequest {
         }
         let language = params.get("language").unwrap_or("en").to_string();
         if language.len() < 2 {
-            return Err(ApiError::invalid(INVALID_QUERY, "NotSupportedLanguage", "The input language is not supported"));
+            return Err(ApiError::invalid(
+                INVALID_QUERY,
+                "NotSupportedLanguage",
+                "The input language is not supported",
+            ));
         }
-        let gender_neutral_caption = match params.get("gender-neutral-caption").map(str::to_ascii_lowercase).as_deref() {
+        let gender_neutral_caption = match params
+            .get("gender-neutral-caption")
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
             None | Some("false") => false,
             Some("true") => true,
-            Some(other) => return Err(ApiError::bad_argument(format!("'gender-neutral-caption' must be true or false, not '{other}'"))),
+            Some(other) => {
+                return Err(ApiError::bad_argument(format!(
+                    "'gender-neutral-caption' must be true or false, not '{other}'"
+                )))
+            }
         };
         let smart_crop_ratios = params
             .list("smartcrops-aspect-ratios")
@@ -74,7 +90,9 @@ impl AnalyzeRequest {
             .into_iter()
             .map(|r| match r.parse::<f32>() {
                 Ok(ratio) if SMART_CROP_RATIOS.contains(&ratio) => Ok(ratio),
-                _ => Err(ApiError::bad_argument("'smartcrops-aspect-ratios' aspect ratio is not in allowed range [0.75 to 1.8]")),
+                _ => Err(ApiError::bad_argument(
+                    "'smartcrops-aspect-ratios' aspect ratio is not in allowed range [0.75 to 1.8]",
+                )),
             })
             .collect::<Result<Vec<_>, _>>()?;
         if let Some(version) = params.get("model-version") {
@@ -85,7 +103,12 @@ impl AnalyzeRequest {
             }
         }
         pipeline.check_available(&features)?;
-        Ok(AnalyzeRequest { features, language, gender_neutral_caption, smart_crop_ratios })
+        Ok(AnalyzeRequest {
+            features,
+            language,
+            gender_neutral_caption,
+            smart_crop_ratios,
+        })
     }
 }
 
@@ -150,7 +173,12 @@ pub struct CropRegion {
 
 impl From<PixelRect> for BoundingBox {
     fn from(r: PixelRect) -> Self {
-        BoundingBox { x: r.x, y: r.y, w: r.w, h: r.h }
+        BoundingBox {
+            x: r.x,
+            y: r.y,
+            w: r.w,
+            h: r.h,
+        }
     }
 }
 
@@ -158,26 +186,38 @@ impl From<Analysis> for AnalyzeResponse {
     fn from(analysis: Analysis) -> Self {
         AnalyzeResponse {
             model_version: MODEL_VERSION,
-            metadata: Metadata { width: analysis.width, height: analysis.height },
+            metadata: Metadata {
+                width: analysis.width,
+                height: analysis.height,
+            },
             objects_result: analysis.objects.map(|objects| Values {
                 values: objects
                     .into_iter()
                     .map(|o| DetectedObject {
                         bounding_box: o.rect.into(),
-                        tags: vec![DetectedTag { name: o.label, confidence: o.confidence }],
+                        tags: vec![DetectedTag {
+                            name: o.label,
+                            confidence: o.confidence,
+                        }],
                     })
                     .collect(),
             }),
             people_result: analysis.people.map(|people| Values {
                 values: people
                     .into_iter()
-                    .map(|p| DetectedPerson { bounding_box: p.rect.into(), confidence: p.confidence })
+                    .map(|p| DetectedPerson {
+                        bounding_box: p.rect.into(),
+                        confidence: p.confidence,
+                    })
                     .collect(),
             }),
             smart_crops_result: analysis.smart_crops.map(|crops| Values {
                 values: crops
                     .into_iter()
-                    .map(|c| CropRegion { aspect_ratio: c.ratio, bounding_box: c.rect.into() })
+                    .map(|c| CropRegion {
+                        aspect_ratio: c.ratio,
+                        bounding_box: c.rect.into(),
+                    })
                     .collect(),
             }),
         }
@@ -193,9 +233,13 @@ pub async fn analyze(
     let analyze = AnalyzeRequest::from_query(&params, &state.pipeline)?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
     let pipeline = Arc::clone(&state.pipeline);
-    let options = AnalysisOptions { smart_crop_ratios: analyze.smart_crop_ratios };
-    let analysis =
-        state.workers.run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features, &options)).await??;
+    let options = AnalysisOptions {
+        smart_crop_ratios: analyze.smart_crop_ratios,
+    };
+    let analysis = state
+        .workers
+        .run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features, &options))
+        .await??;
     Ok(Json(analysis.into()))
 }
 
@@ -210,34 +254,89 @@ mod tests {
     }
 
     fn inner_code(query: &str) -> Option<String> {
-        let err = AnalyzeRequest::from_query(&QueryParams::parse(Some(query)), &pipeline()).unwrap_err();
+        let err =
+            AnalyzeRequest::from_query(&QueryParams::parse(Some(query)), &pipeline()).unwrap_err();
         err.inner.map(|(code, _)| code)
     }
 
     #[test]
     fn query_errors_use_azure_codes() {
         let v = "api-version=2023-10-01";
-        assert_eq!(inner_code(&format!("{v}&features=objects&smartcrops-aspect-ratios=2.5")).as_deref(), Some("BadArgument"));
-        assert_eq!(inner_code(&format!("{v}&features=smartCrops&smartcrops-aspect-ratios=0.5")).as_deref(), Some("BadArgument"));
-        assert_eq!(inner_code(&format!("{v}&features=faces")).as_deref(), Some("NotSupportedVisualFeature"));
-        assert_eq!(inner_code(&format!("{v}&features=caption")).as_deref(), Some("NotSupportedVisualFeature"));
-        assert_eq!(inner_code(&format!("{v}&features=smartCrops")).as_deref(), Some("NotSupportedVisualFeature"));
-        assert_eq!(inner_code(&format!("{v}&features=objects&gender-neutral-caption=maybe")).as_deref(), Some("BadArgument"));
-        assert_eq!(inner_code(&format!("{v}&features=objects&model-version=2021-01-01")).as_deref(), Some("BadArgument"));
-        assert_eq!(inner_code(&format!("{v}&features=objects&language=e")).as_deref(), Some("NotSupportedLanguage"));
+        assert_eq!(
+            inner_code(&format!(
+                "{v}&features=objects&smartcrops-aspect-ratios=2.5"
+            ))
+            .as_deref(),
+            Some("BadArgument")
+        );
+        assert_eq!(
+            inner_code(&format!(
+                "{v}&features=smartCrops&smartcrops-aspect-ratios=0.5"
+            ))
+            .as_deref(),
+            Some("BadArgument")
+        );
+        assert_eq!(
+            inner_code(&format!("{v}&features=faces")).as_deref(),
+            Some("NotSupportedVisualFeature")
+        );
+        assert_eq!(
+            inner_code(&format!("{v}&features=caption")).as_deref(),
+            Some("NotSupportedVisualFeature")
+        );
+        assert_eq!(
+            inner_code(&format!("{v}&features=smartCrops")).as_deref(),
+            Some("NotSupportedVisualFeature")
+        );
+        assert_eq!(
+            inner_code(&format!(
+                "{v}&features=objects&gender-neutral-caption=maybe"
+            ))
+            .as_deref(),
+            Some("BadArgument")
+        );
+        assert_eq!(
+            inner_code(&format!("{v}&features=objects&model-version=2021-01-01")).as_deref(),
+            Some("BadArgument")
+        );
+        assert_eq!(
+            inner_code(&format!("{v}&features=objects&language=e")).as_deref(),
+            Some("NotSupportedLanguage")
+        );
         assert_eq!(inner_code(v), None, "missing features has no inner error");
         assert_eq!(inner_code("features=objects"), None, "missing api-version");
         // Without a detector installed, objects is refused, and the message says why.
-        let err = AnalyzeRequest::from_query(&QueryParams::parse(Some(&format!("{v}&features=objects"))), &pipeline()).unwrap_err();
+        let err = AnalyzeRequest::from_query(
+            &QueryParams::parse(Some(&format!("{v}&features=objects"))),
+            &pipeline(),
+        )
+        .unwrap_err();
         assert!(err.inner.unwrap().1.contains("vista models fetch"));
     }
 
     #[test]
     fn only_requested_sections_are_serialized() {
         let mut analysis = Analysis::new(640, 480, image::ImageFormat::Jpeg);
-        analysis.objects = Some(vec![Object { rect: PixelRect { x: 1, y: 2, w: 3, h: 4 }, label: "cat".into(), confidence: 0.5 }]);
-        analysis.smart_crops =
-            Some(vec![crate::pipeline::CropRegion { ratio: 0.9, rect: PixelRect { x: 0, y: 5, w: 9, h: 10 } }]);
+        analysis.objects = Some(vec![Object {
+            rect: PixelRect {
+                x: 1,
+                y: 2,
+                w: 3,
+                h: 4,
+            },
+            label: "cat".into(),
+            confidence: 0.5,
+            parents: vec!["animal".into()],
+        }]);
+        analysis.smart_crops = Some(vec![crate::pipeline::CropRegion {
+            ratio: 0.9,
+            rect: PixelRect {
+                x: 0,
+                y: 5,
+                w: 9,
+                h: 10,
+            },
+        }]);
         // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
         let wire = serde_json::to_string(&AnalyzeResponse::from(analysis)).unwrap();
         assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");

@@ -34,12 +34,18 @@ pub struct CenterFace {
 pub fn input_size(width: u32, height: u32, max_side: u32) -> (u32, u32) {
     let scale = (max_side as f32 / width.max(height) as f32).min(1.0);
     let round_up = |v: f32| ((v / 32.0).ceil() as u32).max(1) * 32;
-    (round_up(width as f32 * scale), round_up(height as f32 * scale))
+    (
+        round_up(width as f32 * scale),
+        round_up(height as f32 * scale),
+    )
 }
 
 impl CenterFace {
     pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
-        Ok(CenterFace { sessions, facts: entry.facts()? })
+        Ok(CenterFace {
+            sessions,
+            facts: entry.facts()?,
+        })
     }
 
     /// Face boxes in original-image pixels with score >= `min_score`, best first.
@@ -47,20 +53,35 @@ impl CenterFace {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);
-        let pixels = resize(image, in_w, in_h, ResizeAlg::Convolution(FilterType::Bilinear))?;
+        let pixels = resize(
+            image,
+            in_w,
+            in_h,
+            ResizeAlg::Convolution(FilterType::Bilinear),
+        )?;
         let tensor = to_nchw(&pixels, in_w, in_h, |_, v| v as f32);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let faces = self.sessions.run(inputs, |outputs| {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
             let scale = outputs[facts.scale.as_str()].try_extract_array::<f32>()?;
             let offset = outputs[facts.offset.as_str()].try_extract_array::<f32>()?;
-            let heatmap = first_in_batch::<ndarray::Ix3>(heatmap)?.index_axis_move(ndarray::Axis(0), 0);
-            Ok(decode(heatmap, first_in_batch(scale)?, first_in_batch(offset)?, facts.stride as f32, min_score))
+            let heatmap =
+                first_in_batch::<ndarray::Ix3>(heatmap)?.index_axis_move(ndarray::Axis(0), 0);
+            Ok(decode(
+                heatmap,
+                first_in_batch(scale)?,
+                first_in_batch(offset)?,
+                facts.stride as f32,
+                min_score,
+            ))
         })?;
         let (sx, sy) = (width as f32 / in_w as f32, height as f32 / in_h as f32);
         let mut faces: Vec<Detection> = faces
             .into_iter()
-            .map(|d| Detection { bbox: d.bbox.rescaled(sx, sy, width, height), ..d })
+            .map(|d| Detection {
+                bbox: d.bbox.rescaled(sx, sy, width, height),
+                ..d
+            })
             .filter(|d| d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0)
             .collect();
         faces = nms_per_class(faces, facts.nms_iou);
@@ -81,11 +102,23 @@ pub fn decode(
         if score < min_score {
             continue;
         }
-        let (h, w) = (scale[[0, y, x]].exp() * stride, scale[[1, y, x]].exp() * stride);
+        let (h, w) = (
+            scale[[0, y, x]].exp() * stride,
+            scale[[1, y, x]].exp() * stride,
+        );
         let cx = (x as f32 + offset[[1, y, x]] + 0.5) * stride;
         let cy = (y as f32 + offset[[0, y, x]] + 0.5) * stride;
-        let bbox = BoundingBox { x1: cx - w / 2.0, y1: cy - h / 2.0, x2: cx + w / 2.0, y2: cy + h / 2.0 };
-        found.push(Detection { bbox, score, class: 0 });
+        let bbox = BoundingBox {
+            x1: cx - w / 2.0,
+            y1: cy - h / 2.0,
+            x2: cx + w / 2.0,
+            y2: cy + h / 2.0,
+        };
+        found.push(Detection {
+            bbox,
+            score,
+            class: 0,
+        });
     }
     found
 }
@@ -116,7 +149,13 @@ mod tests {
         assert_eq!(found.len(), 1);
         let b = found[0].bbox;
         // centre x = (3 + 0.5 + 0.5) * 4 = 16, centre y = (2 + 0 + 0.5) * 4 = 10
-        assert!((b.x1 - 14.0).abs() < 1e-4 && (b.x2 - 18.0).abs() < 1e-4, "{b:?}");
-        assert!((b.y1 - 6.0).abs() < 1e-4 && (b.y2 - 14.0).abs() < 1e-4, "{b:?}");
+        assert!(
+            (b.x1 - 14.0).abs() < 1e-4 && (b.x2 - 18.0).abs() < 1e-4,
+            "{b:?}"
+        );
+        assert!(
+            (b.y1 - 6.0).abs() < 1e-4 && (b.y2 - 14.0).abs() < 1e-4,
+            "{b:?}"
+        );
     }
 }

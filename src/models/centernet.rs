@@ -39,7 +39,10 @@ pub struct Letterboxed {
 
 impl CenterNet {
     pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
-        Ok(CenterNet { sessions, facts: entry.facts()? })
+        Ok(CenterNet {
+            sessions,
+            facts: entry.facts()?,
+        })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -50,17 +53,31 @@ impl CenterNet {
     pub fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
         let input = letterbox(image, self.facts.input_size)?;
         let facts = &self.facts;
-        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&input.tensor)?];
+        let inputs =
+            ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&input.tensor)?];
         let mut found = self.sessions.run(inputs, |outputs| {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
             let distances = outputs[facts.box_distances.as_str()].try_extract_array::<f32>()?;
             let (heatmap, distances) = (first_in_batch(heatmap)?, first_in_batch(distances)?);
-            Ok(decode(heatmap, distances, facts.stride as f32, facts.max_detections, min_score))
+            Ok(decode(
+                heatmap,
+                distances,
+                facts.stride as f32,
+                facts.max_detections,
+                min_score,
+            ))
         })?;
         for detection in &mut found {
-            detection.bbox = detection.bbox.rescaled(input.scale_x, input.scale_y, image.width(), image.height());
+            detection.bbox = detection.bbox.rescaled(
+                input.scale_x,
+                input.scale_y,
+                image.width(),
+                image.height(),
+            );
         }
-        found.retain(|d| d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0 && d.class < facts.labels.len());
+        found.retain(|d| {
+            d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0 && d.class < facts.labels.len()
+        });
         Ok(found)
     }
 }
@@ -71,7 +88,12 @@ pub fn letterbox(image: &RgbImage, size: u32) -> Result<Letterboxed> {
     let scale = size as f32 / width.max(height) as f32;
     let fit_w = ((width as f32 * scale).round() as u32).clamp(1, size);
     let fit_h = ((height as f32 * scale).round() as u32).clamp(1, size);
-    let pixels = resize(image, fit_w, fit_h, ResizeAlg::Convolution(FilterType::Bilinear))?;
+    let pixels = resize(
+        image,
+        fit_w,
+        fit_h,
+        ResizeAlg::Convolution(FilterType::Bilinear),
+    )?;
 
     let side = size as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, side, side));
@@ -116,8 +138,9 @@ pub fn decode(
         }
         let (class, y, x) = (index / (rows * cols), index / cols % rows, index % cols);
         let plane = &cells[class * rows * cols..(class + 1) * rows * cols];
-        let is_peak = (y.saturating_sub(1)..(y + 2).min(rows))
-            .all(|ny| (x.saturating_sub(1)..(x + 2).min(cols)).all(|nx| plane[ny * cols + nx] <= score));
+        let is_peak = (y.saturating_sub(1)..(y + 2).min(rows)).all(|ny| {
+            (x.saturating_sub(1)..(x + 2).min(cols)).all(|nx| plane[ny * cols + nx] <= score)
+        });
         if !is_peak {
             continue;
         }
@@ -154,7 +177,15 @@ mod tests {
         let found = decode(heatmap.view(), distances.view(), 4.0, 100, 0.1);
         assert_eq!(found.len(), 2);
         assert_eq!((found[0].class, found[0].score), (0, 0.9));
-        assert_eq!(found[0].bbox, BoundingBox { x1: 11.0, y1: 6.0, x2: 15.0, y2: 12.0 });
+        assert_eq!(
+            found[0].bbox,
+            BoundingBox {
+                x1: 11.0,
+                y1: 6.0,
+                x2: 15.0,
+                y2: 12.0
+            }
+        );
         assert_eq!((found[1].class, found[1].score), (1, 0.4));
     }
 
@@ -164,7 +195,13 @@ mod tests {
         for i in 0..5 {
             heatmap[[0, i * 2, 0]] = 0.5 + i as f32 * 0.1;
         }
-        let found = decode(heatmap.view(), Array3::zeros((4, 10, 10)).view(), 4.0, 3, 0.1);
+        let found = decode(
+            heatmap.view(),
+            Array3::zeros((4, 10, 10)).view(),
+            4.0,
+            3,
+            0.1,
+        );
         let scores: Vec<f32> = found.iter().map(|d| d.score).collect();
         assert_eq!(scores, vec![0.9, 0.8, 0.7]);
     }
@@ -176,6 +213,10 @@ mod tests {
         assert_eq!(boxed.tensor.dim(), (1, 3, 64, 64));
         assert_eq!((boxed.scale_x, boxed.scale_y), (200.0 / 64.0, 100.0 / 32.0));
         assert_eq!(boxed.tensor[[0, 2, 10, 10]], 30.0);
-        assert_eq!(boxed.tensor[[0, 0, 40, 10]], 0.0, "padding below the image is black");
+        assert_eq!(
+            boxed.tensor[[0, 0, 40, 10]],
+            0.0,
+            "padding below the image is black"
+        );
     }
 }

@@ -16,6 +16,9 @@ pub const DEFAULT_MANIFEST: &str = include_str!("../../pack/manifest.json");
 pub struct Manifest {
     pub runtime: PackEntry,
     pub models: Vec<PackEntry>,
+    /// Data files the models' post-processing reads (the WordNet hierarchy); no sessions.
+    #[serde(default)]
+    pub data: Vec<PackEntry>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,19 +62,29 @@ impl Manifest {
     pub fn for_dir(dir: &Path) -> Result<(Self, Option<PathBuf>)> {
         let custom = dir.join("manifest.json");
         if custom.exists() {
-            let text = std::fs::read_to_string(&custom).with_context(|| format!("reading {}", custom.display()))?;
-            Ok((Self::parse(&text).with_context(|| custom.display().to_string())?, Some(custom)))
+            let text = std::fs::read_to_string(&custom)
+                .with_context(|| format!("reading {}", custom.display()))?;
+            Ok((
+                Self::parse(&text).with_context(|| custom.display().to_string())?,
+                Some(custom),
+            ))
         } else {
             Ok((Self::parse(DEFAULT_MANIFEST)?, None))
         }
     }
 
     pub fn entries(&self) -> impl Iterator<Item = &PackEntry> {
-        std::iter::once(&self.runtime).chain(self.models.iter())
+        std::iter::once(&self.runtime)
+            .chain(self.models.iter())
+            .chain(self.data.iter())
     }
 
     pub fn model(&self, id: &str) -> Option<&PackEntry> {
         self.models.iter().find(|m| m.id == id)
+    }
+
+    pub fn data_file(&self, task: &str) -> Option<&PackEntry> {
+        self.data.iter().find(|d| d.task == task)
     }
 }
 
@@ -89,7 +102,11 @@ impl PackEntry {
         match &self.sha256 {
             Some(expected) => {
                 let actual = sha256_file(&path)?;
-                Ok(if &actual == expected { FileState::Present } else { FileState::HashMismatch { actual } })
+                Ok(if &actual == expected {
+                    FileState::Present
+                } else {
+                    FileState::HashMismatch { actual }
+                })
             }
             None => Ok(FileState::Present),
         }
@@ -97,7 +114,8 @@ impl PackEntry {
 
     /// The entry's typed facts (input size, labels, ...), as its model code declares them.
     pub fn facts<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
-        serde_json::from_value(self.facts.clone()).with_context(|| format!("facts of model '{}'", self.id))
+        serde_json::from_value(self.facts.clone())
+            .with_context(|| format!("facts of model '{}'", self.id))
     }
 }
 
@@ -136,12 +154,16 @@ mod tests {
         let mut entry = Manifest::parse(DEFAULT_MANIFEST).unwrap().runtime;
         entry.file = "blob.bin".into();
         // sha256("hello")
-        entry.sha256 = Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into());
+        entry.sha256 =
+            Some("2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".into());
         assert_eq!(entry.check(&dir).unwrap(), FileState::Missing);
         std::fs::write(dir.join("blob.bin"), "hello").unwrap();
         assert_eq!(entry.check(&dir).unwrap(), FileState::Present);
         std::fs::write(dir.join("blob.bin"), "hellO").unwrap();
-        assert!(matches!(entry.check(&dir).unwrap(), FileState::HashMismatch { .. }));
+        assert!(matches!(
+            entry.check(&dir).unwrap(),
+            FileState::HashMismatch { .. }
+        ));
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod centerface;
 pub mod centernet;
+pub mod hierarchy;
 pub mod manifest;
 pub mod nsfw;
 pub mod preprocess;
@@ -15,6 +16,7 @@ use serde::Serialize;
 
 use self::centerface::CenterFace;
 use self::centernet::CenterNet;
+use self::hierarchy::Hierarchy;
 use self::manifest::{FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
 use self::u2net::U2Net;
@@ -48,6 +50,8 @@ pub struct ModelPack {
     pub faces: Option<CenterFace>,
     pub salience: Option<U2Net>,
     pub nsfw: Option<Nsfw>,
+    /// Parents of the detector's classes for 3.2 objects; without it they have none.
+    pub hierarchy: Option<Hierarchy>,
     pub status: Vec<ModelStatus>,
 }
 
@@ -70,12 +74,18 @@ pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
             let state = match entry.check(dir) {
                 Ok(FileState::Present) => "installed".to_string(),
                 Ok(FileState::Missing) => "missing (run `vista models fetch`)".to_string(),
-                Ok(FileState::HashMismatch { actual }) => format!("hash mismatch (sha256 {actual}); not used"),
+                Ok(FileState::HashMismatch { actual }) => {
+                    format!("hash mismatch (sha256 {actual}); not used")
+                }
                 Err(e) => format!("unreadable: {e:#}"),
             };
             ModelStatus {
                 id: entry.id.clone(),
-                task: if entry.task.is_empty() { "runtime".into() } else { entry.task.clone() },
+                task: if entry.task.is_empty() {
+                    "runtime".into()
+                } else {
+                    entry.task.clone()
+                },
                 state,
                 file: entry.file.clone(),
                 license: entry.license.clone(),
@@ -90,7 +100,10 @@ impl ModelPack {
         let usable = |id: &str| status.iter().any(|s| s.id == id && s.state == "installed");
         let mut pack = ModelPack::default();
         if !usable(&manifest.runtime.id) {
-            status.iter_mut().filter(|s| s.state == "installed").for_each(|s| s.state = "runtime missing".into());
+            status
+                .iter_mut()
+                .filter(|s| s.state == "installed")
+                .for_each(|s| s.state = "runtime missing".into());
             pack.status = status;
             return Ok(pack);
         }
@@ -98,7 +111,11 @@ impl ModelPack {
         let mut loaded = vec![manifest.runtime.id.clone()];
         // The first usable model of each task serves it.
         let mut sessions_for = |task: &str| -> Result<Option<(SessionPool, &PackEntry)>> {
-            let Some(entry) = manifest.models.iter().find(|m| m.task == task && usable(&m.id)) else {
+            let Some(entry) = manifest
+                .models
+                .iter()
+                .find(|m| m.task == task && usable(&m.id))
+            else {
                 return Ok(None);
             };
             let path = entry.path(&options.dir);
@@ -118,6 +135,23 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);
+        }
+        let hierarchy_files = (
+            manifest.data_file("hypernyms"),
+            manifest.data_file("hierarchy-names"),
+        );
+        if let (Some(detector), (Some(wordnet), Some(wordtree))) = (&pack.detector, hierarchy_files)
+        {
+            if usable(&wordnet.id) && usable(&wordtree.id) {
+                let dir = &options.dir;
+                match Hierarchy::load(&wordnet.path(dir), &wordtree.path(dir), detector.labels()) {
+                    Ok(hierarchy) => {
+                        pack.hierarchy = Some(hierarchy);
+                        loaded.extend([wordnet.id.clone(), wordtree.id.clone()]);
+                    }
+                    Err(e) => tracing::warn!("the object hierarchy is not available: {e:#}"),
+                }
+            }
         }
         for row in status.iter_mut().filter(|s| loaded.contains(&s.id)) {
             row.state = "loaded".into();

@@ -48,19 +48,41 @@ impl Nsfw {
     pub fn classify(&self, image: &RgbImage) -> Result<NsfwScores> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let pixels = resize(image, side, side, ResizeAlg::Convolution(FilterType::Bilinear))?;
+        let pixels = resize(
+            image,
+            side,
+            side,
+            ResizeAlg::Convolution(FilterType::Bilinear),
+        )?;
         let tensor = to_nchw(&pixels, side, side, |_, v| v as f32 / 255.0);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let probabilities = self.sessions.run(inputs, |outputs| {
-            Ok(outputs[facts.output.as_str()].try_extract_array::<f32>()?.iter().copied().collect::<Vec<f32>>())
+            Ok(outputs[facts.output.as_str()]
+                .try_extract_array::<f32>()?
+                .iter()
+                .copied()
+                .collect::<Vec<f32>>())
         })?;
         Ok(scores_by_name(&facts.classes, &probabilities))
     }
 }
 
 fn scores_by_name(classes: &[String], probabilities: &[f32]) -> NsfwScores {
-    let of = |name: &str| classes.iter().position(|c| c == name).and_then(|i| probabilities.get(i)).copied().unwrap_or(0.0);
-    NsfwScores { drawing: of("Drawing"), hentai: of("Hentai"), neutral: of("Neutral"), porn: of("Porn"), sexy: of("Sexy") }
+    let of = |name: &str| {
+        classes
+            .iter()
+            .position(|c| c == name)
+            .and_then(|i| probabilities.get(i))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    NsfwScores {
+        drawing: of("Drawing"),
+        hentai: of("Hentai"),
+        neutral: of("Neutral"),
+        porn: of("Porn"),
+        sexy: of("Sexy"),
+    }
 }
 
 #[cfg(test)]
@@ -69,8 +91,13 @@ mod tests {
 
     #[test]
     fn probabilities_are_matched_to_classes_by_name() {
-        let classes: Vec<String> = ["Neutral", "Drawing", "Sexy", "Porn", "Hentai"].map(String::from).to_vec();
+        let classes: Vec<String> = ["Neutral", "Drawing", "Sexy", "Porn", "Hentai"]
+            .map(String::from)
+            .to_vec();
         let s = scores_by_name(&classes, &[0.5, 0.1, 0.2, 0.15, 0.05]);
-        assert_eq!((s.neutral, s.drawing, s.sexy, s.porn, s.hentai), (0.5, 0.1, 0.2, 0.15, 0.05));
+        assert_eq!(
+            (s.neutral, s.drawing, s.sexy, s.porn, s.hentai),
+            (0.5, 0.1, 0.2, 0.15, 0.05)
+        );
     }
 }

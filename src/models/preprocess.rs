@@ -12,16 +12,29 @@ pub fn resize(image: &RgbImage, width: u32, height: u32, algorithm: ResizeAlg) -
     if image.dimensions() == (width, height) {
         return Ok(image.clone());
     }
-    let source = ImageRef::new(image.width(), image.height(), image.as_raw(), PixelType::U8x3).map_err(|e| anyhow!("{e}"))?;
+    let source = ImageRef::new(
+        image.width(),
+        image.height(),
+        image.as_raw(),
+        PixelType::U8x3,
+    )
+    .map_err(|e| anyhow!("{e}"))?;
     let mut target = Image::new(width, height, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(algorithm);
-    Resizer::new().resize(&source, &mut target, &options).map_err(|e| anyhow!("{e}"))?;
+    Resizer::new()
+        .resize(&source, &mut target, &options)
+        .map_err(|e| anyhow!("{e}"))?;
     RgbImage::from_raw(width, height, target.into_vec()).context("resized buffer size")
 }
 
 /// Packed RGB bytes of a `width` x `height` image as a [1, 3, height, width] tensor, each value mapped
 /// by `value(channel, byte)`.
-pub fn to_nchw(pixels: &[u8], width: u32, height: u32, value: impl Fn(usize, u8) -> f32) -> Array4<f32> {
+pub fn to_nchw(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    value: impl Fn(usize, u8) -> f32,
+) -> Array4<f32> {
     let plane = (width * height) as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
     let data = tensor.as_slice_mut().expect("a new array is contiguous");
@@ -42,7 +55,10 @@ mod tests {
         let pixels = [1, 2, 3, 4, 5, 6];
         let t = to_nchw(&pixels, 2, 1, |channel, v| v as f32 * 10.0 + channel as f32);
         assert_eq!(t.shape(), &[1, 3, 1, 2]);
-        assert_eq!((t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 1]]), (10.0, 21.0, 62.0));
+        assert_eq!(
+            (t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 1]]),
+            (10.0, 21.0, 62.0)
+        );
     }
 
     #[test]

@@ -37,13 +37,21 @@ pub struct SalienceMap {
 
 impl U2Net {
     pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
-        Ok(U2Net { sessions, facts: entry.facts()? })
+        Ok(U2Net {
+            sessions,
+            facts: entry.facts()?,
+        })
     }
 
     pub fn salience(&self, image: &RgbImage) -> Result<SalienceMap> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let small = resize(image, side, side, ResizeAlg::Convolution(FilterType::Lanczos3))?;
+        let small = resize(
+            image,
+            side,
+            side,
+            ResizeAlg::Convolution(FilterType::Lanczos3),
+        )?;
         let tensor = normalize(&small, side, facts);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let raw = self.sessions.run(inputs, |outputs| {
@@ -51,24 +59,39 @@ impl U2Net {
             Ok(map.iter().copied().collect::<Vec<f32>>())
         })?;
         if raw.len() != (side * side) as usize {
-            return Err(anyhow!("u2netp returned {} values, expected {}", raw.len(), side * side));
+            return Err(anyhow!(
+                "u2netp returned {} values, expected {}",
+                raw.len(),
+                side * side
+            ));
         }
-        Ok(SalienceMap { side, values: min_max_normalized(raw) })
+        Ok(SalienceMap {
+            side,
+            values: min_max_normalized(raw),
+        })
     }
 }
 
 /// rembg's input: RGB divided by the image's maximum value, then ImageNet mean/std, as NCHW.
 fn normalize(pixels: &[u8], side: u32, facts: &U2NetFacts) -> Array4<f32> {
     let peak = pixels.iter().copied().max().unwrap_or(0).max(1) as f32;
-    to_nchw(pixels, side, side, |channel, v| (v as f32 / peak - facts.mean[channel]) / facts.std[channel])
+    to_nchw(pixels, side, side, |channel, v| {
+        (v as f32 / peak - facts.mean[channel]) / facts.std[channel]
+    })
 }
 
 /// Stretches the values to 0..=1; a flat map becomes all zeros (nothing stands out).
 fn min_max_normalized(mut values: Vec<f32>) -> Vec<f32> {
-    let (low, high) = values.iter().fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
+    let (low, high) = values
+        .iter()
+        .fold((f32::MAX, f32::MIN), |(lo, hi), &v| (lo.min(v), hi.max(v)));
     let range = high - low;
     for v in &mut values {
-        *v = if range > f32::EPSILON { (*v - low) / range } else { 0.0 };
+        *v = if range > f32::EPSILON {
+            (*v - low) / range
+        } else {
+            0.0
+        };
     }
     values
 }
@@ -76,12 +99,20 @@ fn min_max_normalized(mut values: Vec<f32>) -> Vec<f32> {
 impl SalienceMap {
     /// The map as an 8-bit matte of `width` x `height` pixels.
     pub fn to_mask(&self, width: u32, height: u32) -> Result<GrayImage> {
-        let bytes: Vec<u8> = self.values.iter().map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect();
-        let source = ImageRef::new(self.side, self.side, &bytes, PixelType::U8).map_err(|e| anyhow!("{e}"))?;
+        let bytes: Vec<u8> = self
+            .values
+            .iter()
+            .map(|v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+            .collect();
+        let source = ImageRef::new(self.side, self.side, &bytes, PixelType::U8)
+            .map_err(|e| anyhow!("{e}"))?;
         let mut mask = Image::new(width, height, PixelType::U8);
         let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Lanczos3));
-        Resizer::new().resize(&source, &mut mask, &options).map_err(|e| anyhow!("{e}"))?;
-        GrayImage::from_raw(width, height, mask.into_vec()).ok_or_else(|| anyhow!("mask buffer size"))
+        Resizer::new()
+            .resize(&source, &mut mask, &options)
+            .map_err(|e| anyhow!("{e}"))?;
+        GrayImage::from_raw(width, height, mask.into_vec())
+            .ok_or_else(|| anyhow!("mask buffer size"))
     }
 
     /// Salience at grid cell (`x`, `y`).
@@ -96,7 +127,13 @@ mod tests {
 
     #[test]
     fn normalization_divides_by_the_peak_then_applies_mean_and_std() {
-        let facts = U2NetFacts { input: "x".into(), input_size: 2, mean: [0.5, 0.5, 0.5], std: [0.25, 0.5, 1.0], output_index: 0 };
+        let facts = U2NetFacts {
+            input: "x".into(),
+            input_size: 2,
+            mean: [0.5, 0.5, 0.5],
+            std: [0.25, 0.5, 1.0],
+            output_index: 0,
+        };
         let pixels = [100, 100, 100, 200, 0, 50, 0, 0, 0, 0, 0, 0];
         let t = normalize(&pixels, 2, &facts);
         assert_eq!(t[[0, 0, 0, 0]], (0.5 - 0.5) / 0.25);
@@ -113,7 +150,10 @@ mod tests {
 
     #[test]
     fn masks_resize_to_the_requested_size() {
-        let map = SalienceMap { side: 2, values: vec![1.0, 0.0, 0.0, 1.0] };
+        let map = SalienceMap {
+            side: 2,
+            values: vec![1.0, 0.0, 0.0, 1.0],
+        };
         let mask = map.to_mask(64, 32).unwrap();
         assert_eq!(mask.dimensions(), (64, 32));
         assert!(mask.get_pixel(2, 2)[0] > 200 && mask.get_pixel(61, 2)[0] < 50);

@@ -32,11 +32,26 @@ mod tests {
 
     #[test]
     fn adult_is_porn_plus_hentai_and_racy_includes_half_of_it() {
-        let scores = NsfwScores { drawing: 0.0, hentai: 0.2, neutral: 0.1, porn: 0.4, sexy: 0.3 };
+        let scores = NsfwScores {
+            drawing: 0.0,
+            hentai: 0.2,
+            neutral: 0.1,
+            porn: 0.4,
+            sexy: 0.3,
+        };
         let rating = rate(&scores, 0.5, 0.5);
         assert!((rating.adult_score - 0.6).abs() < 1e-6 && (rating.racy_score - 0.6).abs() < 1e-6);
         assert!(rating.is_adult && rating.is_racy);
-        let neutral = rate(&NsfwScores { neutral: 0.97, sexy: 0.02, porn: 0.01, ..Default::default() }, 0.5, 0.5);
+        let neutral = rate(
+            &NsfwScores {
+                neutral: 0.97,
+                sexy: 0.02,
+                porn: 0.01,
+                ..Default::default()
+            },
+            0.5,
+            0.5,
+        );
         assert!(!neutral.is_adult && !neutral.is_racy && neutral.racy_score < 0.03);
     }
 }

@@ -64,7 +64,11 @@ pub fn name(rgb: [u8; 3]) -> ColorName {
         return ColorName::Black;
     }
     if s < 0.15 {
-        return if v > 0.85 { ColorName::White } else { ColorName::Grey };
+        return if v > 0.85 {
+            ColorName::White
+        } else {
+            ColorName::Grey
+        };
     }
     let red = !(15.0..345.0).contains(&h);
     if red {
@@ -109,9 +113,12 @@ pub fn analyze(grid: &RgbImage, salience: &SalienceMap) -> ColorInfo {
         })
         .collect();
     let total = cells.len();
-    let (whole, _) = most_common(cells.iter().map(|(c, _)| name(*c))).expect("the grid is not empty");
-    let foreground = most_common(cells.iter().filter(|(_, fg)| *fg).map(|(c, _)| name(*c))).map_or(whole, |m| m.0);
-    let background = most_common(cells.iter().filter(|(_, fg)| !*fg).map(|(c, _)| name(*c))).map_or(whole, |m| m.0);
+    let (whole, _) =
+        most_common(cells.iter().map(|(c, _)| name(*c))).expect("the grid is not empty");
+    let foreground = most_common(cells.iter().filter(|(_, fg)| *fg).map(|(c, _)| name(*c)))
+        .map_or(whole, |m| m.0);
+    let background = most_common(cells.iter().filter(|(_, fg)| !*fg).map(|(c, _)| name(*c)))
+        .map_or(whole, |m| m.0);
 
     let mut shares: Vec<(ColorName, usize)> = Vec::new();
     for (c, _) in &cells {
@@ -122,8 +129,12 @@ pub fn analyze(grid: &RgbImage, salience: &SalienceMap) -> ColorInfo {
         }
     }
     shares.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
-    let mut dominant: Vec<ColorName> =
-        shares.iter().filter(|(_, c)| *c as f32 >= DOMINANT_SHARE * total as f32).take(3).map(|(n, _)| *n).collect();
+    let mut dominant: Vec<ColorName> = shares
+        .iter()
+        .filter(|(_, c)| *c as f32 >= DOMINANT_SHARE * total as f32)
+        .take(3)
+        .map(|(n, _)| *n)
+        .collect();
     if dominant.is_empty() {
         dominant.push(whole);
     }
@@ -153,7 +164,9 @@ fn accent(colors: &[[u8; 3]]) -> String {
         None => colors.iter().map(|c| (*c, 1.0)).collect(),
     };
     let weight: f32 = chosen.iter().map(|(_, w)| w).sum();
-    let mean = |i: usize| (chosen.iter().map(|(c, w)| c[i] as f32 * w).sum::<f32>() / weight).round() as u8;
+    let mean = |i: usize| {
+        (chosen.iter().map(|(c, w)| c[i] as f32 * w).sum::<f32>() / weight).round() as u8
+    };
     format!("{:02X}{:02X}{:02X}", mean(0), mean(1), mean(2))
 }
 
@@ -206,12 +219,27 @@ mod tests {
     fn foreground_and_background_follow_the_salience_map() {
         // A red square on a blue background, with the square marked salient.
         let grid = RgbImage::from_fn(GRID, GRID, |x, y| {
-            if (16..48).contains(&x) && (16..48).contains(&y) { Rgb([210, 20, 30]) } else { Rgb([20, 40, 200]) }
+            if (16..48).contains(&x) && (16..48).contains(&y) {
+                Rgb([210, 20, 30])
+            } else {
+                Rgb([20, 40, 200])
+            }
         });
         let side = 8;
-        let values = (0..side * side).map(|i| if (2..6).contains(&(i % side)) && (2..6).contains(&(i / side)) { 1.0 } else { 0.0 }).collect();
+        let values = (0..side * side)
+            .map(|i| {
+                if (2..6).contains(&(i % side)) && (2..6).contains(&(i / side)) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
+            .collect();
         let info = analyze(&grid, &SalienceMap { side, values });
-        assert_eq!((info.foreground, info.background), (ColorName::Red, ColorName::Blue));
+        assert_eq!(
+            (info.foreground, info.background),
+            (ColorName::Red, ColorName::Blue)
+        );
         assert_eq!(info.dominant, vec![ColorName::Blue, ColorName::Red]);
         assert!(!info.is_black_and_white);
         assert_eq!(info.accent.len(), 6);
@@ -220,7 +248,13 @@ mod tests {
     #[test]
     fn grey_images_are_black_and_white_with_a_grey_accent() {
         let grid = RgbImage::from_fn(GRID, GRID, |x, _| Rgb([(x * 4) as u8; 3]));
-        let info = analyze(&grid, &SalienceMap { side: 4, values: vec![0.0; 16] });
+        let info = analyze(
+            &grid,
+            &SalienceMap {
+                side: 4,
+                values: vec![0.0; 16],
+            },
+        );
         assert!(info.is_black_and_white);
         let [r, g, b] = [0, 2, 4].map(|i| u8::from_str_radix(&info.accent[i..i + 2], 16).unwrap());
         assert!(r == g && g == b, "{}", info.accent);

@@ -20,7 +20,12 @@ pub const ANALYZE_V32: ImageLimits = ImageLimits {
     max_bytes: 4 * 1024 * 1024,
     min_side: 50,
     max_side: 16000,
-    formats: &[ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::Gif, ImageFormat::Bmp],
+    formats: &[
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Gif,
+        ImageFormat::Bmp,
+    ],
 };
 
 /// Image Analysis 4.0: JPEG, PNG, GIF, BMP, WEBP, ICO, TIFF, MPO (a JPEG container), < 20 MB, 50..16000 px.
@@ -44,7 +49,12 @@ pub enum DecodeError {
     #[error("Image format is not valid")]
     InvalidFormat,
     #[error("The image dimensions are not allowed: {width}x{height}; each side must be between {min} and {max} pixels")]
-    InvalidSize { width: u32, height: u32, min: u32, max: u32 },
+    InvalidSize {
+        width: u32,
+        height: u32,
+        min: u32,
+        max: u32,
+    },
     #[error("The image size is not allowed to be zero or larger than {max} bytes")]
     InvalidByteSize { max: usize },
 }
@@ -56,28 +66,49 @@ pub struct DecodedImage {
 
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, DecodeError> {
     if bytes.is_empty() || bytes.len() > limits.max_bytes {
-        return Err(DecodeError::InvalidByteSize { max: limits.max_bytes });
+        return Err(DecodeError::InvalidByteSize {
+            max: limits.max_bytes,
+        });
     }
-    let mut reader = ImageReader::new(Cursor::new(bytes)).with_guessed_format().map_err(|_| DecodeError::InvalidFormat)?;
-    let format = reader.format().filter(|f| limits.formats.contains(f)).ok_or(DecodeError::InvalidFormat)?;
+    let mut reader = ImageReader::new(Cursor::new(bytes))
+        .with_guessed_format()
+        .map_err(|_| DecodeError::InvalidFormat)?;
+    let format = reader
+        .format()
+        .filter(|f| limits.formats.contains(f))
+        .ok_or(DecodeError::InvalidFormat)?;
     // Header parsing allocates nothing sizeable; the pixel budget is set below, from the checked sides.
     reader.no_limits();
-    let mut decoder = reader.into_decoder().map_err(|_| DecodeError::InvalidFormat)?;
+    let mut decoder = reader
+        .into_decoder()
+        .map_err(|_| DecodeError::InvalidFormat)?;
     let (width, height) = decoder.dimensions();
     let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
     if !side_ok(width) || !side_ok(height) {
-        return Err(DecodeError::InvalidSize { width, height, min: limits.min_side, max: limits.max_side });
+        return Err(DecodeError::InvalidSize {
+            width,
+            height,
+            min: limits.min_side,
+            max: limits.max_side,
+        });
     }
     let mut budget = image::Limits::default();
     budget.max_image_width = Some(limits.max_side);
     budget.max_image_height = Some(limits.max_side);
     // Enough for 16-bit RGBA of the declared size, and no more: a lying header cannot grow it.
     budget.max_alloc = Some(width as u64 * height as u64 * 8 + (1 << 20));
-    decoder.set_limits(budget).map_err(|_| DecodeError::InvalidFormat)?;
-    let orientation = decoder.orientation().unwrap_or(image::metadata::Orientation::NoTransforms);
+    decoder
+        .set_limits(budget)
+        .map_err(|_| DecodeError::InvalidFormat)?;
+    let orientation = decoder
+        .orientation()
+        .unwrap_or(image::metadata::Orientation::NoTransforms);
     let mut image = DynamicImage::from_decoder(decoder).map_err(|_| DecodeError::InvalidFormat)?;
     image.apply_orientation(orientation);
-    Ok(DecodedImage { rgb: image.into_rgb8(), format })
+    Ok(DecodedImage {
+        rgb: image.into_rgb8(),
+        format,
+    })
 }
 
 #[cfg(test)]
@@ -103,9 +134,17 @@ mod tests {
     #[test]
     fn every_v4_format_decodes_from_content_alone() {
         let image = gradient(64, 60);
-        for format in [ImageFormat::Png, ImageFormat::Jpeg, ImageFormat::Gif, ImageFormat::Bmp, ImageFormat::Tiff,
-                       ImageFormat::WebP, ImageFormat::Ico] {
-            let decoded = decode(&encode(&image, format), &ANALYZE_V4).unwrap_or_else(|e| panic!("{format:?}: {e}"));
+        for format in [
+            ImageFormat::Png,
+            ImageFormat::Jpeg,
+            ImageFormat::Gif,
+            ImageFormat::Bmp,
+            ImageFormat::Tiff,
+            ImageFormat::WebP,
+            ImageFormat::Ico,
+        ] {
+            let decoded = decode(&encode(&image, format), &ANALYZE_V4)
+                .unwrap_or_else(|e| panic!("{format:?}: {e}"));
             assert_eq!(decoded.format, format);
             assert_eq!(decoded.rgb.dimensions(), (64, 60));
         }
@@ -114,30 +153,48 @@ mod tests {
     #[test]
     fn sides_outside_the_limits_are_refused_before_decoding() {
         let small = encode(&gradient(49, 80), ImageFormat::Png);
-        assert!(matches!(decode(&small, &ANALYZE_V4), Err(DecodeError::InvalidSize { width: 49, .. })));
+        assert!(matches!(
+            decode(&small, &ANALYZE_V4),
+            Err(DecodeError::InvalidSize { width: 49, .. })
+        ));
         // A BMP header claiming 20000x20000 px (1.2 GB of pixels) over a 50x50 body: refused from the
         // header, before any pixel buffer exists.
         let mut bomb = encode(&gradient(50, 50), ImageFormat::Bmp);
         bomb[18..22].copy_from_slice(&20000i32.to_le_bytes());
         bomb[22..26].copy_from_slice(&20000i32.to_le_bytes());
-        assert!(matches!(decode(&bomb, &ANALYZE_V4), Err(DecodeError::InvalidSize { width: 20000, .. })));
+        assert!(matches!(
+            decode(&bomb, &ANALYZE_V4),
+            Err(DecodeError::InvalidSize { width: 20000, .. })
+        ));
     }
 
     #[test]
     fn the_largest_allowed_image_decodes() {
         // 16000 x 50 and 50 x 16000 sit on the limits; a uniform PNG keeps the test small.
         for (w, h) in [(16000, 50), (50, 16000)] {
-            let png = encode(&RgbImage::from_pixel(w, h, Rgb([9, 9, 9])), ImageFormat::Png);
+            let png = encode(
+                &RgbImage::from_pixel(w, h, Rgb([9, 9, 9])),
+                ImageFormat::Png,
+            );
             assert_eq!(decode(&png, &ANALYZE_V4).unwrap().rgb.dimensions(), (w, h));
         }
     }
 
     #[test]
     fn garbage_truncated_and_empty_inputs_are_errors_not_panics() {
-        assert_eq!(decode(b"definitely not an image", &ANALYZE_V4).err(), Some(DecodeError::InvalidFormat));
+        assert_eq!(
+            decode(b"definitely not an image", &ANALYZE_V4).err(),
+            Some(DecodeError::InvalidFormat)
+        );
         let png = encode(&gradient(80, 80), ImageFormat::Png);
-        assert_eq!(decode(&png[..png.len() / 2], &ANALYZE_V4).err(), Some(DecodeError::InvalidFormat));
-        assert!(matches!(decode(b"", &ANALYZE_V4), Err(DecodeError::InvalidByteSize { .. })));
+        assert_eq!(
+            decode(&png[..png.len() / 2], &ANALYZE_V4).err(),
+            Some(DecodeError::InvalidFormat)
+        );
+        assert!(matches!(
+            decode(b"", &ANALYZE_V4),
+            Err(DecodeError::InvalidByteSize { .. })
+        ));
     }
 
     #[test]
@@ -151,7 +208,10 @@ mod tests {
         mpo.extend_from_slice(&first[2..]);
         mpo.extend_from_slice(&encode(&gradient(120, 90), ImageFormat::Jpeg)); // the second image
         let decoded = decode(&mpo, &ANALYZE_V4).unwrap();
-        assert_eq!((decoded.format, decoded.rgb.dimensions()), (ImageFormat::Jpeg, (80, 60)));
+        assert_eq!(
+            (decoded.format, decoded.rgb.dimensions()),
+            (ImageFormat::Jpeg, (80, 60))
+        );
     }
 
     #[test]
@@ -159,7 +219,12 @@ mod tests {
         // A 100x60 JPEG tagged "rotate 90 CW" (orientation 6) must come out 60x100.
         let mut jpeg = Vec::new();
         image::codecs::jpeg::JpegEncoder::new(&mut jpeg)
-            .write_image(gradient(100, 60).as_raw(), 100, 60, image::ExtendedColorType::Rgb8)
+            .write_image(
+                gradient(100, 60).as_raw(),
+                100,
+                60,
+                image::ExtendedColorType::Rgb8,
+            )
             .unwrap();
         let exif: &[u8] = &[
             0xFF, 0xE1, 0x00, 0x22, b'E', b'x', b'i', b'f', 0, 0, // APP1 header, length 34

@@ -44,10 +44,14 @@ pub fn signals(grid: &RgbImage) -> Signals {
     let mut flat = 0u32;
     for row in grid.rows() {
         let row: Vec<[u8; 3]> = row.map(|p| p.0).collect();
-        flat += row.windows(2).filter(|w| (0..3).all(|i| w[0][i].abs_diff(w[1][i]) <= 2)).count() as u32;
+        flat += row
+            .windows(2)
+            .filter(|w| (0..3).all(|i| w[0][i].abs_diff(w[1][i]) <= 2))
+            .count() as u32;
     }
     let flat_share = flat as f32 / ((grid.width() - 1) * grid.height()) as f32;
-    let share = |keep: &dyn Fn([u8; 3]) -> bool| grid.pixels().filter(|p| keep(p.0)).count() as f32 / total;
+    let share =
+        |keep: &dyn Fn([u8; 3]) -> bool| grid.pixels().filter(|p| keep(p.0)).count() as f32 / total;
     Signals {
         top_colors_share,
         flat_share,
@@ -68,7 +72,10 @@ pub fn classify(s: &Signals) -> ImageType {
         && (0.005..0.3).contains(&s.dark_share)
         && s.light_share + s.dark_share >= 0.9
         && s.colorful_share < 0.1) as u8;
-    ImageType { clip_art, line_drawing }
+    ImageType {
+        clip_art,
+        line_drawing,
+    }
 }
 
 #[cfg(test)]
@@ -88,7 +95,11 @@ mod tests {
     fn line_drawing() -> RgbImage {
         RgbImage::from_fn(GRID, GRID, |x, y| {
             let on_line = x % 32 == 0 || y % 40 == 0 || (x as i32 - y as i32).abs() < 2;
-            if on_line { Rgb([20, 20, 20]) } else { Rgb([250, 250, 250]) }
+            if on_line {
+                Rgb([20, 20, 20])
+            } else {
+                Rgb([250, 250, 250])
+            }
         })
     }
 
@@ -98,7 +109,11 @@ mod tests {
         RgbImage::from_fn(GRID, GRID, |x, y| {
             state = state.wrapping_mul(1103515245).wrapping_add(12345);
             let noise = (state >> 16) % 40;
-            Rgb([(x + noise) as u8, (y + noise) as u8, ((x + y) / 2 + noise) as u8])
+            Rgb([
+                (x + noise) as u8,
+                (y + noise) as u8,
+                ((x + y) / 2 + noise) as u8,
+            ])
         })
     }
 
@@ -111,11 +126,22 @@ mod tests {
 
     #[test]
     fn dark_strokes_on_a_light_ground_are_a_line_drawing() {
-        assert_eq!(classify(&signals(&line_drawing())).line_drawing, 1, "{:?}", signals(&line_drawing()));
+        assert_eq!(
+            classify(&signals(&line_drawing())).line_drawing,
+            1,
+            "{:?}",
+            signals(&line_drawing())
+        );
     }
 
     #[test]
     fn noisy_shaded_images_are_neither() {
-        assert_eq!(classify(&signals(&photo_like())), ImageType { clip_art: 0, line_drawing: 0 });
+        assert_eq!(
+            classify(&signals(&photo_like())),
+            ImageType {
+                clip_art: 0,
+                line_drawing: 0
+            }
+        );
     }
 }

@@ -15,11 +15,11 @@ use anyhow::Context;
 use fast_image_resize::{FilterType, ResizeAlg};
 use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 
-use self::decode::{decode, DecodedImage, DecodeError, ImageLimits};
+use self::decode::{decode, DecodeError, DecodedImage, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
-use crate::models::u2net::SalienceMap;
 use crate::models::preprocess::resize;
+use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
 
 /// What a request can ask the pipeline for.
@@ -76,7 +76,9 @@ impl Feature {
 
     /// Case-insensitive lookup by wire name.
     pub fn parse(name: &str) -> Option<Feature> {
-        Feature::ALL.into_iter().find(|f| f.wire_name().eq_ignore_ascii_case(name.trim()))
+        Feature::ALL
+            .into_iter()
+            .find(|f| f.wire_name().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -120,6 +122,8 @@ pub struct DetectedObject {
     pub rect: PixelRect,
     pub label: String,
     pub confidence: f32,
+    /// Broader categories, nearest first (cat → mammal → animal); empty without the hierarchy data.
+    pub parents: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -201,9 +205,12 @@ impl SegmentMode {
     }
 
     pub fn parse(name: &str) -> Option<Self> {
-        [SegmentMode::BackgroundRemoval, SegmentMode::ForegroundMatting]
-            .into_iter()
-            .find(|m| m.wire_name().eq_ignore_ascii_case(name.trim()))
+        [
+            SegmentMode::BackgroundRemoval,
+            SegmentMode::ForegroundMatting,
+        ]
+        .into_iter()
+        .find(|m| m.wire_name().eq_ignore_ascii_case(name.trim()))
     }
 }
 
@@ -216,7 +223,10 @@ pub enum PipelineError {
     Decode(#[from] DecodeError),
     /// `feature` names what was asked for, as the caller spelled it (a feature, a mode).
     #[error("'{feature}' is not available: {reason}")]
-    Unavailable { feature: &'static str, reason: String },
+    Unavailable {
+        feature: &'static str,
+        reason: String,
+    },
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -238,18 +248,23 @@ impl Pipeline {
     /// Why `feature` cannot be served by this deployment, or `None` when it can.
     pub fn unavailable(&self, feature: Feature) -> Option<String> {
         match feature {
-            Feature::Objects | Feature::People if self.models.detector.is_none() => {
-                Some("the object detector (centernet) is not installed; run `vista models fetch`".into())
+            Feature::Objects | Feature::People if self.models.detector.is_none() => Some(
+                "the object detector (centernet) is not installed; run `vista models fetch`".into(),
+            ),
+            Feature::SmartCrops | Feature::AreaOfInterest | Feature::Color
+                if self.models.salience.is_none() =>
+            {
+                Some(
+                    "the salience model (u2netp) is not installed; run `vista models fetch`".into(),
+                )
             }
-            Feature::SmartCrops | Feature::AreaOfInterest | Feature::Color if self.models.salience.is_none() => {
-                Some("the salience model (u2netp) is not installed; run `vista models fetch`".into())
-            }
-            Feature::Adult if self.models.nsfw.is_none() => {
-                Some("the adult-content classifier (nsfw) is not installed; run `vista models fetch`".into())
-            }
-            Feature::Faces if self.models.faces.is_none() => {
-                Some("the face detector (centerface) is not installed; run `vista models fetch`".into())
-            }
+            Feature::Adult if self.models.nsfw.is_none() => Some(
+                "the adult-content classifier (nsfw) is not installed; run `vista models fetch`"
+                    .into(),
+            ),
+            Feature::Faces if self.models.faces.is_none() => Some(
+                "the face detector (centerface) is not installed; run `vista models fetch`".into(),
+            ),
             Feature::Objects
             | Feature::People
             | Feature::SmartCrops
@@ -258,7 +273,9 @@ impl Pipeline {
             | Feature::Color
             | Feature::ImageType
             | Feature::Adult => None,
-            Feature::Caption | Feature::DenseCaptions => Some("no captioning model is installed in this vista build".into()),
+            Feature::Caption | Feature::DenseCaptions => {
+                Some("no captioning model is installed in this vista build".into())
+            }
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
             Feature::Read => Some("no OCR model is installed in this vista build".into()),
         }
@@ -266,7 +283,10 @@ impl Pipeline {
 
     /// An error naming the first of `features` this deployment cannot serve.
     pub fn check_available(&self, features: &[Feature]) -> Result<(), PipelineError> {
-        match features.iter().find_map(|f| self.unavailable(*f).map(|reason| (f.wire_name(), reason))) {
+        match features
+            .iter()
+            .find_map(|f| self.unavailable(*f).map(|reason| (f.wire_name(), reason)))
+        {
             Some((feature, reason)) => Err(PipelineError::Unavailable { feature, reason }),
             None => Ok(()),
         }
@@ -303,11 +323,18 @@ impl Pipeline {
         // Smart crops and the area of interest weigh people and objects too: one detector run serves all.
         let detections = match &self.models.detector {
             Some(detector)
-                if [Feature::Objects, Feature::People, Feature::SmartCrops, Feature::AreaOfInterest]
-                    .iter()
-                    .any(|f| wants(*f)) =>
+                if [
+                    Feature::Objects,
+                    Feature::People,
+                    Feature::SmartCrops,
+                    Feature::AreaOfInterest,
+                ]
+                .iter()
+                .any(|f| wants(*f)) =>
             {
-                let floor = settings.min_object_confidence.min(settings.min_person_confidence);
+                let floor = settings
+                    .min_object_confidence
+                    .min(settings.min_person_confidence);
                 nms_per_class(detector.detect(image, floor)?, settings.nms_iou)
             }
             _ => Vec::new(),
@@ -318,10 +345,19 @@ impl Pipeline {
                 detections
                     .iter()
                     .filter(|d| d.score >= settings.min_object_confidence)
-                    .map(|d| DetectedObject {
-                        rect: d.bbox.to_pixel_rect(width, height),
-                        label: self.label(d).to_string(),
-                        confidence: d.score,
+                    .map(|d| {
+                        let label = self.label(d);
+                        let parents = self
+                            .models
+                            .hierarchy
+                            .as_ref()
+                            .map(|h| h.parents(label).to_vec());
+                        DetectedObject {
+                            rect: d.bbox.to_pixel_rect(width, height),
+                            label: label.to_string(),
+                            confidence: d.score,
+                            parents: parents.unwrap_or_default(),
+                        }
                     })
                     .collect(),
             );
@@ -331,43 +367,78 @@ impl Pipeline {
                 detections
                     .iter()
                     .filter(|d| is_person(d) && d.score >= settings.min_person_confidence)
-                    .map(|d| DetectedPerson { rect: d.bbox.to_pixel_rect(width, height), confidence: d.score })
+                    .map(|d| DetectedPerson {
+                        rect: d.bbox.to_pixel_rect(width, height),
+                        confidence: d.score,
+                    })
                     .collect(),
             );
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
-            analysis.adult = Some(adult::rate(&model.classify(image)?, settings.adult_threshold, settings.racy_threshold));
+            analysis.adult = Some(adult::rate(
+                &model.classify(image)?,
+                settings.adult_threshold,
+                settings.racy_threshold,
+            ));
         }
         // Statistics grids use nearest pixels, so flat colours stay exact.
         if wants(Feature::ImageType) {
-            let grid = resize(image, image_type::GRID, image_type::GRID, ResizeAlg::Nearest)?;
+            let grid = resize(
+                image,
+                image_type::GRID,
+                image_type::GRID,
+                ResizeAlg::Nearest,
+            )?;
             analysis.image_type = Some(image_type::classify(&image_type::signals(&grid)));
         }
         let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
         // Faces serve the Faces feature and, when the model is there, weigh most on crops.
         let faces = match &self.models.faces {
-            Some(model) if wants(Feature::Faces) || cropping => model.detect(image, settings.min_face_confidence)?,
+            Some(model) if wants(Feature::Faces) || cropping => {
+                model.detect(image, settings.min_face_confidence)?
+            }
             _ => Vec::new(),
         };
         if wants(Feature::Faces) {
             analysis.faces = Some(
                 faces
                     .iter()
-                    .map(|f| DetectedFace { rect: f.bbox.to_pixel_rect(width, height), confidence: f.score })
+                    .map(|f| DetectedFace {
+                        rect: f.bbox.to_pixel_rect(width, height),
+                        confidence: f.score,
+                    })
                     .collect(),
             );
         }
-        let salience = if cropping || wants(Feature::Color) { Some(self.salience(image)?) } else { None };
+        let salience = if cropping || wants(Feature::Color) {
+            Some(self.salience(image)?)
+        } else {
+            None
+        };
         if let (true, Some(salience)) = (wants(Feature::Color), &salience) {
             let grid = resize(image, color::GRID, color::GRID, ResizeAlg::Nearest)?;
             analysis.color = Some(color::analyze(&grid, salience));
         }
         if let (true, Some(salience)) = (cropping, &salience) {
-            let subject_of = |d: &Detection| if is_person(d) { Subject::Person } else { Subject::Object };
+            let subject_of = |d: &Detection| {
+                if is_person(d) {
+                    Subject::Person
+                } else {
+                    Subject::Object
+                }
+            };
             let boxes: Vec<Weighted> = detections
                 .iter()
-                .map(|d| Weighted { bbox: d.bbox, confidence: d.score, subject: subject_of(d) })
-                .chain(faces.iter().map(|f| Weighted { bbox: f.bbox, confidence: f.score, subject: Subject::Face }))
+                .map(|d| Weighted {
+                    bbox: d.bbox,
+                    confidence: d.score,
+                    subject: subject_of(d),
+                })
+                .chain(faces.iter().map(|f| Weighted {
+                    bbox: f.bbox,
+                    confidence: f.score,
+                    subject: Subject::Face,
+                }))
                 .collect();
             // People and faces belong in the area of interest; other objects only weigh on crops.
             let subjects: Vec<_> = boxes
@@ -393,7 +464,10 @@ impl Pipeline {
                 analysis.smart_crops = Some(
                     ratios
                         .into_iter()
-                        .map(|ratio| CropRegion { ratio, rect: best_crop(&importance, width, height, ratio) })
+                        .map(|ratio| CropRegion {
+                            ratio,
+                            rect: best_crop(&importance, width, height, ratio),
+                        })
                         .collect(),
                 );
             }
@@ -402,9 +476,17 @@ impl Pipeline {
     }
 
     /// Separates the foreground: a PNG with the background transparent, or the alpha matte alone.
-    pub fn segment(&self, bytes: &[u8], limits: &ImageLimits, mode: SegmentMode) -> Result<Vec<u8>, PipelineError> {
+    pub fn segment(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+        mode: SegmentMode,
+    ) -> Result<Vec<u8>, PipelineError> {
         if let Some(reason) = self.unavailable(Feature::SmartCrops) {
-            return Err(PipelineError::Unavailable { feature: mode.wire_name(), reason });
+            return Err(PipelineError::Unavailable {
+                feature: mode.wire_name(),
+                reason,
+            });
         }
         let image = decode(bytes, limits)?.rgb;
         let salience = self.salience(&image)?;
@@ -415,7 +497,9 @@ impl Pipeline {
             SegmentMode::BackgroundRemoval => DynamicImage::ImageRgba8(cutout(&image, &salience)?),
         };
         let mut png = Cursor::new(Vec::new());
-        output.write_to(&mut png, ImageFormat::Png).context("encoding the PNG")?;
+        output
+            .write_to(&mut png, ImageFormat::Png)
+            .context("encoding the PNG")?;
         Ok(png.into_inner())
     }
 
@@ -436,26 +520,48 @@ impl Pipeline {
         let decoded = decode(bytes, limits)?;
         let (w, h) = decoded.rgb.dimensions();
         let window = if smart {
-            let options = AnalysisOptions { smart_crop_ratios: vec![ratio] };
+            let options = AnalysisOptions {
+                smart_crop_ratios: vec![ratio],
+            };
             let analysis = self.run_features(&decoded, &[Feature::SmartCrops], &options)?;
-            analysis.smart_crops.and_then(|c| c.into_iter().next()).expect("one ratio asked, one crop").rect
+            analysis
+                .smart_crops
+                .and_then(|c| c.into_iter().next())
+                .expect("one ratio asked, one crop")
+                .rect
         } else {
             smart_crop::centred_crop(w, h, ratio)
         };
         let (image, format) = (decoded.rgb, decoded.format);
-        let cropped = image::imageops::crop_imm(&image, window.x, window.y, window.w, window.h).to_image();
-        let thumbnail = resize(&cropped, width, height, ResizeAlg::Convolution(FilterType::Lanczos3))?;
+        let cropped =
+            image::imageops::crop_imm(&image, window.x, window.y, window.w, window.h).to_image();
+        let thumbnail = resize(
+            &cropped,
+            width,
+            height,
+            ResizeAlg::Convolution(FilterType::Lanczos3),
+        )?;
         let mut out = Cursor::new(Vec::new());
-        DynamicImage::ImageRgb8(thumbnail).write_to(&mut out, format).context("encoding the thumbnail")?;
+        DynamicImage::ImageRgb8(thumbnail)
+            .write_to(&mut out, format)
+            .context("encoding the thumbnail")?;
         Ok((out.into_inner(), format))
     }
 
     fn salience(&self, image: &RgbImage) -> Result<SalienceMap, PipelineError> {
-        Ok(self.models.salience.as_ref().expect("checked by unavailable()").salience(image)?)
+        Ok(self
+            .models
+            .salience
+            .as_ref()
+            .expect("checked by unavailable()")
+            .salience(image)?)
     }
 
     fn label(&self, detection: &Detection) -> &str {
-        self.models.detector.as_ref().map_or("", |d| d.labels()[detection.class].as_str())
+        self.models
+            .detector
+            .as_ref()
+            .map_or("", |d| d.labels()[detection.class].as_str())
     }
 }
 
@@ -466,7 +572,10 @@ fn cutout(image: &RgbImage, salience: &SalienceMap) -> anyhow::Result<RgbaImage>
     let scaled;
     let image = if pixels > MAX_CUTOUT_PIXELS {
         let factor = (MAX_CUTOUT_PIXELS as f64 / pixels as f64).sqrt();
-        let (w, h) = (((width as f64 * factor) as u32).max(1), ((height as f64 * factor) as u32).max(1));
+        let (w, h) = (
+            ((width as f64 * factor) as u32).max(1),
+            ((height as f64 * factor) as u32).max(1),
+        );
         scaled = resize(image, w, h, ResizeAlg::Convolution(FilterType::Bilinear))?;
         &scaled
     } else {
@@ -487,7 +596,10 @@ mod tests {
     fn feature_names_parse_case_insensitively_and_round_trip() {
         for feature in Feature::ALL {
             assert_eq!(Feature::parse(feature.wire_name()), Some(feature));
-            assert_eq!(Feature::parse(&feature.wire_name().to_uppercase()), Some(feature));
+            assert_eq!(
+                Feature::parse(&feature.wire_name().to_uppercase()),
+                Some(feature)
+            );
         }
         assert_eq!(Feature::parse("Objects "), Some(Feature::Objects));
         assert_eq!(Feature::parse("faces"), None);
@@ -500,9 +612,34 @@ mod tests {
             assert!(pipeline.unavailable(feature).is_some(), "{feature}");
         }
         let options = AnalysisOptions::default();
-        let err = pipeline.analyze(b"irrelevant", &decode::ANALYZE_V4, &[Feature::Objects], &options).unwrap_err();
-        assert!(matches!(err, PipelineError::Unavailable { feature: "objects", .. }));
-        let err = pipeline.segment(b"irrelevant", &decode::ANALYZE_V4, SegmentMode::ForegroundMatting).unwrap_err();
-        assert!(matches!(err, PipelineError::Unavailable { feature: "foregroundMatting", .. }));
+        let err = pipeline
+            .analyze(
+                b"irrelevant",
+                &decode::ANALYZE_V4,
+                &[Feature::Objects],
+                &options,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PipelineError::Unavailable {
+                feature: "objects",
+                ..
+            }
+        ));
+        let err = pipeline
+            .segment(
+                b"irrelevant",
+                &decode::ANALYZE_V4,
+                SegmentMode::ForegroundMatting,
+            )
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            PipelineError::Unavailable {
+                feature: "foregroundMatting",
+                ..
+            }
+        ));
     }
 }

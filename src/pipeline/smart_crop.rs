@@ -45,20 +45,34 @@ impl Importance {
         let mut values = salience.values.clone();
         let (sx, sy) = (side as f32 / width as f32, side as f32 / height as f32);
         let mut add = |bbox: &BoundingBox, weight: f32| {
-            let (x1, x2) = ((bbox.x1 * sx) as u32, ((bbox.x2 * sx).ceil() as u32).min(side));
-            let (y1, y2) = ((bbox.y1 * sy) as u32, ((bbox.y2 * sy).ceil() as u32).min(side));
+            let (x1, x2) = (
+                (bbox.x1 * sx) as u32,
+                ((bbox.x2 * sx).ceil() as u32).min(side),
+            );
+            let (y1, y2) = (
+                (bbox.y1 * sy) as u32,
+                ((bbox.y2 * sy).ceil() as u32).min(side),
+            );
             for y in y1..y2 {
                 for x in x1..x2 {
                     values[(y * side + x) as usize] += weight;
                 }
             }
         };
-        for Weighted { bbox, confidence, subject } in boxes {
+        for Weighted {
+            bbox,
+            confidence,
+            subject,
+        } in boxes
+        {
             match subject {
                 Subject::Face => add(bbox, confidence * FACE_WEIGHT),
                 Subject::Person => {
                     add(bbox, confidence * PERSON_WEIGHT);
-                    let head = BoundingBox { y2: bbox.y1 + HEAD_SHARE * bbox.height(), ..*bbox };
+                    let head = BoundingBox {
+                        y2: bbox.y1 + HEAD_SHARE * bbox.height(),
+                        ..*bbox
+                    };
                     add(&head, confidence * HEAD_WEIGHT);
                 }
                 Subject::Object => add(bbox, confidence * OBJECT_WEIGHT),
@@ -81,15 +95,26 @@ impl Importance {
 /// The largest `ratio` window, centred: the crop when nothing guides the choice.
 pub fn centred_crop(width: u32, height: u32, ratio: f32) -> PixelRect {
     let (w, h) = window_size(width, height, ratio);
-    PixelRect { x: (width - w) / 2, y: (height - h) / 2, w, h }
+    PixelRect {
+        x: (width - w) / 2,
+        y: (height - h) / 2,
+        w,
+        h,
+    }
 }
 
 /// The size of the largest `ratio` (width / height) window inside a `width` x `height` image.
 fn window_size(width: u32, height: u32, ratio: f32) -> (u32, u32) {
     if width as f32 / height as f32 > ratio {
-        (((height as f32 * ratio).round() as u32).clamp(1, width), height)
+        (
+            ((height as f32 * ratio).round() as u32).clamp(1, width),
+            height,
+        )
     } else {
-        (width, ((width as f32 / ratio).round() as u32).clamp(1, height))
+        (
+            width,
+            ((width as f32 / ratio).round() as u32).clamp(1, height),
+        )
     }
 }
 
@@ -98,12 +123,26 @@ fn window_size(width: u32, height: u32, ratio: f32) -> (u32, u32) {
 pub fn best_crop(importance: &Importance, width: u32, height: u32, ratio: f32) -> PixelRect {
     let along_x = width as f32 / height as f32 > ratio;
     let (crop_w, crop_h) = window_size(width, height, ratio);
-    let (extent, window) = if along_x { (width, crop_w) } else { (height, crop_h) };
+    let (extent, window) = if along_x {
+        (width, crop_w)
+    } else {
+        (height, crop_h)
+    };
     let offset = best_offset(&importance.profile(along_x), extent, window);
     if along_x {
-        PixelRect { x: offset, y: 0, w: crop_w, h: crop_h }
+        PixelRect {
+            x: offset,
+            y: 0,
+            w: crop_w,
+            h: crop_h,
+        }
     } else {
-        PixelRect { x: 0, y: offset, w: crop_w, h: crop_h }
+        PixelRect {
+            x: 0,
+            y: offset,
+            w: crop_w,
+            h: crop_h,
+        }
     }
 }
 
@@ -150,13 +189,23 @@ pub fn default_ratio(area: PixelRect) -> f32 {
 
 /// The smallest rectangle holding the salient subject (and any person or face given), or the whole
 /// image when nothing stands out.
-pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, subjects: &[BoundingBox]) -> PixelRect {
+pub fn area_of_interest(
+    salience: &SalienceMap,
+    width: u32,
+    height: u32,
+    subjects: &[BoundingBox],
+) -> PixelRect {
     let side = salience.side;
     let mut bounds: Option<BoundingBox> = None;
     let mut grow = |b: BoundingBox| {
         bounds = Some(match bounds {
             None => b,
-            Some(a) => BoundingBox { x1: a.x1.min(b.x1), y1: a.y1.min(b.y1), x2: a.x2.max(b.x2), y2: a.y2.max(b.y2) },
+            Some(a) => BoundingBox {
+                x1: a.x1.min(b.x1),
+                y1: a.y1.min(b.y1),
+                x2: a.x2.max(b.x2),
+                y2: a.y2.max(b.y2),
+            },
         })
     };
     let (cell_w, cell_h) = (width as f32 / side as f32, height as f32 / side as f32);
@@ -164,12 +213,25 @@ pub fn area_of_interest(salience: &SalienceMap, width: u32, height: u32, subject
         for x in 0..side {
             if salience.at(x, y) >= SUBJECT_THRESHOLD {
                 let (fx, fy) = (x as f32 * cell_w, y as f32 * cell_h);
-                grow(BoundingBox { x1: fx, y1: fy, x2: fx + cell_w, y2: fy + cell_h });
+                grow(BoundingBox {
+                    x1: fx,
+                    y1: fy,
+                    x2: fx + cell_w,
+                    y2: fy + cell_h,
+                });
             }
         }
     }
     subjects.iter().copied().for_each(&mut grow);
-    bounds.map_or(PixelRect { x: 0, y: 0, w: width, h: height }, |b| b.to_pixel_rect(width, height))
+    bounds.map_or(
+        PixelRect {
+            x: 0,
+            y: 0,
+            w: width,
+            h: height,
+        },
+        |b| b.to_pixel_rect(width, height),
+    )
 }
 
 #[cfg(test)]
@@ -179,7 +241,13 @@ mod tests {
     /// A salience map with one bright square (grid cells [x0, x1) x [y0, y1)).
     fn blob(side: u32, x0: u32, x1: u32, y0: u32, y1: u32) -> SalienceMap {
         let values = (0..side * side)
-            .map(|i| if (x0..x1).contains(&(i % side)) && (y0..y1).contains(&(i / side)) { 1.0 } else { 0.0 })
+            .map(|i| {
+                if (x0..x1).contains(&(i % side)) && (y0..y1).contains(&(i / side)) {
+                    1.0
+                } else {
+                    0.0
+                }
+            })
             .collect();
         SalienceMap { side, values }
     }
@@ -190,7 +258,10 @@ mod tests {
         let map = blob(30, 22, 28, 5, 25);
         let crop = best_crop(&Importance::new(&map, 900, 300, &[]), 900, 300, 1.0);
         assert_eq!((crop.w, crop.h, crop.y), (300, 300, 0));
-        assert!(crop.x >= 900 * 28 / 30 - 300 && crop.x <= 900 * 22 / 30, "{crop:?}");
+        assert!(
+            crop.x >= 900 * 28 / 30 - 300 && crop.x <= 900 * 22 / 30,
+            "{crop:?}"
+        );
         // A tall crop of a wide image slides vertically (here it cannot: the height is full).
         let tall = best_crop(&Importance::new(&map, 900, 300, &[]), 900, 300, 0.75);
         assert_eq!((tall.w, tall.h), (225, 300));
@@ -198,45 +269,167 @@ mod tests {
 
     #[test]
     fn without_salience_the_crop_is_centred_and_people_pull_it() {
-        let empty = SalienceMap { side: 20, values: vec![0.0; 400] };
+        let empty = SalienceMap {
+            side: 20,
+            values: vec![0.0; 400],
+        };
         let centred = best_crop(&Importance::new(&empty, 400, 1000, &[]), 400, 1000, 1.0);
-        assert_eq!(centred, PixelRect { x: 0, y: 300, w: 400, h: 400 });
-        let person = BoundingBox { x1: 50.0, y1: 0.0, x2: 350.0, y2: 300.0 };
-        let weighted = |bbox, subject| Weighted { bbox, confidence: 0.9, subject };
-        let pulled = best_crop(&Importance::new(&empty, 400, 1000, &[weighted(person, Subject::Person)]), 400, 1000, 1.0);
+        assert_eq!(
+            centred,
+            PixelRect {
+                x: 0,
+                y: 300,
+                w: 400,
+                h: 400
+            }
+        );
+        let person = BoundingBox {
+            x1: 50.0,
+            y1: 0.0,
+            x2: 350.0,
+            y2: 300.0,
+        };
+        let weighted = |bbox, subject| Weighted {
+            bbox,
+            confidence: 0.9,
+            subject,
+        };
+        let pulled = best_crop(
+            &Importance::new(&empty, 400, 1000, &[weighted(person, Subject::Person)]),
+            400,
+            1000,
+            1.0,
+        );
         assert_eq!(pulled.y, 0, "{pulled:?}");
         // A person taller than the crop: the crop keeps the head end.
-        let standing = BoundingBox { x1: 0.0, y1: 200.0, x2: 400.0, y2: 1000.0 };
-        let head_first =
-            best_crop(&Importance::new(&empty, 400, 1000, &[weighted(standing, Subject::Person)]), 400, 1000, 1.0);
+        let standing = BoundingBox {
+            x1: 0.0,
+            y1: 200.0,
+            x2: 400.0,
+            y2: 1000.0,
+        };
+        let head_first = best_crop(
+            &Importance::new(&empty, 400, 1000, &[weighted(standing, Subject::Person)]),
+            400,
+            1000,
+            1.0,
+        );
         assert!(head_first.y <= 200, "{head_first:?}");
         // A face outweighs a larger object elsewhere.
-        let face = BoundingBox { x1: 150.0, y1: 900.0, x2: 250.0, y2: 1000.0 };
-        let object = BoundingBox { x1: 0.0, y1: 0.0, x2: 400.0, y2: 400.0 };
-        let boxes = [weighted(face, Subject::Face), weighted(object, Subject::Object)];
-        assert_eq!(best_crop(&Importance::new(&empty, 400, 1000, &boxes), 400, 1000, 1.0).y, 600);
+        let face = BoundingBox {
+            x1: 150.0,
+            y1: 900.0,
+            x2: 250.0,
+            y2: 1000.0,
+        };
+        let object = BoundingBox {
+            x1: 0.0,
+            y1: 0.0,
+            x2: 400.0,
+            y2: 400.0,
+        };
+        let boxes = [
+            weighted(face, Subject::Face),
+            weighted(object, Subject::Object),
+        ];
+        assert_eq!(
+            best_crop(&Importance::new(&empty, 400, 1000, &boxes), 400, 1000, 1.0).y,
+            600
+        );
     }
 
     #[test]
     fn centred_crops_keep_the_ratio() {
-        assert_eq!(centred_crop(400, 100, 1.0), PixelRect { x: 150, y: 0, w: 100, h: 100 });
-        assert_eq!(centred_crop(100, 400, 2.0), PixelRect { x: 0, y: 175, w: 100, h: 50 });
+        assert_eq!(
+            centred_crop(400, 100, 1.0),
+            PixelRect {
+                x: 150,
+                y: 0,
+                w: 100,
+                h: 100
+            }
+        );
+        assert_eq!(
+            centred_crop(100, 400, 2.0),
+            PixelRect {
+                x: 0,
+                y: 175,
+                w: 100,
+                h: 50
+            }
+        );
     }
 
     #[test]
     fn area_of_interest_bounds_the_subject_and_people() {
         let map = blob(10, 2, 4, 3, 6);
-        assert_eq!(area_of_interest(&map, 100, 100, &[]), PixelRect { x: 20, y: 30, w: 20, h: 30 });
-        let person = BoundingBox { x1: 60.0, y1: 10.0, x2: 90.0, y2: 50.0 };
-        assert_eq!(area_of_interest(&map, 100, 100, &[person]), PixelRect { x: 20, y: 10, w: 70, h: 50 });
-        let empty = SalienceMap { side: 10, values: vec![0.0; 100] };
-        assert_eq!(area_of_interest(&empty, 80, 60, &[]), PixelRect { x: 0, y: 0, w: 80, h: 60 });
+        assert_eq!(
+            area_of_interest(&map, 100, 100, &[]),
+            PixelRect {
+                x: 20,
+                y: 30,
+                w: 20,
+                h: 30
+            }
+        );
+        let person = BoundingBox {
+            x1: 60.0,
+            y1: 10.0,
+            x2: 90.0,
+            y2: 50.0,
+        };
+        assert_eq!(
+            area_of_interest(&map, 100, 100, &[person]),
+            PixelRect {
+                x: 20,
+                y: 10,
+                w: 70,
+                h: 50
+            }
+        );
+        let empty = SalienceMap {
+            side: 10,
+            values: vec![0.0; 100],
+        };
+        assert_eq!(
+            area_of_interest(&empty, 80, 60, &[]),
+            PixelRect {
+                x: 0,
+                y: 0,
+                w: 80,
+                h: 60
+            }
+        );
     }
 
     #[test]
     fn default_ratios_stay_in_azures_range() {
-        assert_eq!(default_ratio(PixelRect { x: 0, y: 0, w: 100, h: 400 }), 0.75);
-        assert_eq!(default_ratio(PixelRect { x: 0, y: 0, w: 400, h: 100 }), 1.8);
-        assert_eq!(default_ratio(PixelRect { x: 0, y: 0, w: 130, h: 100 }), 1.3);
+        assert_eq!(
+            default_ratio(PixelRect {
+                x: 0,
+                y: 0,
+                w: 100,
+                h: 400
+            }),
+            0.75
+        );
+        assert_eq!(
+            default_ratio(PixelRect {
+                x: 0,
+                y: 0,
+                w: 400,
+                h: 100
+            }),
+            1.8
+        );
+        assert_eq!(
+            default_ratio(PixelRect {
+                x: 0,
+                y: 0,
+                w: 130,
+                h: 100
+            }),
+            1.3
+        );
     }
 }

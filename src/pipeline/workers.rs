@@ -47,7 +47,10 @@ impl WorkerPool {
 
     /// Queues `work` and waits for its result. A panic inside `work` is contained in the worker and
     /// reported as `Crashed`; the worker lives on.
-    pub async fn run<R: Send + 'static>(&self, work: impl FnOnce() -> R + Send + 'static) -> Result<R, SubmitError> {
+    pub async fn run<R: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> R + Send + 'static,
+    ) -> Result<R, SubmitError> {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move || {
             let outcome = catch_unwind(AssertUnwindSafe(work));
@@ -71,7 +74,10 @@ mod tests {
     async fn results_come_back_and_panics_do_not_kill_the_worker() {
         let pool = WorkerPool::new(1, 4);
         assert_eq!(pool.run(|| 2 + 2).await, Ok(4));
-        assert_eq!(pool.run(|| -> i32 { panic!("boom") }).await, Err(SubmitError::Crashed));
+        assert_eq!(
+            pool.run(|| -> i32 { panic!("boom") }).await,
+            Err(SubmitError::Crashed)
+        );
         assert_eq!(pool.run(|| 7).await, Ok(7), "the worker survived the panic");
     }
 

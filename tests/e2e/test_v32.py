@@ -40,6 +40,24 @@ def test_analyze_objects(cv):
     assert result.tags is None and result.faces is None, "only what was asked for"
 
 
+def parent_chain(detected):
+    chain, parent = [], detected.parent
+    while parent is not None:
+        chain.append(parent.object_property)
+        parent = parent.parent
+    return chain
+
+
+def test_objects_carry_their_wordnet_parents(cv):
+    motorcycle = next(o for o in cv.detect_objects_in_stream(stream("motorcycle_left.png")).objects
+                      if o.object_property == "motorcycle")
+    assert parent_chain(motorcycle) == ["vehicle"]
+    cat = next(o for o in cv.detect_objects_in_stream(stream("chelsea.png")).objects if o.object_property == "cat")
+    assert parent_chain(cat) == ["carnivore", "mammal", "animal"]
+    cup = next(o for o in cv.detect_objects_in_stream(stream("coffee.png")).objects if o.object_property == "cup")
+    assert parent_chain(cup) == ["tableware"]
+
+
 def test_detect(cv):
     result = cv.detect_objects_in_stream(stream("coffee.png"))
     assert "cup" in [o.object_property for o in result.objects]

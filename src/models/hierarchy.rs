@@ -1,0 +1,211 @@
+//! The 3.2 object hierarchy (`cat` → `mammal` → `animal`), derived from WordNet rather than written by
+//! hand. Each COCO class has a WordNet synset (YOLO9000's WordTree map, from Debian's `darknet`); its
+//! ancestors come from following WordNet's first hypernym; an ancestor is shown only when one of its
+//! lemmas is an everyday category name (the Open Images class list, which Azure's own parents resemble)
+//! in one of that word's two most common senses (so "bat" the club is not shown as the animal).
+
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+
+use anyhow::{bail, Context, Result};
+use serde::Deserialize;
+
+/// How common a sense must be for its word to name it: 1 = the word's usual meaning.
+const MAX_SENSE_RANK: u32 = 2;
+/// WordNet chains are short (≤ 20); this only guards against a cycle in a hand-edited file.
+const MAX_DEPTH: usize = 64;
+
+struct Synset {
+    lemmas: Vec<(String, u32)>,
+    hypernyms: Vec<u32>,
+}
+
+/// The parents of each class the detector names, nearest first.
+#[derive(Debug, Default)]
+pub struct Hierarchy {
+    parents: HashMap<String, Vec<String>>,
+}
+
+#[derive(Deserialize)]
+struct WordTreeNames {
+    coco80: Vec<String>,
+    readable: Vec<String>,
+}
+
+impl Hierarchy {
+    /// `labels` are the detector's class names in COCO-80 order.
+    pub fn load(wordnet: &Path, wordtree: &Path, labels: &[String]) -> Result<Self> {
+        let nouns = std::fs::read_to_string(wordnet)
+            .with_context(|| format!("reading {}", wordnet.display()))?;
+        let names = std::fs::read_to_string(wordtree)
+            .with_context(|| format!("reading {}", wordtree.display()))?;
+        let names: WordTreeNames = serde_json::from_str(&names).context("wordtree names")?;
+        if labels.len() != names.coco80.len() {
+            bail!(
+                "the detector has {} classes; the WordTree map is for COCO-80",
+                labels.len()
+            );
+        }
+        let synsets = parse_nouns(&nouns)?;
+        let readable: HashSet<String> = names.readable.iter().map(|n| n.to_lowercase()).collect();
+        let mut parents = HashMap::new();
+        for (label, synset) in labels.iter().zip(&names.coco80) {
+            let offset = synset
+                .trim_start_matches('n')
+                .parse()
+                .with_context(|| format!("synset {synset}"))?;
+            parents.insert(
+                label.clone(),
+                readable_ancestors(&synsets, offset, &readable, label),
+            );
+        }
+        Ok(Hierarchy { parents })
+    }
+
+    pub fn parents(&self, label: &str) -> &[String] {
+        self.parents
+            .get(label)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+}
+
+/// Reads `tools/wordnet_nouns.py`'s lines: offset, lemmas, their sense ranks, hypernyms.
+fn parse_nouns(text: &str) -> Result<HashMap<u32, Synset>> {
+    let list = |field: &str| -> Vec<String> {
+        field
+            .split('|')
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    let mut synsets = HashMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let parse = || -> Result<(u32, Synset)> {
+            let fields: Vec<&str> = line.split('\t').collect();
+            let [offset, lemmas, ranks, hypernyms] = fields[..] else {
+                bail!("expected 4 fields")
+            };
+            let ranks = list(ranks)
+                .iter()
+                .map(|r| r.parse())
+                .collect::<Result<Vec<u32>, _>>()?;
+            let lemmas = list(lemmas);
+            if ranks.len() != lemmas.len() {
+                bail!("{} lemmas but {} ranks", lemmas.len(), ranks.len());
+            }
+            let hypernyms = list(hypernyms)
+                .iter()
+                .map(|h| h.parse())
+                .collect::<Result<_, _>>()?;
+            Ok((
+                offset.parse()?,
+                Synset {
+                    lemmas: lemmas.into_iter().zip(ranks).collect(),
+                    hypernyms,
+                },
+            ))
+        };
+        let (offset, synset) =
+            parse().with_context(|| format!("wordnet nouns, line {}", number + 1))?;
+        synsets.insert(offset, synset);
+    }
+    Ok(synsets)
+}
+
+fn readable_ancestors(
+    synsets: &HashMap<u32, Synset>,
+    start: u32,
+    readable: &HashSet<String>,
+    label: &str,
+) -> Vec<String> {
+    let mut chain: Vec<String> = Vec::new();
+    let mut current = synsets.get(&start);
+    for _ in 0..MAX_DEPTH {
+        let Some(synset) = current else { break };
+        let Some(&hypernym) = synset.hypernyms.first() else {
+            break;
+        };
+        current = synsets.get(&hypernym);
+        let name = current.and_then(|s| {
+            s.lemmas
+                .iter()
+                .map(|(lemma, rank)| (lemma.to_lowercase(), *rank))
+                .find(|(lemma, rank)| {
+                    (1..=MAX_SENSE_RANK).contains(rank)
+                        && readable.contains(lemma)
+                        && lemma != label
+                })
+        });
+        if let Some((name, _)) = name {
+            if !chain.contains(&name) {
+                chain.push(name);
+            }
+        }
+    }
+    chain
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A WordNet in miniature: tabby → cat → feline → mammal → animal, and a homonym "bat" (the club,
+    /// its third sense) above "baseball bat".
+    const NOUNS: &str = "\
+00000001\tanimal|beast\t1|2\t
+00000002\tmammal\t1\t00000001
+00000003\tfeline|felid\t1|1\t00000002
+00000004\tcat|true cat\t1|1\t00000003|00000009
+00000005\ttabby\t1\t00000004
+00000006\tsports equipment\t1\t
+00000007\tbat|club\t3|1\t00000006
+00000008\tbaseball bat\t1\t00000007
+00000009\tpet\t1\t
+";
+
+    fn hierarchy(labels: &[&str], synsets: &[&str]) -> Result<Hierarchy> {
+        let dir = std::env::temp_dir().join(format!(
+            "vista-hierarchy-{}-{}",
+            std::process::id(),
+            labels[0]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let names = serde_json::json!({
+            "coco80": synsets,
+            "readable": ["Animal", "Mammal", "Cat", "Bat", "Sports equipment", "Pet"],
+        });
+        std::fs::write(dir.join("nouns.tsv"), NOUNS).unwrap();
+        std::fs::write(dir.join("names.json"), names.to_string()).unwrap();
+        let labels: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
+        let names = Hierarchy::load(&dir.join("nouns.tsv"), &dir.join("names.json"), &labels);
+        std::fs::remove_dir_all(&dir).unwrap();
+        names
+    }
+
+    #[test]
+    fn parents_follow_the_first_hypernym_and_keep_readable_names_only() {
+        let h = hierarchy(&["tabby", "baseball bat"], &["n00000005", "n00000008"]).unwrap();
+        // feline is not an everyday category name; pet is reachable only through a second hypernym.
+        assert_eq!(h.parents("tabby"), ["cat", "mammal", "animal"]);
+        // "bat" names the club only in its third sense, so it is not shown.
+        assert_eq!(h.parents("baseball bat"), ["sports equipment"]);
+        assert!(h.parents("unknown").is_empty());
+    }
+
+    #[test]
+    fn a_class_is_not_its_own_parent() {
+        let h = hierarchy(&["cat", "mammal"], &["n00000005", "n00000002"]).unwrap();
+        assert_eq!(h.parents("cat"), ["mammal", "animal"]);
+        assert_eq!(h.parents("mammal"), ["animal"]);
+    }
+
+    #[test]
+    fn a_detector_with_other_classes_gets_no_hierarchy() {
+        assert!(hierarchy(&["tabby"], &["n00000005", "n00000008"]).is_err());
+        assert!(
+            parse_nouns("00000001\tcat\t1|2\t\n").is_err(),
+            "ranks must match lemmas"
+        );
+    }
+}
