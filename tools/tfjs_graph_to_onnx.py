@@ -2,8 +2,9 @@
 
 Why: the default pack's detector ships only as a tfjs graph, and TensorFlow is far too heavy for a user's
 setup. This converter needs numpy and onnx alone. It covers the op subset that convolutional detectors
-exported by tfjs use (fused convolutions, depthwise convolutions, hard-swish arithmetic, squeeze-excite
-means, bilinear upsampling, concatenation) and rewrites the NHWC graph as NCHW, which is what ONNX Runtime
+exported by tfjs use (fused convolutions, depthwise convolutions, unfused batch-norm arithmetic, hard-swish
+and clip-by-value, squeeze-excite means, bilinear upsampling, concatenation, and a classifier head of
+global pooling, dense layers and softmax) and rewrites the NHWC graph as NCHW, which is what ONNX Runtime
 runs fastest on CPU. The graph is cut at the requested outputs, so in-graph post-processing (TopK, Gather)
 is left to the caller.
 
@@ -78,6 +79,7 @@ class Converter:
         self.onnx_nodes = []
         self.initializers = {}
         self.converted = {}  # tf tensor name -> onnx tensor name
+        self.flat = set()  # onnx tensors of shape [N, C] (after global pooling); the rest are NCHW maps
         self.inputs = []
 
     def constant(self, name, array):
@@ -113,15 +115,27 @@ class Converter:
             stack.pop()
         return self.converted[tf_name.split(":")[0]]
 
-    def operand(self, tf_name):
-        """A node input that may be a scalar/array constant or a computed tensor."""
+    def operand(self, tf_name, flat=False):
+        """A node input that may be a constant (a scalar, or one value per channel) or a computed tensor."""
         base = tf_name.split(":")[0]
         if base in self.weights:
             value = self.weights[base].astype(np.float32)
-            if value.ndim not in (0, 1) or (value.ndim == 1 and value.size != 1):
-                raise ValueError(f"only scalar constants are supported in arithmetic ({tf_name})")
-            return self.constant(base, value.reshape(()))
+            if value.ndim == 0 or value.size == 1:
+                return self.constant(base, value.reshape(()))
+            if value.ndim != 1:
+                raise ValueError(f"only scalar or per-channel constants are supported in arithmetic ({tf_name})")
+            # TF broadcasts a [C] vector over the last (channel) axis; in NCHW that is [C, 1, 1].
+            return self.constant(base, value if flat else value.reshape(-1, 1, 1))
         return self.converted[base]
+
+    def elementwise(self, op, name, inputs):
+        flat = any(self.converted.get(i.split(":")[0]) in self.flat for i in inputs)
+        return self.mark(self.emit(op, [self.operand(i, flat) for i in inputs], name), flat)
+
+    def mark(self, onnx_name, flat):
+        if flat:
+            self.flat.add(onnx_name)
+        return onnx_name
 
     def convert_node(self, node):
         op, name, inputs = node["op"], node["name"], node.get("input", [])
@@ -134,18 +148,27 @@ class Converter:
         if op in ("_FusedConv2D", "Conv2D", "FusedDepthwiseConv2dNative", "DepthwiseConv2dNative"):
             return self.convolution(node)
         if op in ("Mul", "Add", "Sub"):
-            return self.emit(op, [self.operand(inputs[0]), self.operand(inputs[1])], name)
+            return self.elementwise(op, name, inputs)
+        if op in ("Minimum", "Maximum"):
+            return self.elementwise(op[:3], name, inputs)
         if op == "Relu6":
-            return self.emit("Clip", [self.tensor(inputs[0]), self.constant("zero", np.float32(0)),
-                                      self.constant("six", np.float32(6))], name)
-        if op in ("Relu", "Sigmoid", "Identity"):
-            return self.emit(op, [self.tensor(inputs[0])], name)
+            source = self.tensor(inputs[0])
+            return self.mark(self.emit("Clip", [source, self.constant("zero", np.float32(0)),
+                                                self.constant("six", np.float32(6))], name), source in self.flat)
+        if op in ("Relu", "Sigmoid", "Identity", "Softmax"):
+            source = self.tensor(inputs[0])
+            if op == "Softmax" and source not in self.flat:
+                raise ValueError(f"{name}: Softmax over a feature map's channels is not supported")
+            return self.mark(self.emit(op, [source], name), source in self.flat)
         if op == "Mean":
             axes = sorted(NHWC_TO_NCHW_AXIS[int(a)] for a in np.atleast_1d(self.const_value(inputs[1])))
             keep = node.get("attr", {}).get("keep_dims", {}).get("b", False)
-            if not keep:
-                raise ValueError(f"{name}: Mean without keep_dims would change the layout")
-            return self.emit("ReduceMean", [self.tensor(inputs[0])], name, axes=axes, keepdims=1)
+            if not keep and axes != [2, 3]:
+                raise ValueError(f"{name}: only global pooling (over H and W) may drop dimensions")
+            mean = self.emit("ReduceMean", [self.tensor(inputs[0])], name, axes=axes, keepdims=int(keep))
+            return self.mark(mean, not keep)
+        if op == "_FusedMatMul":
+            return self.dense(node)
         if op == "ConcatV2":
             axis = NHWC_TO_NCHW_AXIS[int(self.const_value(inputs[-1]))]
             return self.emit("Concat", [self.tensor(i) for i in inputs[:-1]], name, axis=axis)
@@ -192,6 +215,27 @@ class Converter:
             return self.emit("Clip", [out, self.constant("zero", np.float32(0)), self.constant("six", np.float32(6))], name)
         raise ValueError(f"{name}: unsupported fused activation {activation}")
 
+    def dense(self, node):
+        """A fully connected layer on pooled features: MatMul + BiasAdd (+ Relu) as one Gemm."""
+        name, inputs, attrs = node["name"], node["input"], node.get("attr", {})
+        source = self.tensor(inputs[0])
+        if source not in self.flat:
+            raise ValueError(f"{name}: a dense layer needs pooled [N, C] features")
+        if attrs.get("transpose_a", {}).get("b", False):
+            raise ValueError(f"{name}: transpose_a is not supported")
+        extra = fused_ops(node)
+        if not extra or extra[0] != "BiasAdd" or extra[1:] not in ([], ["Relu"]):
+            raise ValueError(f"{name}: unsupported fused ops {extra}")
+        kernel = self.const_value(inputs[1]).astype(np.float32)
+        bias = self.const_value(inputs[2]).astype(np.float32)
+        trans_b = int(attrs.get("transpose_b", {}).get("b", False))
+        gemm_name = name if len(extra) == 1 else name + "/gemm"
+        out = self.emit("Gemm", [source, self.constant(name + "/kernel", kernel), self.constant(name + "/bias", bias)],
+                        gemm_name, transB=trans_b)
+        if len(extra) == 2:
+            out = self.emit("Relu", [out], name)
+        return self.mark(out, True)
+
     def resize_bilinear(self, node):
         name, inputs = node["name"], node["input"]
         attrs = node.get("attr", {})
@@ -217,8 +261,8 @@ class Converter:
             if onnx_name in self.converted.values() or onnx_name in self.initializers:
                 raise ValueError(f"output name {onnx_name!r} is already a tensor of the graph; choose another")
             self.onnx_nodes.append(helper.make_node("Identity", [produced], [onnx_name], name=onnx_name + "/out"))
-            # every output of the supported op subset is an NCHW feature map
-            results.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, [None] * 4))
+            rank = 2 if produced in self.flat else 4
+            results.append(helper.make_tensor_value_info(onnx_name, TensorProto.FLOAT, [None] * rank))
         graph = helper.make_graph(self.onnx_nodes, graph_name, self.inputs, results,
                                   initializer=list(self.initializers.values()))
         model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],

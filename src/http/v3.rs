@@ -20,7 +20,7 @@ use super::{AppState, RequestId};
 use crate::geometry::PixelRect;
 use crate::pipeline::color::ColorInfo;
 use crate::pipeline::decode::ANALYZE_V32;
-use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature};
+use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature, Gender};
 
 pub const MODEL_VERSION: &str = "2021-05-01";
 const MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-01", "2021-05-01"];
@@ -140,8 +140,7 @@ pub struct ObjectHierarchy {
     pub parent: Option<Box<ObjectHierarchy>>,
 }
 
-/// 3.2 face boxes use left/top/width/height. Age and gender are not reported: Azure removed them,
-/// and vista has no model for them.
+/// 3.2 face boxes use left/top/width/height.
 #[derive(Debug, Serialize)]
 pub struct FaceRectangle {
     pub left: u32,
@@ -153,6 +152,12 @@ pub struct FaceRectangle {
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Face {
+    /// Age and gender only where the deployment installed the optional FaceRes model: Azure removed
+    /// these attributes, so by default a face is its rectangle alone.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub age: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gender: Option<&'static str>,
     pub face_rectangle: FaceRectangle,
 }
 
@@ -160,6 +165,11 @@ impl From<DetectedFace> for Face {
     fn from(f: DetectedFace) -> Self {
         let r = f.rect;
         Face {
+            age: f.attributes.map(|a| a.age.round() as u32),
+            gender: f.attributes.map(|a| match a.gender {
+                Gender::Female => "Female",
+                Gender::Male => "Male",
+            }),
             face_rectangle: FaceRectangle {
                 left: r.x,
                 top: r.y,
@@ -458,6 +468,7 @@ async fn domain_model(Path(model): Path<String>) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::FaceAttributes;
 
     #[test]
     fn visual_features_are_served_refused_or_invalid() {
@@ -510,6 +521,37 @@ mod tests {
             serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5,
                     "parent": {"object": "mammal", "parent": {"object": "animal"}}}],
                 "requestId": "id-1", "metadata": {"width": 10, "height": 20, "format": "Png"}, "modelVersion": "2021-05-01"})
+        );
+    }
+
+    #[test]
+    fn faces_carry_age_and_gender_only_when_estimated() {
+        let rect = PixelRect {
+            x: 1,
+            y: 2,
+            w: 3,
+            h: 4,
+        };
+        let plain = DetectedFace {
+            rect,
+            confidence: 0.9,
+            attributes: None,
+        };
+        let attributes = Some(FaceAttributes {
+            age: 41.6,
+            gender: Gender::Female,
+        });
+        let estimated = DetectedFace {
+            attributes,
+            ..plain.clone()
+        };
+        assert_eq!(
+            serde_json::to_value(Face::from(plain)).unwrap(),
+            serde_json::json!({"faceRectangle": {"left": 1, "top": 2, "width": 3, "height": 4}})
+        );
+        assert_eq!(
+            serde_json::to_value(Face::from(estimated)).unwrap(),
+            serde_json::json!({"age": 42, "gender": "Female", "faceRectangle": {"left": 1, "top": 2, "width": 3, "height": 4}})
         );
     }
 }

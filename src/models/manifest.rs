@@ -41,6 +41,9 @@ pub struct PackEntry {
     /// instead of sharing the inference pool, so a lone request uses the whole machine.
     #[serde(default)]
     pub own_thread_pool: bool,
+    /// Installed only on request (`vista models fetch --include ID`): a capability a deployment opts into.
+    #[serde(default)]
+    pub optional: bool,
     #[serde(default)]
     pub facts: serde_json::Value,
 }

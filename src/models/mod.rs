@@ -3,6 +3,7 @@
 
 pub mod centerface;
 pub mod centernet;
+pub mod faceres;
 pub mod hierarchy;
 pub mod manifest;
 pub mod nsfw;
@@ -11,11 +12,12 @@ pub mod u2net;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use serde::Serialize;
 
 use self::centerface::CenterFace;
 use self::centernet::CenterNet;
+use self::faceres::FaceRes;
 use self::hierarchy::Hierarchy;
 use self::manifest::{FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
@@ -30,6 +32,8 @@ pub struct LoadOptions {
     pub instances: usize,
     pub threads: usize,
     pub own_pool_threads: usize,
+    /// Load the optional age/gender model; an error if it is not installed.
+    pub face_attributes: bool,
 }
 
 /// One row of `vista models list` and of `/ready`.
@@ -48,6 +52,8 @@ pub struct ModelStatus {
 pub struct ModelPack {
     pub detector: Option<CenterNet>,
     pub faces: Option<CenterFace>,
+    /// Age and gender of faces; optional and absent unless the deployment installs it.
+    pub face_attributes: Option<FaceRes>,
     pub salience: Option<U2Net>,
     pub nsfw: Option<Nsfw>,
     /// Parents of the detector's classes for 3.2 objects; without it they have none.
@@ -66,6 +72,9 @@ pub const NO_MODEL: [(&str, &str); 6] = [
     ("brands", "no brand detector"),
 ];
 
+/// The state of an optional model that was not asked for; not an error.
+pub const OPTIONAL_ABSENT: &str = "not installed (optional)";
+
 /// Describes what is on disk for each entry without loading anything.
 pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
     manifest
@@ -73,6 +82,7 @@ pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
         .map(|entry| {
             let state = match entry.check(dir) {
                 Ok(FileState::Present) => "installed".to_string(),
+                Ok(FileState::Missing) if entry.optional => OPTIONAL_ABSENT.to_string(),
                 Ok(FileState::Missing) => "missing (run `vista models fetch`)".to_string(),
                 Ok(FileState::HashMismatch { actual }) => {
                     format!("hash mismatch (sha256 {actual}); not used")
@@ -129,6 +139,12 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("faces")? {
             pack.faces = Some(CenterFace::new(sessions, entry)?);
+        }
+        if options.face_attributes {
+            let Some((sessions, entry)) = sessions_for("face-attributes")? else {
+                bail!("--face-attributes needs the optional model: run `vista models fetch --include faceres`");
+            };
+            pack.face_attributes = Some(FaceRes::new(sessions, entry)?);
         }
         if let Some((sessions, entry)) = sessions_for("adult")? {
             pack.nsfw = Some(Nsfw::new(sessions, entry)?);

@@ -18,6 +18,7 @@ use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 use self::decode::{decode, DecodeError, DecodedImage, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
+pub use crate::models::faceres::{FaceAttributes, Gender};
 use crate::models::preprocess::resize;
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
@@ -136,6 +137,8 @@ pub struct DetectedPerson {
 pub struct DetectedFace {
     pub rect: PixelRect,
     pub confidence: f32,
+    /// Estimated age and gender, only where the optional model is installed.
+    pub attributes: Option<FaceAttributes>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -400,12 +403,26 @@ impl Pipeline {
             _ => Vec::new(),
         };
         if wants(Feature::Faces) {
+            let rects: Vec<PixelRect> = faces
+                .iter()
+                .map(|f| f.bbox.to_pixel_rect(width, height))
+                .collect();
+            let attributes = match &self.models.face_attributes {
+                Some(model) => model
+                    .estimate(image, &rects)?
+                    .into_iter()
+                    .map(Some)
+                    .collect(),
+                None => vec![None; rects.len()],
+            };
             analysis.faces = Some(
-                faces
-                    .iter()
-                    .map(|f| DetectedFace {
-                        rect: f.bbox.to_pixel_rect(width, height),
+                rects
+                    .into_iter()
+                    .zip(faces.iter().zip(attributes))
+                    .map(|(rect, (f, attributes))| DetectedFace {
+                        rect,
                         confidence: f.score,
+                        attributes,
                     })
                     .collect(),
             );

@@ -12,7 +12,7 @@ from msrest.authentication import CognitiveServicesCredentials
 from msrest.exceptions import HttpOperationError
 from PIL import Image
 
-from conftest import KEYS, photo
+from conftest import KEYS, Server, photo
 
 
 @pytest.fixture(scope="module")
@@ -158,6 +158,18 @@ def test_faces(cv):
     assert 60 < box.width < 160 and face.age is None and face.gender is None
     assert result.objects is None
     assert cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[VisualFeatureTypes.faces]).faces == []
+
+
+def test_face_age_and_gender_only_when_the_deployment_turns_them_on():
+    """The optional FaceRes model (installed by scripts/test.sh) is used only with --face-attributes."""
+    with Server("--face-attributes") as on:
+        client = ComputerVisionClient(on.url, CognitiveServicesCredentials(KEYS[0]))
+        (astronaut,) = client.analyze_image_in_stream(stream("astronaut.png"), visual_features=[VisualFeatureTypes.faces]).faces
+        (cameraman,) = client.analyze_image_in_stream(stream("camera.png"), visual_features=[VisualFeatureTypes.faces]).faces
+    # Eileen Collins was about 40 when photographed; the cameraman is a young man.
+    assert astronaut.gender == "Female" and 25 <= astronaut.age <= 55
+    assert cameraman.gender == "Male" and 18 <= cameraman.age <= 50
+    assert 60 < astronaut.face_rectangle.width < 160
 
 
 def drawing(kind, fmt="PNG"):

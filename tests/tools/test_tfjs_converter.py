@@ -122,6 +122,35 @@ def test_conversion_is_deterministic(converted, tmp_path):
     assert [i.name for i in model.graph.input] == ["images"]
 
 
+def test_a_classifier_head_matches_tensorflow_semantics(tmp_path):
+    """Unfused batch norm (per-channel Mul/Add), clip-by-value, global pooling and dense layers."""
+    g = GraphBuilder()
+    w = lambda *shape: RNG.normal(0, 0.5, shape).astype(np.float32)
+    x = placeholder(g, -1, 6, 6, 3)
+    conv = g.node("conv", "DepthwiseConv2dNative", [x, g.const("wd", w(3, 3, 3, 1))], **conv_attr(1, "SAME"))
+    bn = g.node("bn_add", "Add", [g.node("bn_mul", "Mul", [conv, g.const("scale", w(3))]), g.const("shift", w(3))])
+    low = g.node("clip_min", "Minimum", [g.node("relu", "Relu", [bn]), g.const("six", np.float32(6))])
+    clipped = g.node("clip", "Maximum", [low, g.const("zero", np.float32(0))])
+    pooled = g.node("pool", "Mean", [clipped, g.const("hw", np.array([1, 2], np.int32))], keep_dims={"b": False})
+    fused = {"fused_ops": {"list": {"s": [b64("BiasAdd"), b64("Relu")]}}, "transpose_b": {"b": False}}
+    hidden = g.node("hidden", "_FusedMatMul", [pooled, g.const("wh", w(3, 5)), g.const("bh", w(5))], **fused)
+    fused = {"fused_ops": {"list": {"s": [b64("BiasAdd")]}}}
+    logits = g.node("logits", "_FusedMatMul", [hidden, g.const("wo", w(5, 4)), g.const("bo", w(4))], **fused)
+    g.node("tf_probs", "Softmax", [g.node("shifted", "Add", [logits, g.const("bias4", w(4))])])
+    model = converter.convert(g.write(str(tmp_path)), [("tf_probs", "probs"), ("pool", "pooled")])
+    v = g.values
+    xs = RNG.uniform(0, 1, (2, 6, 6, 3)).astype(np.float32)
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    probs, pooled_out = session.run(["probs", "pooled"], {"images": xs.transpose(0, 3, 1, 2)})
+    bn_ref = tf_conv(xs, v["wd"], 1, "SAME", depthwise=True) * v["scale"] + v["shift"]
+    pooled_ref = np.clip(np.maximum(bn_ref, 0), 0, 6).mean(axis=(1, 2))
+    logits_ref = np.maximum(pooled_ref @ v["wh"] + v["bh"], 0) @ v["wo"] + v["bo"] + v["bias4"]
+    probs_ref = np.exp(logits_ref) / np.exp(logits_ref).sum(axis=1, keepdims=True)
+    assert probs.shape == (2, 4)
+    np.testing.assert_allclose(pooled_out, pooled_ref, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(probs, probs_ref, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("node,op,output,error", [
     ("relu", "Relu", "relu", "already a tensor"),  # an output name that collides with a graph tensor
     ("erf", "Erf", "out", "unsupported op Erf"),  # an op the converter does not know
