@@ -132,10 +132,12 @@ pub struct Object {
     pub parent: Option<Box<ObjectHierarchy>>,
 }
 
-/// A broader category of an object and, nested, its own (Azure sends no confidence for them).
+/// A broader category of an object and, nested, its own. Its confidence is the object's: anything
+/// that is a cat is a mammal, so the object's confidence is a lower bound for each parent.
 #[derive(Debug, Serialize)]
 pub struct ObjectHierarchy {
     pub object: String,
+    pub confidence: f32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub parent: Option<Box<ObjectHierarchy>>,
 }
@@ -258,7 +260,11 @@ impl From<PixelRect> for Rectangle {
 impl From<DetectedObject> for Object {
     fn from(o: DetectedObject) -> Self {
         let parent = o.parents.into_iter().rev().fold(None, |parent, object| {
-            Some(Box::new(ObjectHierarchy { object, parent }))
+            Some(Box::new(ObjectHierarchy {
+                object,
+                confidence: o.confidence,
+                parent,
+            }))
         });
         Object {
             rectangle: o.rect.into(),
@@ -519,7 +525,7 @@ mod tests {
         assert_eq!(
             json,
             serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5,
-                    "parent": {"object": "mammal", "parent": {"object": "animal"}}}],
+                    "parent": {"object": "mammal", "confidence": 0.5, "parent": {"object": "animal", "confidence": 0.5}}}],
                 "requestId": "id-1", "metadata": {"width": 10, "height": 20, "format": "Png"}, "modelVersion": "2021-05-01"})
         );
     }
