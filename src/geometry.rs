@@ -18,6 +18,22 @@ pub struct PixelRect {
     pub h: u32,
 }
 
+/// A text region: four corners, clockwise from the text's own top-left, in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Quad(pub [(f32, f32); 4]);
+
+impl Quad {
+    /// The corners rounded to whole pixels inside a `width` x `height` image.
+    pub fn pixel_corners(&self, width: u32, height: u32) -> [(u32, u32); 4] {
+        self.0.map(|(x, y)| {
+            (
+                x.round().clamp(0.0, width as f32) as u32,
+                y.round().clamp(0.0, height as f32) as u32,
+            )
+        })
+    }
+}
+
 /// A detector's raw finding: a box, its score and the index of its class.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Detection {

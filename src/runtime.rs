@@ -137,6 +137,19 @@ impl SessionPool {
             .map_err(|e| anyhow!("{} inference failed: {e}", self.model))
     }
 
+    /// A custom metadata entry of the model (e.g. a recogniser's character list).
+    pub fn custom_metadata(&self, key: &str) -> Result<Option<String>> {
+        let checkout = Checkout {
+            pool: self,
+            session: Some(self.checkout()),
+        };
+        let session = checkout.session.as_ref().expect("just checked out");
+        let metadata = session
+            .metadata()
+            .map_err(|e| anyhow!("{} metadata: {e}", self.model))?;
+        Ok(metadata.custom(key))
+    }
+
     fn checkout(&self) -> Session {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         loop {

@@ -10,8 +10,9 @@ use super::error::{ApiError, INVALID_QUERY};
 use super::intake::image_bytes;
 use super::query::QueryParams;
 use super::AppState;
-use crate::geometry::PixelRect;
+use crate::geometry::{PixelRect, Quad};
 use crate::pipeline::decode::ANALYZE_V4;
+use crate::pipeline::read::PageText;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};
 
 pub const API_VERSIONS: [&str; 2] = ["2023-10-01", "2024-02-01"];
@@ -122,7 +123,72 @@ pub struct AnalyzeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub people_result: Option<Values<DetectedPerson>>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub read_result: Option<ReadResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub smart_crops_result: Option<Values<CropRegion>>,
+}
+
+/// All text in one block, as Azure sends it; a page without text has one block with no lines.
+#[derive(Debug, Serialize)]
+pub struct ReadResult {
+    pub blocks: Vec<ReadBlock>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ReadBlock {
+    pub lines: Vec<ReadLine>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadLine {
+    pub text: String,
+    pub bounding_polygon: [ImagePoint; 4],
+    pub words: Vec<ReadWord>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadWord {
+    pub text: String,
+    pub bounding_polygon: [ImagePoint; 4],
+    pub confidence: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ImagePoint {
+    pub x: u32,
+    pub y: u32,
+}
+
+fn polygon(quad: &Quad, width: u32, height: u32) -> [ImagePoint; 4] {
+    quad.pixel_corners(width, height)
+        .map(|(x, y)| ImagePoint { x, y })
+}
+
+impl ReadResult {
+    fn new(page: PageText, width: u32, height: u32) -> Self {
+        let lines = page
+            .lines
+            .into_iter()
+            .map(|line| ReadLine {
+                text: line.text,
+                bounding_polygon: polygon(&line.polygon, width, height),
+                words: line
+                    .words
+                    .into_iter()
+                    .map(|w| ReadWord {
+                        text: w.text,
+                        bounding_polygon: polygon(&w.polygon, width, height),
+                        confidence: w.confidence,
+                    })
+                    .collect(),
+            })
+            .collect();
+        ReadResult {
+            blocks: vec![ReadBlock { lines }],
+        }
+    }
 }
 
 #[derive(Debug, Serialize)]
@@ -211,6 +277,9 @@ impl From<Analysis> for AnalyzeResponse {
                     })
                     .collect(),
             }),
+            read_result: analysis
+                .text
+                .map(|page| ReadResult::new(page, analysis.width, analysis.height)),
             smart_crops_result: analysis.smart_crops.map(|crops| Values {
                 values: crops
                     .into_iter()

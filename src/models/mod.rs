@@ -8,6 +8,8 @@ pub mod hierarchy;
 pub mod manifest;
 pub mod nsfw;
 pub mod preprocess;
+pub mod text_det;
+pub mod text_rec;
 pub mod u2net;
 
 use std::path::{Path, PathBuf};
@@ -21,6 +23,8 @@ use self::faceres::FaceRes;
 use self::hierarchy::Hierarchy;
 use self::manifest::{FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
+use self::text_det::TextDetector;
+use self::text_rec::TextRecognizer;
 use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool};
 
@@ -56,6 +60,8 @@ pub struct ModelPack {
     pub face_attributes: Option<FaceRes>,
     pub salience: Option<U2Net>,
     pub nsfw: Option<Nsfw>,
+    pub text_detector: Option<TextDetector>,
+    pub text_recognizer: Option<TextRecognizer>,
     /// Parents of the detector's classes for 3.2 objects; without it they have none.
     pub hierarchy: Option<Hierarchy>,
     pub status: Vec<ModelStatus>,
@@ -148,6 +154,12 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("adult")? {
             pack.nsfw = Some(Nsfw::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("text-detection")? {
+            pack.text_detector = Some(TextDetector::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("text-recognition")? {
+            pack.text_recognizer = Some(TextRecognizer::new(sessions, entry)?);
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);

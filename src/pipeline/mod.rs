@@ -5,6 +5,7 @@ pub mod adult;
 pub mod color;
 pub mod decode;
 pub mod image_type;
+pub mod read;
 pub mod smart_crop;
 pub mod workers;
 
@@ -169,6 +170,7 @@ pub struct Analysis {
     pub color: Option<color::ColorInfo>,
     pub image_type: Option<image_type::ImageType>,
     pub adult: Option<adult::AdultRating>,
+    pub text: Option<read::PageText>,
 }
 
 impl Analysis {
@@ -186,6 +188,7 @@ impl Analysis {
             color: None,
             image_type: None,
             adult: None,
+            text: None,
         }
     }
 }
@@ -280,7 +283,10 @@ impl Pipeline {
                 Some("no captioning model is installed in this vista build".into())
             }
             Feature::Tags => Some("no tagging model is installed in this vista build".into()),
-            Feature::Read => Some("no OCR model is installed in this vista build".into()),
+            Feature::Read if self.models.text_detector.is_none() || self.models.text_recognizer.is_none() => Some(
+                "the OCR models (ppocr-det, ppocr-rec) are not installed; run `vista models fetch`".into(),
+            ),
+            Feature::Read => None,
         }
     }
 
@@ -376,6 +382,13 @@ impl Pipeline {
                     })
                     .collect(),
             );
+        }
+        if let (true, Some(detector), Some(recognizer)) = (
+            wants(Feature::Read),
+            &self.models.text_detector,
+            &self.models.text_recognizer,
+        ) {
+            analysis.text = Some(read::read_page(detector, recognizer, image)?);
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
             analysis.adult = Some(adult::rate(

@@ -1,0 +1,251 @@
+//! PP-OCR text-line recognition (CTC): a line image, 48 px tall, becomes per-column class scores; the
+//! greedy CTC path gives the characters, their confidences and the columns each was read from, which
+//! is what lets words get boxes of their own. The character list ships inside the model's metadata.
+
+use anyhow::{anyhow, Context, Result};
+use fast_image_resize::{FilterType, ResizeAlg};
+use image::{Rgb, RgbImage};
+use imageproc::geometric_transformations::{warp_into_with, Border, Interpolation, Projection};
+use ndarray::{Array4, ArrayView2, Axis};
+use ort::value::TensorRef;
+use serde::Deserialize;
+
+use crate::geometry::Quad;
+use crate::models::manifest::PackEntry;
+use crate::models::preprocess::resize;
+use crate::runtime::SessionPool;
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct TextRecFacts {
+    pub input: String,
+    pub output: String,
+    pub height: u32,
+    /// Narrower batches are padded to this width (PP-OCR's 320 for a 48 px line).
+    pub min_width: u32,
+    pub max_batch: usize,
+    pub charset_metadata_key: String,
+}
+
+/// One character of a line, with the horizontal span it was read from (0..1 of the line's width).
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecognizedChar {
+    pub text: String,
+    pub start: f32,
+    pub end: f32,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecognizedLine {
+    pub chars: Vec<RecognizedChar>,
+}
+
+impl RecognizedLine {
+    pub fn text(&self) -> String {
+        self.chars.iter().map(|c| c.text.as_str()).collect()
+    }
+
+    /// The mean confidence of the characters (0 for an empty line).
+    pub fn confidence(&self) -> f32 {
+        if self.chars.is_empty() {
+            return 0.0;
+        }
+        self.chars.iter().map(|c| c.confidence).sum::<f32>() / self.chars.len() as f32
+    }
+}
+
+pub struct TextRecognizer {
+    sessions: SessionPool,
+    facts: TextRecFacts,
+    /// Class 0 is the CTC blank; then the model's characters; the last class is a space.
+    classes: Vec<String>,
+}
+
+impl TextRecognizer {
+    pub fn new(sessions: SessionPool, entry: &PackEntry) -> Result<Self> {
+        let facts: TextRecFacts = entry.facts()?;
+        let charset = sessions
+            .custom_metadata(&facts.charset_metadata_key)?
+            .with_context(|| {
+                format!(
+                    "model '{}' has no '{}' metadata",
+                    entry.id, facts.charset_metadata_key
+                )
+            })?;
+        let classes = std::iter::once(String::new())
+            .chain(charset.split('\n').map(str::to_owned))
+            .chain(std::iter::once(" ".to_owned()))
+            .collect();
+        Ok(TextRecognizer {
+            sessions,
+            facts,
+            classes,
+        })
+    }
+
+    /// Reads each line image (upright, any width), batching lines of similar aspect ratio.
+    pub fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+        let height = self.facts.height;
+        let ratio = |i: usize| lines[i].width() as f32 / lines[i].height().max(1) as f32;
+        let mut order: Vec<usize> = (0..lines.len()).collect();
+        order.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)));
+        let mut results = vec![RecognizedLine::default(); lines.len()];
+        for batch in order.chunks(self.facts.max_batch.max(1)) {
+            let widest = batch
+                .iter()
+                .map(|&i| ratio(i))
+                .fold(self.facts.min_width as f32 / height as f32, f32::max);
+            let batch_width = (height as f32 * widest).ceil() as u32;
+            let mut tensor =
+                Array4::<f32>::zeros((batch.len(), 3, height as usize, batch_width as usize));
+            let mut content = Vec::with_capacity(batch.len());
+            for (slot, &i) in batch.iter().enumerate() {
+                let width = ((height as f32 * ratio(i)).ceil() as u32).clamp(1, batch_width);
+                let pixels = resize(
+                    &lines[i],
+                    width,
+                    height,
+                    ResizeAlg::Convolution(FilterType::Bilinear),
+                )?;
+                for (x, y, Rgb(rgb)) in pixels.enumerate_pixels() {
+                    for (channel, &v) in rgb.iter().enumerate() {
+                        tensor[[slot, channel, y as usize, x as usize]] = v as f32 / 127.5 - 1.0;
+                    }
+                }
+                content.push(width as f32 / batch_width as f32);
+            }
+            let inputs =
+                ort::inputs![self.facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
+            let decoded = self.sessions.run(inputs, |outputs| {
+                let scores = outputs[self.facts.output.as_str()].try_extract_array::<f32>()?;
+                let scores = scores
+                    .into_dimensionality::<ndarray::Ix3>()
+                    .map_err(|e| ort::Error::new(e.to_string()))?;
+                Ok(scores
+                    .axis_iter(Axis(0))
+                    .zip(&content)
+                    .map(|(frames, &c)| decode_ctc(&self.classes, frames, c))
+                    .collect::<Vec<_>>())
+            })?;
+            for (&i, line) in batch.iter().zip(decoded) {
+                results[i] = line;
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// Greedy CTC: the best class per column, repeats merged, blanks (class 0) dropped. `content` is the
+/// share of the columns that hold the line (the rest is padding).
+fn decode_ctc(classes: &[String], frames: ArrayView2<'_, f32>, content: f32) -> RecognizedLine {
+    let columns = frames.nrows() as f32;
+    let to_line = |frame: usize| ((frame as f32 / columns) / content).clamp(0.0, 1.0);
+    let mut chars: Vec<RecognizedChar> = Vec::new();
+    let mut previous = 0usize;
+    for (t, scores) in frames.outer_iter().enumerate() {
+        let (best, p) =
+            scores
+                .iter()
+                .enumerate()
+                .fold((0, f32::MIN), |m, (k, &v)| if v > m.1 { (k, v) } else { m });
+        if best != 0 && best == previous {
+            if let Some(last) = chars.last_mut() {
+                last.end = to_line(t + 1);
+                last.confidence = last.confidence.max(p);
+            }
+        } else if best != 0 {
+            let text = classes.get(best).cloned().unwrap_or_default();
+            chars.push(RecognizedChar {
+                text,
+                start: to_line(t),
+                end: to_line(t + 1),
+                confidence: p,
+            });
+        }
+        previous = best;
+    }
+    // A line neither starts nor ends with a space.
+    while chars.first().is_some_and(|c| c.text.trim().is_empty()) {
+        chars.remove(0);
+    }
+    while chars.last().is_some_and(|c| c.text.trim().is_empty()) {
+        chars.pop();
+    }
+    RecognizedLine { chars }
+}
+
+/// The line inside `quad` (corners clockwise from the text's own top-left), straightened into an
+/// upright image as wide as the quad's longer horizontal edge and as tall as its longer vertical one.
+pub fn crop_line(image: &RgbImage, quad: &Quad) -> Result<RgbImage> {
+    let [tl, tr, br, bl] = quad.0;
+    let length = |a: (f32, f32), b: (f32, f32)| (b.0 - a.0).hypot(b.1 - a.1);
+    let width = length(tl, tr).max(length(bl, br)).round().max(1.0);
+    let height = length(tl, bl).max(length(tr, br)).round().max(1.0);
+    let target = [(0.0, 0.0), (width, 0.0), (width, height), (0.0, height)];
+    let to_image = Projection::from_control_points(target, quad.0)
+        .ok_or_else(|| anyhow!("degenerate text region {quad:?}"))?;
+    let mut line = RgbImage::new(width as u32, height as u32);
+    warp_into_with(
+        image,
+        |x, y| to_image * (x + 0.5, y + 0.5),
+        Interpolation::Bilinear,
+        Border::Replicate,
+        &mut line,
+    );
+    Ok(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ndarray::Array2;
+
+    fn decoder(classes: &[&str]) -> impl Fn(&[usize], f32) -> RecognizedLine {
+        let classes: Vec<String> = classes.iter().map(|s| s.to_string()).collect();
+        move |path: &[usize], content: f32| {
+            let mut frames = Array2::<f32>::from_elem((path.len(), classes.len()), 0.01);
+            for (t, &k) in path.iter().enumerate() {
+                frames[[t, k]] = 0.9;
+            }
+            decode_ctc(&classes, frames.view(), content)
+        }
+    }
+
+    #[test]
+    fn repeats_merge_blanks_split_and_edges_lose_spaces() {
+        let decode = decoder(&["", "a", "b", " "]);
+        // blank a a blank a b b blank space
+        let line = decode(&[3, 0, 1, 1, 0, 1, 2, 2, 0, 3], 1.0);
+        assert_eq!(line.text(), "aab");
+        assert_eq!(line.chars[0].start, 0.2);
+        assert_eq!(line.chars[0].end, 0.4);
+        assert!((line.confidence() - 0.9).abs() < 1e-6);
+    }
+
+    #[test]
+    fn spans_are_fractions_of_the_content_not_the_padding() {
+        let decode = decoder(&["", "x"]);
+        // The line fills half of the 10 columns; 'x' is read in columns 2..4.
+        let line = decode(&[0, 0, 1, 1, 0, 0, 0, 0, 0, 0], 0.5);
+        assert_eq!((line.chars[0].start, line.chars[0].end), (0.4, 0.8));
+        assert_eq!(decode(&[0, 0, 0], 1.0), RecognizedLine::default());
+    }
+
+    #[test]
+    fn crops_straighten_a_rotated_region() {
+        // A white image with a black 60x20 bar rotated by 90 degrees: reading the quad from its
+        // top-right corner (text running downwards) yields an upright 60x20 black crop.
+        let image = RgbImage::from_fn(100, 100, |x, y| {
+            if (40..60).contains(&x) && (20..80).contains(&y) {
+                Rgb([0, 0, 0])
+            } else {
+                Rgb([255, 255, 255])
+            }
+        });
+        let quad = Quad([(60.0, 20.0), (60.0, 80.0), (40.0, 80.0), (40.0, 20.0)]);
+        let line = crop_line(&image, &quad).unwrap();
+        assert_eq!(line.dimensions(), (60, 20));
+        let dark = line.pixels().filter(|p| p.0[0] < 64).count();
+        assert!(dark as f32 > 0.9 * 1200.0, "{dark} dark pixels");
+    }
+}
