@@ -5,6 +5,7 @@ pub mod auth;
 pub mod error;
 pub mod intake;
 pub mod query;
+pub mod read;
 pub mod segment;
 pub mod v3;
 pub mod v4;
@@ -42,7 +43,8 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
             "/computervision/imageanalysis:segment",
             post(segment::segment),
         )
-        .merge(v3::routes());
+        .merge(v3::routes())
+        .merge(read::routes());
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }

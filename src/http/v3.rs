@@ -40,7 +40,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(|| async { no_model("Description") }),
         )
         .route("/vision/v3.2/tag", post(|| async { no_model("Tags") }))
-        .route("/vision/v3.2/ocr", post(|| async { no_model("OCR") }))
         .route(
             "/vision/v3.2/read/analyze",
             post(|| async { no_model("Read") }),
@@ -68,7 +67,7 @@ fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
     }
 }
 
-fn check_model_version(params: &QueryParams) -> Result<(), ApiError> {
+pub(super) fn check_model_version(params: &QueryParams) -> Result<(), ApiError> {
     match params.get("model-version") {
         Some(v) if !MODEL_VERSIONS.contains(&v) => Err(ApiError::invalid(
             format!("Model version '{v}' is not available."),
@@ -308,17 +307,17 @@ impl AnalyzeResponse {
 }
 
 /// Reads the image and runs `features` on a worker.
-async fn run(
+pub(super) async fn run(
     state: &AppState,
     request: Request,
     features: Vec<Feature>,
+    options: AnalysisOptions,
 ) -> Result<Analysis, ApiError> {
     state.pipeline.check_available(&features)?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes)
         .await
         .map_err(v32_size_error)?;
     let pipeline = Arc::clone(&state.pipeline);
-    let options = AnalysisOptions::default();
     // A URL's image is capped by the fetcher at 4.0's size; the pipeline applies 3.2's, in 3.2's words.
     let analysis = state
         .workers
@@ -376,7 +375,7 @@ async fn analyze(
         }
     }
     Ok(Json(AnalyzeResponse::new(
-        run(&state, request, features).await?,
+        run(&state, request, features, AnalysisOptions::default()).await?,
         id,
     )))
 }
@@ -409,7 +408,7 @@ async fn single_feature(
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     check_model_version(&QueryParams::parse(query.as_deref()))?;
     Ok(Json(AnalyzeResponse::new(
-        run(state, request, vec![feature]).await?,
+        run(state, request, vec![feature], AnalysisOptions::default()).await?,
         id,
     )))
 }

@@ -304,6 +304,7 @@ pub async fn analyze(
     let pipeline = Arc::clone(&state.pipeline);
     let options = AnalysisOptions {
         smart_crop_ratios: analyze.smart_crop_ratios,
+        ..AnalysisOptions::default()
     };
     let analysis = state
         .workers

@@ -73,7 +73,7 @@ pub const NO_MODEL: [(&str, &str); 6] = [
     ("gore", "no gore/violence classifier exists in a registry package: 3.2 adult omits isGoryContent and goreScore"),
     ("captions", "no captioning or vision-language weights: caption, denseCaptions, describe are refused"),
     ("tags", "tags, categories and 3.2 description have no model in this build yet"),
-    ("ocr", "read, 3.2 /ocr and the Read API have no model in this build yet"),
+    ("ocr: read API", "4.0 read and 3.2 /ocr are served; the asynchronous 3.2 Read API (images, PDF, TIFF) is not built yet"),
     ("celebrities, landmarks", "no domain models: /vision/v3.2/models lists none"),
     ("brands", "no brand detector"),
 ];

@@ -154,6 +154,8 @@ pub struct CropRegion {
 pub struct AnalysisOptions {
     /// Width / height of each smart crop wanted; empty lets the pipeline choose one.
     pub smart_crop_ratios: Vec<f32>,
+    /// Read text as upright instead of detecting the page's orientation (3.2 `detectOrientation=false`).
+    pub assume_upright: bool,
 }
 
 /// The results of one request; a feature that was not asked for stays `None`.
@@ -388,7 +390,12 @@ impl Pipeline {
             &self.models.text_detector,
             &self.models.text_recognizer,
         ) {
-            analysis.text = Some(read::read_page(detector, recognizer, image)?);
+            analysis.text = Some(read::read_page(
+                detector,
+                recognizer,
+                image,
+                options.assume_upright,
+            )?);
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
             analysis.adult = Some(adult::rate(
@@ -552,6 +559,7 @@ impl Pipeline {
         let window = if smart {
             let options = AnalysisOptions {
                 smart_crop_ratios: vec![ratio],
+                ..AnalysisOptions::default()
             };
             let analysis = self.run_features(&decoded, &[Feature::SmartCrops], &options)?;
             analysis

@@ -28,7 +28,7 @@ pub enum Orientation {
 }
 
 impl Orientation {
-    fn quarter_turns(self) -> usize {
+    pub fn quarter_turns(self) -> usize {
         self as usize
     }
 }
@@ -58,10 +58,13 @@ pub struct PageText {
     pub angle: f32,
 }
 
+/// Reads all text of `image`; with `assume_upright` the orientation vote is skipped and the page is
+/// read as it stands.
 pub fn read_page(
     detector: &TextDetector,
     recognizer: &TextRecognizer,
     image: &RgbImage,
+    assume_upright: bool,
 ) -> Result<PageText> {
     let regions = detector.detect(image)?;
     if regions.is_empty() {
@@ -71,7 +74,11 @@ pub fn read_page(
             angle: 0.0,
         });
     }
-    let orientation = choose_orientation(recognizer, image, &regions)?;
+    let orientation = if assume_upright {
+        Orientation::Up
+    } else {
+        choose_orientation(recognizer, image, &regions)?
+    };
     let quads: Vec<Quad> = regions
         .iter()
         .map(|r| turned(&r.quad, orientation))
