@@ -21,7 +21,7 @@ if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/
   .venv-test/bin/pip install --disable-pip-version-check -q ./models/.cache/onnxruntime-1.31.1-*.whl
   cp tests/requirements.txt .venv-test/requirements.txt
 fi
-.venv-test/bin/python tests/fetch_test_images.py tests/.data
+.venv-test/bin/python tests/fetch_test_data.py tests/.data
 
 echo "== converter and end-to-end tests"
 VISTA_BIN="$PWD/target/release/vista" VISTA_MODELS="$PWD/models" \

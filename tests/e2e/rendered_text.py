@@ -1,0 +1,79 @@
+"""Text pages rendered by the tests themselves (fonts from Debian packages, see fetch_test_data.py), in the
+variants OCR must survive, and the character error rate to judge what comes back. Shared by the OCR tests
+and bench/eval_ocr_rendered.py."""
+
+import io
+import os
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFilter, ImageFont
+
+FONTS = os.path.join(os.path.dirname(__file__), "..", ".data", "fonts")
+
+# Each script's page: (font file, lines).
+PAGES = {
+    "latin": ("DejaVuSans.ttf", [
+        "The quick brown fox jumps over the lazy dog.",
+        "Invoice 2024-117: total 1,234.56 EUR",
+        "Please call +1 (555) 010-4477 before 5 pm",
+    ]),
+    "accented": ("DejaVuSerif.ttf", [
+        "Café déjà vu, naïve façade à Noël",
+        "Größe: Straße über Äpfel und Öl",
+        "Señor Muñoz pidió açaí e pão",
+    ]),
+    "chinese": ("DroidSansFallbackFull.ttf", [
+        "今天天气很好我们去公园散步",
+        "北京是中国的首都",
+    ]),
+    "japanese": ("DroidSansFallbackFull.ttf", [
+        "東京駅から新幹線に乗ります",
+        "ありがとうございました",
+    ]),
+}
+
+VARIANTS = ["clean", "noisy", "skew4", "rot90", "rot180", "rot270"]
+
+
+def render(script, variant="clean", size=32):
+    """PNG bytes of the script's page in a variant, and the lines it holds."""
+    font_file, lines = PAGES[script]
+    font = ImageFont.truetype(os.path.join(FONTS, font_file), size)
+    width = max(int(font.getlength(line)) for line in lines) + 2 * size
+    height = len(lines) * int(size * 1.8) + 2 * size
+    image = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(image)
+    for i, line in enumerate(lines):
+        draw.text((size, size + i * int(size * 1.8)), line, font=font, fill=(20, 20, 20))
+    if variant == "noisy":
+        # Grain, a slight blur and a grey cast, then lossy JPEG, as a phone photo of a print would have.
+        pixels = np.asarray(image.filter(ImageFilter.GaussianBlur(0.8)), np.float32) * 0.85 + 20
+        pixels += np.random.default_rng(3).normal(0, 18, pixels.shape)
+        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
+        out = io.BytesIO()
+        image.save(out, "JPEG", quality=60)
+        return out.getvalue(), lines
+    if variant == "skew4":
+        image = image.rotate(4, expand=True, fillcolor="white", resample=Image.BICUBIC)
+    elif variant.startswith("rot"):
+        # PIL turns counter-clockwise; rot90 means the text's top faces right (clockwise).
+        image = image.rotate(-int(variant[3:]), expand=True)
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue(), lines
+
+
+def edit_distance(a, b):
+    previous = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        current = [i]
+        for j, cb in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (ca != cb)))
+        previous = current
+    return previous[-1]
+
+
+def cer(expected_lines, read_lines):
+    """Character error rate of the page read in reading order (lines joined by newlines)."""
+    expected, read = "\n".join(expected_lines), "\n".join(read_lines)
+    return edit_distance(expected, read) / max(1, len(expected))

