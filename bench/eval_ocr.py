@@ -118,59 +118,51 @@ def coverage(truth, predicted):
     return inter / max(1e-9, (ax1 - ax0) * (ay1 - ay0))
 
 
-def icdar(url, key, directory, limit):
-    items = [i for i in json.load(open(os.path.join(directory, "simple.json")))
-             if os.path.exists(os.path.join(directory, i["image"]))][:limit]
+def load(directory, limit):
+    """The items of a set whose images are present (the development half), at most `limit`."""
+    items = json.load(open(os.path.join(directory, "simple.json")))
+    return [i for i in items if os.path.exists(os.path.join(directory, i["image"]))][:limit]
+
+
+def score_icdar(items, words_of):
+    """Word counts over ICDAR `items`; `words_of(item)` gives the predicted [(polygon points, text)]."""
     counts = {"gt": 0, "pred": 0, "detected": 0, "correct": 0}
-    started = time.time()
     for item in items:
-        words = [(points(w["boundingPolygon"]), w["text"])
-                 for line in read(url, key, os.path.join(directory, item["image"])) for w in line["words"]]
         truth = [(quad_points(w["quad"]), w["text"], w["dont_care"]) for w in item["words"]]
         legible = [t for t in truth if not t[2]]
         ignored = [t for t in truth if t[2]]
-        predictions = [w for w in words if not any(iou(w[0], t[0]) >= 0.5 for t in ignored)]
+        predictions = [w for w in words_of(item) if not any(iou(w[0], t[0]) >= 0.5 for t in ignored)]
         counts["gt"] += len(legible)
         counts["pred"] += len(predictions)
         used_detected, used_correct = set(), set()
         for quad, text, _ in legible:
             overlapping = [i for i, p in enumerate(predictions) if iou(p[0], quad) >= 0.5]
-            if any(i not in used_detected for i in overlapping):
-                used_detected.add(next(i for i in overlapping if i not in used_detected))
+            free = [i for i in overlapping if i not in used_detected]
+            if free:
+                used_detected.add(free[0])
                 counts["detected"] += 1
             same = [i for i in overlapping if predictions[i][1].lower() == text.lower() and i not in used_correct]
             if same:
                 used_correct.add(same[0])
                 counts["correct"] += 1
-    seconds = time.time() - started
-
-    def prf(hits):
-        p, r = hits / max(1, counts["pred"]), hits / max(1, counts["gt"])
-        return p, r, 2 * p * r / max(1e-9, p + r)
-    print(f"ICDAR 2015, {len(items)} images, {counts['gt']} legible words, {counts['pred']} predicted words "
-          f"({seconds / max(1, len(items)):.2f} s/image)")
-    print("| ICDAR 2015 | precision | recall | F1 |")
-    print("|---|---|---|---|")
-    for name, hits in [("detection (IoU >= 0.5)", counts["detected"]), ("end to end (+ exact text, any case)",
-                                                                       counts["correct"])]:
-        p, r, f = prf(hits)
-        print(f"| {name} | {100 * p:.1f}% | {100 * r:.1f}% | {100 * f:.1f}% |")
+    return counts
 
 
-def sroie(url, key, directory, limit):
-    items = [i for i in json.load(open(os.path.join(directory, "simple.json")))
-             if os.path.exists(os.path.join(directory, i["image"]))][:limit]
+def prf(counts, hits):
+    p, r = hits / max(1, counts["pred"]), hits / max(1, counts["gt"])
+    return p, r, 2 * p * r / max(1e-9, p + r)
+
+
+def score_sroie(items, lines_of):
+    """Line CERs over SROIE `items`; `lines_of(item)` gives the predicted [(polygon points, text)]."""
     errors = characters = unpaired = total = free_errors = 0
-    started = time.time()
     for item in items:
-        predicted = [(points(line["boundingPolygon"]), line["text"])
-                     for line in read(url, key, os.path.join(directory, item["image"]))]
+        predicted = lines_of(item)
         for line in item["lines"]:
             quad, text = quad_points(line["quad"]), line["text"].upper()
             total += 1
             characters += len(text)
-            scored = [(box_iou(quad, p[0]), p[1]) for p in predicted]
-            best = max(scored, default=(0.0, ""))
+            best = max(((box_iou(quad, p[0]), p[1]) for p in predicted), default=(0.0, ""))
             if best[0] >= 0.5:
                 errors += min(len(text), edit_distance(text, best[1].upper()))
             else:
@@ -178,10 +170,37 @@ def sroie(url, key, directory, limit):
                 unpaired += 1
             covering = max(((coverage(quad, p[0]), p[1]) for p in predicted), default=(0.0, ""))
             free_errors += substring_distance(text, covering[1].upper()) if covering[0] >= 0.5 else len(text)
+    return {"lines": total, "unpaired": unpaired, "strict_cer": errors / max(1, characters),
+            "free_cer": free_errors / max(1, characters)}
+
+
+def icdar(url, key, directory, limit):
+    items = load(directory, limit)
+    started = time.time()
+    counts = score_icdar(items, lambda item: [
+        (points(w["boundingPolygon"]), w["text"])
+        for line in read(url, key, os.path.join(directory, item["image"])) for w in line["words"]])
     seconds = time.time() - started
-    print(f"SROIE, {len(items)} receipts, {total} lines ({seconds / max(1, len(items)):.2f} s/receipt): "
-          f"line CER {100 * errors / max(1, characters):.1f}% strict ({unpaired} lines unpaired, "
-          f"{100 * unpaired / max(1, total):.1f}%), {100 * free_errors / max(1, characters):.1f}% segmentation-free")
+    print(f"ICDAR 2015, {len(items)} images, {counts['gt']} legible words, {counts['pred']} predicted words "
+          f"({seconds / max(1, len(items)):.2f} s/image)")
+    print("| ICDAR 2015 | precision | recall | F1 |")
+    print("|---|---|---|---|")
+    for name, hits in [("detection (IoU >= 0.5)", counts["detected"]),
+                       ("end to end (+ exact text, any case)", counts["correct"])]:
+        p, r, f = prf(counts, hits)
+        print(f"| {name} | {100 * p:.1f}% | {100 * r:.1f}% | {100 * f:.1f}% |")
+
+
+def sroie(url, key, directory, limit):
+    items = load(directory, limit)
+    started = time.time()
+    scores = score_sroie(items, lambda item: [
+        (points(line["boundingPolygon"]), line["text"])
+        for line in read(url, key, os.path.join(directory, item["image"]))])
+    seconds = time.time() - started
+    print(f"SROIE, {len(items)} receipts, {scores['lines']} lines ({seconds / max(1, len(items)):.2f} s/receipt): "
+          f"line CER {100 * scores['strict_cer']:.1f}% strict ({scores['unpaired']} lines unpaired), "
+          f"{100 * scores['free_cer']:.1f}% segmentation-free")
 
 
 def main():

@@ -74,8 +74,8 @@ pub fn read_page(
             angle: 0.0,
         });
     }
-    let orientation = if assume_upright {
-        Orientation::Up
+    let (orientation, sample) = if assume_upright {
+        (Orientation::Up, Vec::new())
     } else {
         choose_orientation(recognizer, image, &regions)?
     };
@@ -83,11 +83,22 @@ pub fn read_page(
         .iter()
         .map(|r| turned(&r.quad, orientation))
         .collect();
-    let crops = quads
+    // The vote already read its sample the chosen way; read the rest.
+    let mut recognized: Vec<Option<RecognizedLine>> = vec![None; quads.len()];
+    for (i, line) in sample {
+        recognized[i] = Some(line);
+    }
+    let pending: Vec<usize> = (0..quads.len())
+        .filter(|&i| recognized[i].is_none())
+        .collect();
+    let crops = pending
         .iter()
-        .map(|q| crop_line(image, q))
+        .map(|&i| crop_line(image, &quads[i]))
         .collect::<Result<Vec<_>>>()?;
-    let recognized = recognizer.recognize(&crops)?;
+    for (&i, line) in pending.iter().zip(recognizer.recognize(&crops)?) {
+        recognized[i] = Some(line);
+    }
+    let recognized = recognized.into_iter().map(Option::unwrap_or_default);
     let lines: Vec<TextLine> = quads
         .iter()
         .zip(recognized)
@@ -112,11 +123,12 @@ fn turned(quad: &Quad, orientation: Orientation) -> Quad {
     Quad(std::array::from_fn(|i| quad.0[(i + k) % 4]))
 }
 
+/// The page's orientation, and the sample of lines the vote read, as (region index, line) read that way.
 fn choose_orientation(
     recognizer: &TextRecognizer,
     image: &RgbImage,
     regions: &[TextRegion],
-) -> Result<Orientation> {
+) -> Result<(Orientation, Vec<(usize, RecognizedLine)>)> {
     let size = |q: &Quad| {
         let [tl, tr, _, bl] = q.0;
         (
@@ -133,11 +145,9 @@ fn choose_orientation(
     } else {
         [Orientation::Up, Orientation::Down]
     };
-    let mut sample: Vec<&TextRegion> = regions.iter().collect();
-    sample.sort_by(|a, b| {
-        let area = |r: &TextRegion| size(&r.quad).0 * size(&r.quad).1;
-        area(b).total_cmp(&area(a))
-    });
+    let area = |i: usize| size(&regions[i].quad).0 * size(&regions[i].quad).1;
+    let mut sample: Vec<usize> = (0..regions.len()).collect();
+    sample.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     sample.truncate(ORIENTATION_SAMPLE);
     // Both readings of the sample go through the recogniser in one batch.
     let crops = candidates
@@ -145,16 +155,17 @@ fn choose_orientation(
         .flat_map(|&o| {
             sample
                 .iter()
-                .map(move |r| crop_line(image, &turned(&r.quad, o)))
+                .map(move |&i| crop_line(image, &turned(&regions[i].quad, o)))
         })
         .collect::<Result<Vec<_>>>()?;
-    let lines = recognizer.recognize(&crops)?;
-    let (first, second) = lines.split_at(sample.len());
-    Ok(if evidence(second) > evidence(first) {
-        candidates[1]
+    let mut lines = recognizer.recognize(&crops)?;
+    let second = lines.split_off(sample.len());
+    let (orientation, read) = if evidence(&second) > evidence(&lines) {
+        (candidates[1], second)
     } else {
-        candidates[0]
-    })
+        (candidates[0], lines)
+    };
+    Ok((orientation, sample.into_iter().zip(read).collect()))
 }
 
 /// How convincingly lines were read: confidence weighted by the characters found.
@@ -174,7 +185,9 @@ fn stands_alone(text: &str) -> bool {
 }
 
 /// Splits a recognised line at spaces (and around CJK characters) and gives each word the part of
-/// the line's quad it was read from, padded by half a character on either side.
+/// the line's quad it was read from: from half a character before its first character's centre to
+/// half a character after its last one's, a character's width being the line's median pitch (the
+/// distance between neighbouring characters' centres within words).
 fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
     let mut groups: Vec<Vec<usize>> = Vec::new();
     let mut open = false;
@@ -191,19 +204,42 @@ fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
             open = true;
         }
     }
-    let pad = 0.5 / line.chars.len().max(1) as f32;
+    let centre = |i: usize| (line.chars[i].start + line.chars[i].end) / 2.0;
+    let mut pitches: Vec<f32> = groups
+        .iter()
+        .flat_map(|g| g.windows(2).map(|pair| centre(pair[1]) - centre(pair[0])))
+        .collect();
+    pitches.sort_by(f32::total_cmp);
+    let pitch = pitches
+        .get(pitches.len() / 2)
+        .copied()
+        .unwrap_or(1.0 / line.chars.len().max(1) as f32);
+    let mut spans: Vec<(f32, f32)> = groups
+        .iter()
+        .map(|g| {
+            let (first, last) = (g[0], *g.last().expect("non-empty"));
+            (
+                (centre(first) - pitch / 2.0).max(0.0),
+                (centre(last) + pitch / 2.0).min(1.0),
+            )
+        })
+        .collect();
+    // Neighbours that overlap meet halfway.
+    for i in 1..spans.len() {
+        if spans[i - 1].1 > spans[i].0 {
+            let middle = (spans[i - 1].1 + spans[i].0) / 2.0;
+            (spans[i - 1].1, spans[i].0) = (middle, middle);
+        }
+    }
     groups
         .iter()
-        .map(|group| {
+        .zip(spans)
+        .map(|(group, (start, end))| {
             let chars = group.iter().map(|&i| &line.chars[i]);
-            let text: String = chars.clone().map(|c| c.text.as_str()).collect();
-            let confidence = chars.clone().map(|c| c.confidence).sum::<f32>() / group.len() as f32;
-            let start = (line.chars[group[0]].start - pad).max(0.0);
-            let end = (line.chars[*group.last().expect("non-empty")].end + pad).min(1.0);
             TextWord {
-                text,
+                text: chars.clone().map(|c| c.text.as_str()).collect(),
                 polygon: part_of(quad, start, end),
-                confidence,
+                confidence: chars.map(|c| c.confidence).sum::<f32>() / group.len() as f32,
             }
         })
         .collect()
@@ -313,14 +349,15 @@ mod tests {
             words.iter().map(|w| w.text.as_str()).collect::<Vec<_>>(),
             ["ab", "c"]
         );
-        // Half a character (1/8 of the line here) of padding on either side, clamped to the line.
+        // Centres at 0.05, 0.15 and 0.85 of the line; the pitch inside "ab" is 0.1, so each word runs
+        // from half a pitch before its first centre to half a pitch after its last.
         let Quad([tl, tr, br, bl]) = words[0].polygon;
         assert_eq!(
             (tl, tr, br, bl),
-            ((100.0, 10.0), (165.0, 10.0), (165.0, 30.0), (100.0, 30.0))
+            ((100.0, 10.0), (140.0, 10.0), (140.0, 30.0), (100.0, 30.0))
         );
         let Quad([tl, tr, ..]) = words[1].polygon;
-        assert_eq!((tl.0, tr.0), (235.0, 300.0));
+        assert_eq!((tl.0, tr.0), (260.0, 280.0));
         assert!((words[0].confidence - 0.8).abs() < 1e-6);
     }
 

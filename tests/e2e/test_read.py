@@ -3,16 +3,17 @@ render themselves (Latin, accented, Chinese, Japanese; clean, noisy, skewed, tur
 character error rates."""
 
 import io
+import os
 
 import pytest
 import requests
 from azure.ai.vision.imageanalysis.models import VisualFeatures
 from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
-from PIL import Image
+from PIL import Image, ImageFont
 
 from conftest import KEYS
-from rendered_text import VARIANTS, cer, render
+from rendered_text import FONTS, PAGES, VARIANTS, cer, render
 
 # The most errors each page may have (share of characters): Latin scripts read perfectly today; the
 # bounds leave room for a stray accent or punctuation mark, not for a lost word.
@@ -54,12 +55,17 @@ def test_lines_and_words_have_polygons_inside_the_image_and_words_make_the_line(
 
 
 def test_word_boxes_cover_their_words(client):
-    image, _ = render("latin")
+    image, lines = render("latin")
     first = read(client, image).blocks[0].lines[0]
-    # "The quick brown ...": at 32 px, "The" is about 60 px wide and starts at x = 32.
-    the = first.words[0]
-    xs = [p.x for p in the.bounding_polygon]
-    assert the.text == "The" and 22 <= min(xs) <= 36 and 80 <= max(xs) <= 105
+    # Where the renderer put the ink of each word of the first line (render() draws it at (32, 32)).
+    font = ImageFont.truetype(os.path.join(FONTS, PAGES["latin"][0]), 32)
+    for word in first.words[:4]:
+        offset = font.getlength(lines[0][:lines[0].index(word.text)])
+        left, _, right, _ = font.getbbox(word.text)
+        ink = (32 + offset + left, 32 + offset + right)
+        xs = [p.x for p in word.bounding_polygon]
+        overlap = min(ink[1], max(xs)) - max(ink[0], min(xs))
+        assert overlap / (max(ink[1], max(xs)) - min(ink[0], min(xs))) >= 0.75, (word.text, ink, xs)
 
 
 def test_cjk_characters_are_words_of_their_own(client):

@@ -1,0 +1,109 @@
+"""OCR speed and accuracy: vista's 4.0 `read` over HTTP against the `rapidocr` Python package called
+in-process, with the same PP-OCRv6 models (both from the rapidocr 3.10.0 wheel), on the same images, in
+one run on the same machine. Images: the ICDAR 2015 and SROIE development images when
+../shared/evaldata is present (then accuracy is scored too), else the pages the OCR tests render.
+Target: vista >= 1.5x rapidocr's throughput with equal or better accuracy.
+
+    python3 -m venv .venv-rapidocr && .venv-rapidocr/bin/pip install rapidocr==3.10.0 onnxruntime==1.31.1
+    .venv-test/bin/python bench/bench_ocr.py --rapidocr-python .venv-rapidocr/bin/python
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import tempfile
+
+import requests
+
+from common import ROOT, Server
+from eval_ocr import READ, load, points, prf, score_icdar, score_sroie
+from rendered_text import PAGES, render
+from timing import measure
+
+KEY = "bench-key"
+
+
+def image_set(evaldata, limit):
+    """[(path, set name, item)] for the evaluation images, or rendered pages written to a temp dir."""
+    chosen = []
+    for name, folder in [("icdar", "icdar2015_test"), ("sroie", "sroie_subset")]:
+        directory = os.path.join(evaldata, folder)
+        if os.path.isdir(directory):
+            chosen += [(os.path.join(directory, i["image"]), name, i) for i in load(directory, limit)]
+    if chosen:
+        return chosen
+    pages = tempfile.mkdtemp(prefix="vista-ocr-bench-")
+    for script in PAGES:
+        path = os.path.join(pages, f"{script}.png")
+        with open(path, "wb") as f:
+            f.write(render(script)[0])
+        chosen.append((path, "rendered", None))
+    return chosen
+
+
+def vista_read(url, body):
+    response = requests.post(url + READ, data=body, timeout=300, headers={
+        "Ocp-Apim-Subscription-Key": KEY, "Content-Type": "application/octet-stream"})
+    response.raise_for_status()
+    lines = response.json()["readResult"]["blocks"][0]["lines"]
+    return {"lines": [{"points": points(l["boundingPolygon"]), "text": l["text"]} for l in lines],
+            "words": [{"points": points(w["boundingPolygon"]), "text": w["text"]} for l in lines for w in l["words"]]}
+
+
+def accuracy(images, results):
+    """Markdown cells: ICDAR end-to-end word F1 and SROIE segmentation-free line CER."""
+    by_path = {path: r for (path, _, _), r in zip(images, results)}
+    as_pairs = lambda entries: [([tuple(p) for p in e["points"]], e["text"]) for e in entries]
+    cells = {}
+    for name in ("icdar", "sroie"):
+        chosen = [(path, item) for path, set_name, item in images if set_name == name]
+        if not chosen:
+            cells[name] = "n/a"
+            continue
+        path_of = {id(item): path for path, item in chosen}
+        items = [item for _, item in chosen]
+        if name == "icdar":
+            counts = score_icdar(items, lambda item: as_pairs(by_path[path_of[id(item)]]["words"]))
+            cells[name] = f"{100 * prf(counts, counts['correct'])[2]:.1f}%"
+        else:
+            scores = score_sroie(items, lambda item: as_pairs(by_path[path_of[id(item)]]["lines"]))
+            cells[name] = f"{100 * scores['free_cer']:.1f}%"
+    return cells
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rapidocr-python", required=True)
+    parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
+    parser.add_argument("--limit", type=int, default=10, help="images per evaluation set")
+    parser.add_argument("--requests", type=int, default=20, help="timed requests per concurrency")
+    parser.add_argument("serve_args", nargs="*", help="extra flags for `vista serve`")
+    args = parser.parse_args()
+    images = image_set(args.evaldata, args.limit)
+    paths = [path for path, _, _ in images]
+    rapid = subprocess.run([args.rapidocr_python, os.path.join(ROOT, "bench", "rapidocr_timing.py"),
+                            str(args.requests), *paths], capture_output=True, text=True, check=True)
+    rapid = json.loads(rapid.stdout.strip().splitlines()[-1])
+    bodies = [open(p, "rb").read() for p in paths]
+    with Server(*args.serve_args, keys=(KEY,)) as server:
+        ours = [vista_read(server.url, body) for body in bodies]  # also the warm-up
+        timings = [measure(lambda i: vista_read(server.url, bodies[i % len(bodies)]), args.requests, c)
+                   for c in (1, 2)]
+    sets = sorted({name for _, name, _ in images})
+    print(f"{len(images)} images ({', '.join(sets)}), {args.requests} timed requests per row; "
+          f"serve flags: {args.serve_args or 'defaults'}")
+    print("| engine | c=1 p50 ms | c=1 images/s | c=2 p50 ms | c=2 images/s | ICDAR word F1 | SROIE CER |")
+    print("|---|---|---|---|---|---|---|")
+    for name, rows, results in [("rapidocr", rapid["timings"], rapid["results"]), ("vista", timings, ours)]:
+        cells = accuracy(images, results)
+        print(f"| {name} | {rows[0]['p50_ms']:.0f} | {rows[0]['images_per_s']:.2f} | {rows[1]['p50_ms']:.0f} "
+              f"| {rows[1]['images_per_s']:.2f} | {cells['icdar']} | {cells['sroie']} |")
+    for c in range(2):
+        ratio = timings[c]["images_per_s"] / rapid["timings"][c]["images_per_s"]
+        print(f"vista / rapidocr throughput at concurrency {c + 1}: {ratio:.2f}x")
+    print("rapidocr is called in-process; vista's numbers include HTTP on loopback.")
+
+
+if __name__ == "__main__":
+    main()
