@@ -1,7 +1,8 @@
 //! vista: a self-hosted image-analysis server that speaks the Azure AI Vision wire protocol.
 //!
 //! A request flows one way: [`http`] (routes, Azure JSON, errors) → [`pipeline`] (decode once, run the
-//! requested features) → [`models`] (one file per model) over [`runtime`] (ONNX Runtime).
+//! requested features) → [`models`] (one file per model) over [`runtime`] (ONNX Runtime) → [`store`]
+//! (Read operations).
 
 pub mod fetch;
 pub mod geometry;
@@ -10,3 +11,4 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod runtime;
+pub mod store;
