@@ -11,6 +11,7 @@ use clap::{Args, Parser, Subcommand};
 use vista::fetch::UrlFetcher;
 use vista::http::auth::ApiKeys;
 use vista::http::error::ApiError;
+use vista::http::read_operations::ReadJobs;
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
@@ -18,6 +19,7 @@ use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL, OPTIONAL_ABSENT};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
+use vista::store::{self, OperationStore};
 
 /// The fetcher and its converters, written next to the pack by `vista models fetch`.
 const FETCH_TOOLS: [(&str, &str); 6] = [
@@ -150,6 +152,13 @@ struct ServeArgs {
     /// Accepted requests that may wait for a worker; beyond that the server answers 429.
     #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
     queue: usize,
+    /// Where Read operations are kept (an encrypted embedded store, and its key file unless
+    /// VISTA_STORE_KEY gives the key).
+    #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
+    data_dir: PathBuf,
+    /// How long a Read operation's result is kept, in seconds (then it is deleted).
+    #[arg(long, env = "VISTA_READ_TTL", default_value_t = 24 * 60 * 60)]
+    read_ttl: u64,
 }
 
 #[derive(Args)]
@@ -241,6 +250,18 @@ fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
     Ok(ApiKeys::new(keys))
 }
 
+/// The Read operation store in the data directory, with the key from VISTA_STORE_KEY or the key file.
+fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
+    std::fs::create_dir_all(&engine.data_dir)
+        .with_context(|| format!("creating the data directory {}", engine.data_dir.display()))?;
+    let key = match std::env::var("VISTA_STORE_KEY") {
+        Ok(hex) => store::parse_key(hex.trim())?,
+        Err(_) => store::key_file(&engine.data_dir.join("store.key"))?,
+    };
+    let ttl = std::time::Duration::from_secs(engine.read_ttl);
+    OperationStore::open(&engine.data_dir.join("operations.redb"), key, ttl)
+}
+
 fn serve(args: ServeArgs) -> Result<ExitCode> {
     let keys = read_keys(&args)?;
     let keys = match (keys.is_empty(), args.no_auth) {
@@ -254,15 +275,20 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     let pipeline = Arc::new(args.engine.pipeline()?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
     let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reads = {
+        let _inside = runtime.enter();
+        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline))?
+    };
     let state = Arc::new(AppState {
         pipeline,
         workers,
         fetcher,
+        reads,
     });
     let app = router(state, keys);
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await

@@ -368,12 +368,11 @@ mod tests {
     fn operations_expire_and_are_swept() {
         let dir = temp("ttl");
         let store =
-            OperationStore::open(&dir.join("ops.redb"), [3; 32], Duration::from_millis(200))
-                .unwrap();
+            OperationStore::open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1)).unwrap();
         store.create("c", b"doc", serde_json::json!({})).unwrap();
         store.create("d", b"doc", serde_json::json!({})).unwrap();
         assert!(store.get("c").unwrap().is_some());
-        std::thread::sleep(Duration::from_millis(300));
+        std::thread::sleep(Duration::from_millis(1200));
         assert!(store.get("c").unwrap().is_none(), "expired on read");
         assert_eq!(store.sweep().unwrap(), 1, "the sweeper removes the other");
         assert!(store.ids().unwrap().is_empty());

@@ -6,6 +6,7 @@ pub mod error;
 pub mod intake;
 pub mod query;
 pub mod read;
+pub mod read_operations;
 pub mod segment;
 pub mod v3;
 pub mod v4;
@@ -33,6 +34,7 @@ pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub workers: WorkerPool,
     pub fetcher: UrlFetcher,
+    pub reads: read_operations::ReadJobs,
 }
 
 /// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).
@@ -44,7 +46,8 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
             post(segment::segment),
         )
         .merge(v3::routes())
-        .merge(read::routes());
+        .merge(read::routes())
+        .merge(read_operations::routes());
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }

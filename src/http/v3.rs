@@ -40,14 +40,6 @@ pub fn routes() -> Router<Arc<AppState>> {
             post(|| async { no_model("Description") }),
         )
         .route("/vision/v3.2/tag", post(|| async { no_model("Tags") }))
-        .route(
-            "/vision/v3.2/read/analyze",
-            post(|| async { no_model("Read") }),
-        )
-        .route(
-            "/vision/v3.2/read/analyzeResults/{id}",
-            get(|| async { no_model("Read") }),
-        )
 }
 
 /// 3.2 visual features and what serves each; `None` means no model for it in this deployment.

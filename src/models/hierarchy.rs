@@ -165,11 +165,10 @@ mod tests {
 ";
 
     fn hierarchy(labels: &[&str], synsets: &[&str]) -> Result<Hierarchy> {
-        let dir = std::env::temp_dir().join(format!(
-            "vista-hierarchy-{}-{}",
-            std::process::id(),
-            labels[0]
-        ));
+        static CALLS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let call = CALLS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir =
+            std::env::temp_dir().join(format!("vista-hierarchy-{}-{call}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let names = serde_json::json!({
             "coco80": synsets,

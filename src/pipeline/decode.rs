@@ -64,6 +64,84 @@ pub struct DecodedImage {
     pub format: ImageFormat,
 }
 
+/// The 3.2 Read API: JPEG, PNG, BMP and TIFF (every page of a multi-page TIFF), up to 50 MB and
+/// 10000 px a side.
+pub const READ: ImageLimits = ImageLimits {
+    max_bytes: 50 * 1024 * 1024,
+    min_side: 50,
+    max_side: 10000,
+    formats: &[
+        ImageFormat::Jpeg,
+        ImageFormat::Png,
+        ImageFormat::Bmp,
+        ImageFormat::Tiff,
+    ],
+};
+
+/// Every page of a document: the frames of a TIFF (8-bit grey, RGB or RGBA), or the one image of any
+/// other format `limits` allows. Each page's sides are checked before its pixels are read.
+pub fn decode_pages(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    max_pages: usize,
+) -> Result<Vec<RgbImage>, DecodeError> {
+    let tiff = bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*");
+    if !tiff || !limits.formats.contains(&ImageFormat::Tiff) {
+        return Ok(vec![decode(bytes, limits)?.rgb]);
+    }
+    if bytes.len() > limits.max_bytes {
+        return Err(DecodeError::InvalidByteSize {
+            max: limits.max_bytes,
+        });
+    }
+    let mut decoder =
+        tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|_| DecodeError::InvalidFormat)?;
+    let mut pages = Vec::new();
+    loop {
+        let (width, height) = decoder
+            .dimensions()
+            .map_err(|_| DecodeError::InvalidFormat)?;
+        let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
+        if !side_ok(width) || !side_ok(height) {
+            return Err(DecodeError::InvalidSize {
+                width,
+                height,
+                min: limits.min_side,
+                max: limits.max_side,
+            });
+        }
+        let colour = decoder
+            .colortype()
+            .map_err(|_| DecodeError::InvalidFormat)?;
+        let tiff::decoder::DecodingResult::U8(data) = decoder
+            .read_image()
+            .map_err(|_| DecodeError::InvalidFormat)?
+        else {
+            return Err(DecodeError::InvalidFormat);
+        };
+        let image = match colour {
+            tiff::ColorType::Gray(8) => {
+                image::GrayImage::from_raw(width, height, data).map(DynamicImage::ImageLuma8)
+            }
+            tiff::ColorType::RGB(8) => {
+                RgbImage::from_raw(width, height, data).map(DynamicImage::ImageRgb8)
+            }
+            tiff::ColorType::RGBA(8) => {
+                image::RgbaImage::from_raw(width, height, data).map(DynamicImage::ImageRgba8)
+            }
+            _ => None,
+        }
+        .ok_or(DecodeError::InvalidFormat)?;
+        pages.push(image.into_rgb8());
+        if pages.len() >= max_pages || !decoder.more_images() {
+            return Ok(pages);
+        }
+        decoder
+            .next_image()
+            .map_err(|_| DecodeError::InvalidFormat)?;
+    }
+}
+
 pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, DecodeError> {
     if bytes.is_empty() || bytes.len() > limits.max_bytes {
         return Err(DecodeError::InvalidByteSize {
@@ -129,6 +207,43 @@ mod tests {
 
     fn gradient(width: u32, height: u32) -> RgbImage {
         RgbImage::from_fn(width, height, |x, y| Rgb([x as u8, y as u8, 128]))
+    }
+
+    #[test]
+    fn every_page_of_a_tiff_is_decoded_and_other_formats_are_one_page() {
+        let mut tiff = Cursor::new(Vec::new());
+        {
+            let mut encoder = tiff::encoder::TiffEncoder::new(&mut tiff).unwrap();
+            for shade in [10u8, 20, 30] {
+                let pixels = vec![shade; 64 * 60 * 3];
+                encoder
+                    .write_image::<tiff::encoder::colortype::RGB8>(64, 60, &pixels)
+                    .unwrap();
+            }
+        }
+        let pages = decode_pages(tiff.get_ref(), &READ, 2000).unwrap();
+        assert_eq!(
+            pages
+                .iter()
+                .map(|p| p.get_pixel(0, 0).0[0])
+                .collect::<Vec<_>>(),
+            [10, 20, 30]
+        );
+        assert_eq!(
+            decode_pages(tiff.get_ref(), &READ, 2).unwrap().len(),
+            2,
+            "the page cap holds"
+        );
+        assert_eq!(
+            decode_pages(&encode(&gradient(64, 60), ImageFormat::Png), &READ, 2000)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert!(
+            decode_pages(&tiff.get_ref()[..200], &READ, 2000).is_err(),
+            "truncated"
+        );
     }
 
     #[test]

@@ -158,6 +158,15 @@ pub struct AnalysisOptions {
     pub assume_upright: bool,
 }
 
+/// One page of a document read by the Read API (pages are numbered from 1).
+#[derive(Debug, Clone)]
+pub struct ReadPage {
+    pub number: usize,
+    pub width: u32,
+    pub height: u32,
+    pub text: read::PageText,
+}
+
 /// The results of one request; a feature that was not asked for stays `None`.
 #[derive(Debug, Clone)]
 pub struct Analysis {
@@ -510,6 +519,32 @@ impl Pipeline {
             }
         }
         Ok(analysis)
+    }
+
+    /// Reads the text of every selected page of a document (an image or a multi-page TIFF).
+    pub fn read_document(
+        &self,
+        bytes: &[u8],
+        selected: &dyn Fn(usize) -> bool,
+        max_pages: usize,
+    ) -> Result<Vec<ReadPage>, PipelineError> {
+        self.check_available(&[Feature::Read])?;
+        let (Some(detector), Some(recognizer)) =
+            (&self.models.text_detector, &self.models.text_recognizer)
+        else {
+            unreachable!("checked by check_available()");
+        };
+        let pages = decode::decode_pages(bytes, &decode::READ, max_pages)?;
+        let mut read = Vec::new();
+        for (index, page) in pages.iter().enumerate().filter(|(i, _)| selected(i + 1)) {
+            read.push(ReadPage {
+                number: index + 1,
+                width: page.width(),
+                height: page.height(),
+                text: read::read_page(detector, recognizer, page, false)?,
+            });
+        }
+        Ok(read)
     }
 
     /// Separates the foreground: a PNG with the background transparent, or the alpha matte alone.

@@ -4,6 +4,7 @@ character error rates."""
 
 import io
 import os
+import time
 
 import pytest
 import requests
@@ -12,7 +13,7 @@ from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageFont
 
-from conftest import KEYS
+from conftest import KEYS, Server
 from rendered_text import FONTS, PAGES, VARIANTS, cer, render
 
 # The most errors each page may have (share of characters): Latin scripts read perfectly today; the
@@ -108,3 +109,83 @@ def test_legacy_ocr_refuses_a_language_it_does_not_know(server):
     assert response.status_code == 400
     error = response.json()["error"]
     assert (error["code"], error["innererror"]["code"]) == ("InvalidRequest", "NotSupportedLanguage")
+
+
+def wait_for(cv, operation_id, timeout=120):
+    from azure.cognitiveservices.vision.computervision.models import OperationStatusCodes
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        result = cv.get_read_result(operation_id)
+        if result.status not in (OperationStatusCodes.not_started, OperationStatusCodes.running):
+            return result
+        time.sleep(0.2)
+    raise AssertionError(f"operation {operation_id} did not finish in {timeout} s")
+
+
+def submit(cv, body, **kwargs):
+    response = cv.read_in_stream(io.BytesIO(body), raw=True, **kwargs)
+    return response.headers["Operation-Location"].split("/")[-1]
+
+
+def tiff_of(*pages):
+    images = [Image.open(io.BytesIO(page)).convert("RGB") for page in pages]
+    out = io.BytesIO()
+    images[0].save(out, "TIFF", save_all=True, append_images=images[1:])
+    return out.getvalue()
+
+
+def test_read_api_reads_an_image_through_the_sdk(cv):
+    image, expected = render("latin", "rot180")
+    result = wait_for(cv, submit(cv, image, language="en"))
+    assert result.status == "succeeded" and result.created_date_time and result.last_updated_date_time
+    (page,) = result.analyze_result.read_results
+    assert (page.page, page.unit, page.language) == (1, "pixel", "en")
+    assert abs(abs(page.angle) - 180) < 5
+    assert cer(expected, [line.text for line in page.lines]) <= CER_BOUNDS["latin"]
+    line = page.lines[0]
+    assert len(line.bounding_box) == 8 and line.appearance.style.name == "other"
+    assert all(len(w.bounding_box) == 8 and 0 < w.confidence <= 1 for w in line.words)
+
+
+def test_read_api_reads_every_page_of_a_tiff_and_honours_page_ranges(cv):
+    pages = [render("latin")[0], render("accented")[0], render("latin", "rot90")[0]]
+    result = wait_for(cv, submit(cv, tiff_of(*pages)))
+    assert [p.page for p in result.analyze_result.read_results] == [1, 2, 3]
+    second = result.analyze_result.read_results[1]
+    assert cer(render("accented")[1], [line.text for line in second.lines]) <= CER_BOUNDS["accented"]
+    chosen = wait_for(cv, submit(cv, tiff_of(*pages), pages=["1", "3-"]))
+    assert [p.page for p in chosen.analyze_result.read_results] == [1, 3]
+
+
+def test_read_api_errors_unknown_ids_and_unreadable_documents(server, cv):
+    headers = {"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"}
+    missing = requests.get(f"{server.url}/vision/v3.2/read/analyzeResults/no-such-id", headers=headers)
+    assert missing.status_code == 404 and missing.json()["error"]["code"] == "NotFound"
+    bad_range = requests.post(f"{server.url}/vision/v3.2/read/analyze?pages=3-1", data=render("latin")[0],
+                              headers=headers)
+    assert bad_range.status_code == 400 and bad_range.json()["error"]["code"] == "InvalidPageRange"
+    # A body that is not an image is accepted (as Azure does) and the operation fails; it is not lost.
+    failed = wait_for(cv, submit(cv, b"II*\0 this is not really a tiff"))
+    assert failed.status == "failed" and failed.analyze_result is None
+
+
+def test_read_operations_survive_a_restart_and_expire(tmp_path):
+    image, expected = render("latin")
+    data = str(tmp_path / "data")
+    with Server("--data-dir", data, "--read-ttl", "3") as first:
+        cv = ComputerVisionClient(first.url, CognitiveServicesCredentials(KEYS[0]))
+        operation = submit(cv, image)
+        done = wait_for(cv, operation)
+    with Server("--data-dir", data, "--read-ttl", "3") as second:
+        cv = ComputerVisionClient(second.url, CognitiveServicesCredentials(KEYS[0]))
+        # Another process, same store: the result is still there, and nothing of it is readable on disk.
+        again = cv.get_read_result(operation)
+        assert again.status == done.status == "succeeded"
+        assert [l.text for l in again.analyze_result.read_results[0].lines] == expected
+        raw = open(os.path.join(data, "operations.redb"), "rb").read()
+        assert expected[0].encode() not in raw
+        assert oct(os.stat(os.path.join(data, "store.key")).st_mode & 0o777) == "0o600"
+        time.sleep(3.5)
+        headers = {"Ocp-Apim-Subscription-Key": KEYS[0]}
+        expired = requests.get(f"{second.url}/vision/v3.2/read/analyzeResults/{operation}", headers=headers)
+        assert expired.status_code == 404

@@ -109,9 +109,6 @@ def test_features_without_a_model_are_refused_with_their_name(cv, server):
     for call in [lambda: cv.describe_image_in_stream(stream("coffee.png")),
                  lambda: cv.tag_image_in_stream(stream("coffee.png"))]:
         assert error_codes(call) == ("InvalidRequest", "NotSupportedVisualFeature")
-    response = requests.post(f"{server.url}/vision/v3.2/read/analyze", data=photo("coffee.png"),
-                             headers={"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"})
-    assert response.status_code == 400 and "Read" in response.json()["error"]["innererror"]["message"]
 
 
 def test_v32_input_rules(cv):

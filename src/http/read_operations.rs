@@ -1,0 +1,371 @@
+//! The asynchronous 3.2 Read API: `POST /vision/v3.2/read/analyze` accepts a document (an image or a
+//! multi-page TIFF), stores it sealed, answers `202` with an `Operation-Location`, and a background
+//! runner reads it; `GET /vision/v3.2/read/analyzeResults/{id}` reports `notStarted`, `running`,
+//! `succeeded` (with `analyzeResult`) or `failed`. Operations live in the [`OperationStore`] until
+//! their time to live ends.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use axum::extract::{Path, RawQuery, Request, State};
+use axum::http::header::{HOST, LOCATION};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::mpsc;
+
+use super::error::ApiError;
+use super::intake::image_bytes;
+use super::query::QueryParams;
+use super::AppState;
+use crate::geometry::Quad;
+use crate::pipeline::decode::READ;
+use crate::pipeline::{Pipeline, ReadPage};
+use crate::store::{OperationStore, Record, Status};
+
+/// What the Read API's `modelVersion` says; vista has one reading model.
+pub const READ_MODEL_VERSION: &str = "2022-04-30";
+const READ_MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-12", "2022-04-30"];
+/// Pages read from one document at most (Azure's limit).
+pub const MAX_PAGES: usize = 2000;
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+pub fn routes() -> Router<Arc<AppState>> {
+    Router::new()
+        .route("/vision/v3.2/read/analyze", post(analyze))
+        .route("/vision/v3.2/read/analyzeResults/{id}", get(results))
+}
+
+/// The queue of accepted operations and the store they live in.
+pub struct ReadJobs {
+    store: Arc<OperationStore>,
+    queue: mpsc::UnboundedSender<String>,
+}
+
+impl ReadJobs {
+    /// Starts the runner (one document at a time, beside the interactive workers) and the sweeper, and
+    /// queues what a previous run left unfinished. Call from inside the tokio runtime.
+    pub fn start(store: OperationStore, pipeline: Arc<Pipeline>) -> anyhow::Result<Self> {
+        let store = Arc::new(store);
+        let (queue, mut pending) = mpsc::unbounded_channel::<String>();
+        for id in store.unfinished()? {
+            tracing::info!(operation = %id, "resuming an operation accepted before the restart");
+            queue.send(id).expect("the receiver is alive");
+        }
+        let runner_store = Arc::clone(&store);
+        tokio::spawn(async move {
+            while let Some(id) = pending.recv().await {
+                let (store, pipeline) = (Arc::clone(&runner_store), Arc::clone(&pipeline));
+                let outcome =
+                    tokio::task::spawn_blocking(move || process(&store, &pipeline, &id)).await;
+                match outcome {
+                    Ok(Err(e)) => tracing::error!("read operation store failure: {e:#}"),
+                    Err(e) => tracing::error!("read operation panicked: {e}"),
+                    Ok(Ok(())) => {}
+                }
+            }
+        });
+        let sweeper_store = Arc::clone(&store);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                let store = Arc::clone(&sweeper_store);
+                match tokio::task::spawn_blocking(move || store.sweep()).await {
+                    Ok(Ok(removed)) if removed > 0 => {
+                        tracing::info!(removed, "expired read operations deleted")
+                    }
+                    Ok(Err(e)) => tracing::error!("sweeping read operations failed: {e:#}"),
+                    _ => {}
+                }
+            }
+        });
+        Ok(ReadJobs { store, queue })
+    }
+}
+
+/// Reads one operation's document and records the outcome; a document that cannot be read makes the
+/// operation `failed`, never lost.
+fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Result<()> {
+    let Some((record, document)) = store.start(id)? else {
+        return Ok(());
+    };
+    let pages = PageRanges::parse(record.params["pages"].as_str().unwrap_or(""))
+        .expect("validated when the operation was accepted");
+    let language = record.params["language"].as_str().map(str::to_owned);
+    let outcome = match pipeline.read_document(&document, &|page| pages.contains(page), MAX_PAGES) {
+        Ok(read) => Ok(analyze_result(read, language.as_deref())),
+        Err(e) => Err(e.to_string()),
+    };
+    store.finish(id, outcome)
+}
+
+/// `pages`: a comma-separated list of `N`, `N-M`, `N-` and `-M` (1-based); empty selects all.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PageRanges(Vec<(usize, usize)>);
+
+impl PageRanges {
+    pub fn parse(text: &str) -> Option<Self> {
+        let mut ranges = Vec::new();
+        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n >= 1);
+            let range = match part.split_once('-') {
+                None => (number(part)?, number(part)?),
+                Some(("", to)) => (1, number(to)?),
+                Some((from, "")) => (number(from)?, usize::MAX),
+                Some((from, to)) => (number(from)?, number(to)?),
+            };
+            if range.0 > range.1 {
+                return None;
+            }
+            ranges.push(range);
+        }
+        Some(PageRanges(ranges))
+    }
+
+    pub fn contains(&self, page: usize) -> bool {
+        self.0.is_empty() || self.0.iter().any(|&(from, to)| (from..=to).contains(&page))
+    }
+}
+
+/// Read errors carry their fine code as the outer `code` (Ocr.json), unlike the rest of 3.2.
+fn read_error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(status, code, message)
+}
+
+async fn analyze(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    if let Some(version) = params.get("model-version").or(params.get("modelVersion")) {
+        if !READ_MODEL_VERSIONS.contains(&version) {
+            return Err(read_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidModelVersion",
+                format!("Model version '{version}' is not available."),
+            ));
+        }
+    }
+    let pages = params.get("pages").unwrap_or("");
+    if PageRanges::parse(pages).is_none() {
+        return Err(read_error(
+            StatusCode::BAD_REQUEST,
+            "InvalidPageRange",
+            format!("The page range '{pages}' is not valid."),
+        ));
+    }
+    match params
+        .get("readingOrder")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
+        None | Some("basic") | Some("natural") => {}
+        Some(other) => {
+            return Err(read_error(
+                StatusCode::BAD_REQUEST,
+                "InvalidReadingOrder",
+                format!("Reading order '{other}' is not valid; use basic or natural."),
+            ))
+        }
+    }
+    state
+        .pipeline
+        .check_available(&[crate::pipeline::Feature::Read])?;
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost")
+        .to_string();
+    let document = image_bytes(request, &state.fetcher, READ.max_bytes).await?;
+    if document.starts_with(b"%PDF") {
+        return Err(read_error(
+            StatusCode::BAD_REQUEST,
+            "UnsupportedImageFormat",
+            "PDF documents are not supported by this vista build yet; send images or a multi-page TIFF.",
+        ));
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    let params = json!({"pages": pages, "language": params.get("language")});
+    let jobs = &state.reads;
+    let store = Arc::clone(&jobs.store);
+    let stored_id = id.clone();
+    tokio::task::spawn_blocking(move || store.create(&stored_id, &document, params))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!("storing a read operation failed: {e:#}");
+            ApiError::internal()
+        })?;
+    jobs.queue
+        .send(id.clone())
+        .map_err(|_| ApiError::internal())?;
+    let location = format!("http://{host}/vision/v3.2/read/analyzeResults/{id}");
+    let mut response = StatusCode::ACCEPTED.into_response();
+    let headers = response.headers_mut();
+    headers.insert(
+        HeaderName::from_static("operation-location"),
+        HeaderValue::from_str(&location).map_err(|_| ApiError::internal())?,
+    );
+    headers.insert(
+        LOCATION,
+        HeaderValue::from_str(&location).map_err(|_| ApiError::internal())?,
+    );
+    Ok(response)
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ReadOperation {
+    status: Status,
+    created_date_time: String,
+    last_updated_date_time: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    analyze_result: Option<serde_json::Value>,
+}
+
+fn timestamp(unix_seconds: f64) -> String {
+    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs_f64(unix_seconds.max(0.0)))
+        .to_string()
+}
+
+async fn results(
+    State(state): State<Arc<AppState>>,
+    Path(id): Path<String>,
+) -> Result<Json<ReadOperation>, ApiError> {
+    let store = Arc::clone(&state.reads.store);
+    let record: Option<Record> = tokio::task::spawn_blocking(move || store.get(&id))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(|e| {
+            tracing::error!("reading a read operation failed: {e:#}");
+            ApiError::internal()
+        })?;
+    let record = record.ok_or_else(|| {
+        read_error(
+            StatusCode::NOT_FOUND,
+            "NotFound",
+            "Operation ID is not found.",
+        )
+    })?;
+    Ok(Json(ReadOperation {
+        status: record.status,
+        created_date_time: timestamp(record.created),
+        last_updated_date_time: timestamp(record.updated),
+        analyze_result: record.result,
+    }))
+}
+
+/// The 8-number box of 3.2 Read: four corners, clockwise from the text's top-left.
+fn box_of(quad: &Quad) -> [f32; 8] {
+    let [a, b, c, d] = quad
+        .0
+        .map(|(x, y)| (x.max(0.0).round(), y.max(0.0).round()));
+    [a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1]
+}
+
+fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::Value {
+    let read_results: Vec<serde_json::Value> = pages
+        .into_iter()
+        .map(|page| {
+            let lines: Vec<serde_json::Value> = page
+                .text
+                .lines
+                .iter()
+                .map(|line| {
+                    json!({
+                        "boundingBox": box_of(&line.polygon),
+                        "text": line.text,
+                        "appearance": {"style": {"name": "other", "confidence": 1.0}},
+                        "words": line.words.iter().map(|w| json!({
+                            "boundingBox": box_of(&w.polygon), "text": w.text, "confidence": w.confidence,
+                        })).collect::<Vec<_>>(),
+                    })
+                })
+                .collect();
+            let mut result = json!({
+                "page": page.number,
+                "angle": page.text.angle,
+                "width": page.width,
+                "height": page.height,
+                "unit": "pixel",
+                "lines": lines,
+            });
+            if let Some(language) = language {
+                result["language"] = json!(language);
+            }
+            result
+        })
+        .collect();
+    json!({"version": "3.2.0", "modelVersion": READ_MODEL_VERSION, "readResults": read_results})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_ranges_take_azures_forms_and_refuse_the_rest() {
+        let ranges = PageRanges::parse("1-2, 5,7-").unwrap();
+        let selected: Vec<usize> = (1..=9).filter(|&p| ranges.contains(p)).collect();
+        assert_eq!(selected, [1, 2, 5, 7, 8, 9]);
+        assert!(
+            PageRanges::parse("-3").unwrap().contains(3)
+                && !PageRanges::parse("-3").unwrap().contains(4)
+        );
+        assert!(
+            PageRanges::parse("").unwrap().contains(1000),
+            "no pages given: all"
+        );
+        for bad in ["0", "3-1", "a", "1-b", "1--2"] {
+            assert!(PageRanges::parse(bad).is_none(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn results_use_eight_number_boxes_and_pixel_units() {
+        use crate::pipeline::read::{Orientation, PageText, TextLine, TextWord};
+        let polygon = Quad([(1.2, 2.0), (50.0, 2.0), (50.0, 12.0), (1.2, 12.0)]);
+        let line = TextLine {
+            text: "Hi there".into(),
+            polygon,
+            words: vec![TextWord {
+                text: "Hi".into(),
+                polygon,
+                confidence: 0.9,
+            }],
+        };
+        let page = ReadPage {
+            number: 2,
+            width: 60,
+            height: 20,
+            text: PageText {
+                lines: vec![line],
+                orientation: Some(Orientation::Up),
+                angle: 0.5,
+            },
+        };
+        let json = analyze_result(vec![page], Some("en"));
+        let first = &json["readResults"][0];
+        assert_eq!(
+            (
+                first["page"].as_u64(),
+                first["unit"].as_str(),
+                first["language"].as_str()
+            ),
+            (Some(2), Some("pixel"), Some("en"))
+        );
+        assert_eq!(
+            first["lines"][0]["boundingBox"],
+            json!([1.0, 2.0, 50.0, 2.0, 50.0, 12.0, 1.0, 12.0])
+        );
+        assert_eq!(first["lines"][0]["appearance"]["style"]["name"], "other");
+        assert_eq!(first["lines"][0]["words"][0]["text"], "Hi");
+        assert_eq!(timestamp(0.0), "1970-01-01T00:00:00.000Z");
+    }
+}
