@@ -153,6 +153,10 @@ impl From<PipelineError> for ApiError {
                 "NotSupportedVisualFeature",
                 format!("The feature '{feature}' is not supported by this server: {reason}"),
             ),
+            PipelineError::Pdf(e) => {
+                let message = e.to_string();
+                ApiError::invalid(message.clone(), "InvalidImageFormat", message)
+            }
             PipelineError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "analysis failed");
                 ApiError::internal()

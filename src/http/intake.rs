@@ -78,7 +78,10 @@ pub async fn image_bytes(
         .trim()
         .to_string();
     let bytes = match mime.as_str() {
-        "application/octet-stream" => read_capped(request.into_body(), max_bytes).await?,
+        // PDF is a document format of the Read API; elsewhere it fails to decode like any non-image.
+        "application/octet-stream" | "application/pdf" => {
+            read_capped(request.into_body(), max_bytes).await?
+        }
         m if m.starts_with("image/") => read_capped(request.into_body(), max_bytes).await?,
         "application/json" => {
             let body = read_capped(request.into_body(), MAX_JSON_BYTES).await?;

@@ -184,11 +184,12 @@ async fn analyze(
         .to_string();
     let document = image_bytes(request, &state.fetcher, READ.max_bytes).await?;
     if document.starts_with(b"%PDF") {
-        return Err(read_error(
-            StatusCode::BAD_REQUEST,
-            "UnsupportedImageFormat",
-            "PDF documents are not supported by this vista build yet; send images or a multi-page TIFF.",
-        ));
+        // A damaged or encrypted PDF is refused now, not accepted to fail later.
+        let (pipeline, pdf) = (Arc::clone(&state.pipeline), document.clone());
+        let checked = tokio::task::spawn_blocking(move || pipeline.pdf_page_count(&pdf))
+            .await
+            .map_err(|_| ApiError::internal())?;
+        checked.map_err(|e| read_error(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
     }
     let id = uuid::Uuid::new_v4().to_string();
     let params = json!({"pages": pages, "language": params.get("language")});
@@ -261,11 +262,17 @@ async fn results(
     }))
 }
 
-/// The 8-number box of 3.2 Read: four corners, clockwise from the text's top-left.
-fn box_of(quad: &Quad) -> [f32; 8] {
-    let [a, b, c, d] = quad
-        .0
-        .map(|(x, y)| (x.max(0.0).round(), y.max(0.0).round()));
+/// The 8-number box of 3.2 Read: four corners, clockwise from the text's top-left; whole pixels, or
+/// inches to four decimals.
+fn box_of(quad: &Quad, in_inches: bool) -> [f32; 8] {
+    let round = |v: f32| {
+        if in_inches {
+            (v.max(0.0) * 1e4).round() / 1e4
+        } else {
+            v.max(0.0).round()
+        }
+    };
+    let [a, b, c, d] = quad.0.map(|(x, y)| (round(x), round(y)));
     [a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1]
 }
 
@@ -279,11 +286,11 @@ fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::V
                 .iter()
                 .map(|line| {
                     json!({
-                        "boundingBox": box_of(&line.polygon),
+                        "boundingBox": box_of(&line.polygon, page.in_inches),
                         "text": line.text,
                         "appearance": {"style": {"name": "other", "confidence": 1.0}},
                         "words": line.words.iter().map(|w| json!({
-                            "boundingBox": box_of(&w.polygon), "text": w.text, "confidence": w.confidence,
+                            "boundingBox": box_of(&w.polygon, page.in_inches), "text": w.text, "confidence": w.confidence,
                         })).collect::<Vec<_>>(),
                     })
                 })
@@ -293,7 +300,7 @@ fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::V
                 "angle": page.text.angle,
                 "width": page.width,
                 "height": page.height,
-                "unit": "pixel",
+                "unit": if page.in_inches { "inch" } else { "pixel" },
                 "lines": lines,
             });
             if let Some(language) = language {
@@ -342,8 +349,9 @@ mod tests {
         };
         let page = ReadPage {
             number: 2,
-            width: 60,
-            height: 20,
+            width: 60.0,
+            height: 20.0,
+            in_inches: false,
             text: PageText {
                 lines: vec![line],
                 orientation: Some(Orientation::Up),

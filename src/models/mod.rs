@@ -64,6 +64,8 @@ pub struct ModelPack {
     pub text_recognizer: Option<TextRecognizer>,
     /// Parents of the detector's classes for 3.2 objects; without it they have none.
     pub hierarchy: Option<Hierarchy>,
+    /// PDFium, checked against its hash; the pipeline binds it for PDF input.
+    pub pdfium_library: Option<PathBuf>,
     pub status: Vec<ModelStatus>,
 }
 
@@ -73,7 +75,7 @@ pub const NO_MODEL: [(&str, &str); 6] = [
     ("gore", "no gore/violence classifier exists in a registry package: 3.2 adult omits isGoryContent and goreScore"),
     ("captions", "no captioning or vision-language weights: caption, denseCaptions, describe are refused"),
     ("tags", "tags, categories and 3.2 description have no model in this build yet"),
-    ("ocr: read API", "4.0 read and 3.2 /ocr are served; the asynchronous 3.2 Read API (images, PDF, TIFF) is not built yet"),
+    ("ocr: other scripts", "Cyrillic, Arabic, Hangul, Devanagari, Greek, Hebrew and Thai are not read yet (no Tesseract in this build); the Read API keeps operations in one process's store (no Redis yet)"),
     ("celebrities, landmarks", "no domain models: /vision/v3.2/models lists none"),
     ("brands", "no brand detector"),
 ];
@@ -163,6 +165,10 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);
+        }
+        if let Some(entry) = manifest.data_file("pdf").filter(|e| usable(&e.id)) {
+            pack.pdfium_library = Some(entry.path(&options.dir));
+            loaded.push(entry.id.clone());
         }
         let hierarchy_files = (
             manifest.data_file("hypernyms"),

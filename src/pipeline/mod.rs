@@ -5,6 +5,7 @@ pub mod adult;
 pub mod color;
 pub mod decode;
 pub mod image_type;
+pub mod pdf;
 pub mod read;
 pub mod smart_crop;
 pub mod workers;
@@ -158,12 +159,14 @@ pub struct AnalysisOptions {
     pub assume_upright: bool,
 }
 
-/// One page of a document read by the Read API (pages are numbered from 1).
+/// One page of a document read by the Read API (pages are numbered from 1). Images are measured in
+/// pixels, PDF pages in inches.
 #[derive(Debug, Clone)]
 pub struct ReadPage {
     pub number: usize,
-    pub width: u32,
-    pub height: u32,
+    pub width: f32,
+    pub height: f32,
+    pub in_inches: bool,
     pub text: read::PageText,
 }
 
@@ -244,6 +247,8 @@ pub enum PipelineError {
         feature: &'static str,
         reason: String,
     },
+    #[error(transparent)]
+    Pdf(pdf::PdfError),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -251,11 +256,33 @@ pub enum PipelineError {
 pub struct Pipeline {
     models: ModelPack,
     detection: DetectionSettings,
+    pdf: Option<pdf::PdfReader>,
 }
 
 impl Pipeline {
     pub fn new(models: ModelPack, detection: DetectionSettings) -> Self {
-        Pipeline { models, detection }
+        let pdf = models.pdfium_library.as_deref().and_then(|library| {
+            pdf::PdfReader::open(library)
+                .map_err(|e| tracing::warn!("PDF input is not available: {e:#}"))
+                .ok()
+        });
+        Pipeline {
+            models,
+            detection,
+            pdf,
+        }
+    }
+
+    /// Checks a PDF before it is accepted: its pages, or why it cannot be read.
+    pub fn pdf_page_count(&self, bytes: &[u8]) -> Result<usize, PipelineError> {
+        let reader = self
+            .pdf
+            .as_ref()
+            .ok_or_else(|| PipelineError::Unavailable {
+                feature: "PDF input",
+                reason: "PDFium (pdfium) is not installed; run `vista models fetch`".into(),
+            })?;
+        reader.page_count(bytes).map_err(PipelineError::Pdf)
     }
 
     pub fn models(&self) -> &ModelPack {
@@ -534,13 +561,48 @@ impl Pipeline {
         else {
             unreachable!("checked by check_available()");
         };
+        if bytes.starts_with(b"%PDF") {
+            self.pdf_page_count(bytes)?;
+            let reader = self.pdf.as_ref().expect("checked by pdf_page_count()");
+            let pages = reader
+                .pages(bytes, selected, max_pages)
+                .map_err(PipelineError::Pdf)?;
+            return pages
+                .into_iter()
+                .map(|(number, page)| {
+                    let (width, height, text) = match page {
+                        pdf::PdfPage::Text {
+                            width,
+                            height,
+                            text,
+                        } => (width, height, text),
+                        pdf::PdfPage::Scan {
+                            width,
+                            height,
+                            image,
+                        } => {
+                            let text = read::read_page(detector, recognizer, &image, false)?;
+                            (width, height, text.scaled(1.0 / pdf::RENDER_DPI))
+                        }
+                    };
+                    Ok(ReadPage {
+                        number,
+                        width,
+                        height,
+                        in_inches: true,
+                        text,
+                    })
+                })
+                .collect();
+        }
         let pages = decode::decode_pages(bytes, &decode::READ, max_pages)?;
         let mut read = Vec::new();
         for (index, page) in pages.iter().enumerate().filter(|(i, _)| selected(i + 1)) {
             read.push(ReadPage {
                 number: index + 1,
-                width: page.width(),
-                height: page.height(),
+                width: page.width() as f32,
+                height: page.height() as f32,
+                in_inches: false,
                 text: read::read_page(detector, recognizer, page, false)?,
             });
         }

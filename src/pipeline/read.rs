@@ -117,6 +117,18 @@ pub fn read_page(
     })
 }
 
+impl PageText {
+    /// The same text with every coordinate multiplied by `factor` (pixels of a rendering to inches).
+    pub fn scaled(mut self, factor: f32) -> Self {
+        let scale = |q: &mut Quad| q.0 = q.0.map(|(x, y)| (x * factor, y * factor));
+        for line in &mut self.lines {
+            scale(&mut line.polygon);
+            line.words.iter_mut().for_each(|w| scale(&mut w.polygon));
+        }
+        self
+    }
+}
+
 /// The quad's corners renumbered so the first is the top-left of text turned `orientation`.
 fn turned(quad: &Quad, orientation: Orientation) -> Quad {
     let k = orientation.quarter_turns();

@@ -77,3 +77,35 @@ def cer(expected_lines, read_lines):
     """Character error rate of the page read in reading order (lines joined by newlines)."""
     expected, read = "\n".join(expected_lines), "\n".join(read_lines)
     return edit_distance(expected, read) / max(1, len(expected))
+
+
+def pdf_with_text(pages):
+    """A PDF whose pages carry a real text layer (Helvetica, 24 pt, US Letter): `pages` is a list of
+    line lists. Written by hand: no PDF library needed."""
+    objects = ["<< /Type /Catalog /Pages 2 0 R >>", None, "<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    kids = []
+    for lines in pages:
+        ops = "".join(f"BT /F1 24 Tf 72 {720 - 40 * i} Td ({line}) Tj ET\n" for i, line in enumerate(lines))
+        objects.append(f"<< /Length {len(ops)} >>\nstream\n{ops}endstream")
+        content = len(objects)
+        objects.append(f"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents {content} 0 R "
+                       f"/Resources << /Font << /F1 3 0 R >> >> >>")
+        kids.append(f"{len(objects)} 0 R")
+    objects[1] = f"<< /Type /Pages /Kids [{' '.join(kids)}] /Count {len(kids)} >>"
+    out, offsets = b"%PDF-1.4\n", []
+    for number, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n{body}\nendobj\n".encode("latin-1")
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += "".join(f"{o:010d} 00000 n \n" for o in offsets).encode()
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out
+
+
+def pdf_of_scans(pages):
+    """A PDF of page images without any text layer, as a scanner makes (PNG bytes in, 200 dpi)."""
+    images = [Image.open(io.BytesIO(page)).convert("RGB") for page in pages]
+    out = io.BytesIO()
+    images[0].save(out, "PDF", resolution=200.0, save_all=True, append_images=images[1:])
+    return out.getvalue()

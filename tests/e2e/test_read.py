@@ -14,7 +14,7 @@ from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageFont
 
 from conftest import KEYS, Server
-from rendered_text import FONTS, PAGES, VARIANTS, cer, render
+from rendered_text import FONTS, PAGES, VARIANTS, cer, pdf_of_scans, pdf_with_text, render
 
 # The most errors each page may have (share of characters): Latin scripts read perfectly today; the
 # bounds leave room for a stray accent or punctuation mark, not for a lost word.
@@ -189,3 +189,31 @@ def test_read_operations_survive_a_restart_and_expire(tmp_path):
         headers = {"Ocp-Apim-Subscription-Key": KEYS[0]}
         expired = requests.get(f"{second.url}/vision/v3.2/read/analyzeResults/{operation}", headers=headers)
         assert expired.status_code == 404
+
+
+def test_read_api_takes_a_pdfs_text_layer_as_it_is(cv):
+    pages = [["Hello PDF world", "Second line here"], ["Page two"]]
+    result = wait_for(cv, submit(cv, pdf_with_text(pages)))
+    read = result.analyze_result.read_results
+    assert [[line.text for line in page.lines] for page in read] == pages
+    first = read[0]
+    assert (first.unit, first.width, first.height) == ("inch", 8.5, 11)
+    # "Hello" starts one inch from the left edge, as the PDF places it; text-layer words are certain.
+    assert abs(first.lines[0].bounding_box[0] - 1.0) < 0.05
+    assert [w.text for w in first.lines[0].words] == ["Hello", "PDF", "world"]
+    assert all(w.confidence == 1 for w in first.lines[0].words)
+
+
+def test_read_api_reads_a_scanned_pdf_by_ocr_in_inches(cv):
+    image, expected = render("latin")
+    result = wait_for(cv, submit(cv, pdf_of_scans([image, render("accented")[0]]), pages=["1"]))
+    (page,) = result.analyze_result.read_results
+    assert page.unit == "inch" and abs(page.width - Image.open(io.BytesIO(image)).width / 200) < 0.05
+    assert cer(expected, [line.text for line in page.lines]) <= CER_BOUNDS["latin"]
+    assert all(0 <= v <= page.width + 0.01 for v in page.lines[0].bounding_box[0::2])
+
+
+def test_a_damaged_pdf_is_refused_when_submitted(server):
+    response = requests.post(f"{server.url}/vision/v3.2/read/analyze", data=b"%PDF-1.7 not really a pdf",
+                             headers={"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/pdf"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "InvalidImage"
