@@ -87,13 +87,21 @@ def iou(a, b):
     return inter / union if union > 0 else 0.0
 
 
-def box_iou(a, b):
-    def box(polygon):
-        xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-        return min(xs), min(ys), max(xs), max(ys)
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box(a), box(b)
+def box_of(polygon):
+    xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def box_overlap(a, b):
+    """(intersection, area of a, area of b) of the axis-aligned boxes around two polygons."""
+    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box_of(a), box_of(b)
     inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return inter, (ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0)
+
+
+def box_iou(a, b):
+    inter, area_a, area_b = box_overlap(a, b)
+    union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
 
 
@@ -110,12 +118,8 @@ def substring_distance(text, line):
 
 def coverage(truth, predicted):
     """The share of the ground-truth box that the predicted box covers."""
-    def box(polygon):
-        xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-        return min(xs), min(ys), max(xs), max(ys)
-    (ax0, ay0, ax1, ay1), (bx0, by0, bx1, by1) = box(truth), box(predicted)
-    inter = max(0, min(ax1, bx1) - max(ax0, bx0)) * max(0, min(ay1, by1) - max(ay0, by0))
-    return inter / max(1e-9, (ax1 - ax0) * (ay1 - ay0))
+    inter, truth_area, _ = box_overlap(truth, predicted)
+    return inter / max(1e-9, truth_area)
 
 
 def load(directory, limit):

@@ -146,25 +146,23 @@ impl OperationStore {
         {
             txn.open_table(DOCUMENTS)?
                 .insert(id, self.seal(id, "documents", document)?.as_slice())?;
-            txn.open_table(RECORDS)?.insert(
-                id,
-                self.seal(id, "records", &serde_json::to_vec(&record)?)?
-                    .as_slice(),
-            )?;
         }
+        self.put_in(&txn, id, &record)?;
         txn.commit()?;
         Ok(record)
     }
 
+    /// The sealed value stored under `id` in `table`.
+    fn raw(&self, table: TableDefinition<&str, &[u8]>, id: &str) -> Result<Option<Vec<u8>>> {
+        let txn = self.db.begin_read()?;
+        let table = txn.open_table(table)?;
+        let value = table.get(id)?.map(|v| v.value().to_vec());
+        Ok(value)
+    }
+
     /// The operation's record, or None if there is none or it expired (then it is deleted here).
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
-        let sealed = {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(RECORDS)?;
-            let value = table.get(id)?.map(|v| v.value().to_vec());
-            value
-        };
-        let Some(sealed) = sealed else {
+        let Some(sealed) = self.raw(RECORDS, id)? else {
             return Ok(None);
         };
         let record: Record = serde_json::from_slice(&self.open_sealed(id, "records", &sealed)?)?;
@@ -177,12 +175,15 @@ impl OperationStore {
 
     fn put(&self, id: &str, record: &Record) -> Result<()> {
         let txn = self.db.begin_write()?;
-        txn.open_table(RECORDS)?.insert(
-            id,
-            self.seal(id, "records", &serde_json::to_vec(record)?)?
-                .as_slice(),
-        )?;
+        self.put_in(&txn, id, record)?;
         txn.commit()?;
+        Ok(())
+    }
+
+    /// Seals and writes `record` within a write transaction.
+    fn put_in(&self, txn: &redb::WriteTransaction, id: &str, record: &Record) -> Result<()> {
+        let sealed = self.seal(id, "records", &serde_json::to_vec(record)?)?;
+        txn.open_table(RECORDS)?.insert(id, sealed.as_slice())?;
         Ok(())
     }
 
@@ -191,13 +192,7 @@ impl OperationStore {
         let Some(mut record) = self.get(id)? else {
             return Ok(None);
         };
-        let sealed = {
-            let txn = self.db.begin_read()?;
-            let table = txn.open_table(DOCUMENTS)?;
-            let value = table.get(id)?.map(|v| v.value().to_vec());
-            value
-        };
-        let Some(sealed) = sealed else {
+        let Some(sealed) = self.raw(DOCUMENTS, id)? else {
             return Ok(None);
         };
         let document = self.open_sealed(id, "documents", &sealed)?;
@@ -224,12 +219,8 @@ impl OperationStore {
         let txn = self.db.begin_write()?;
         {
             txn.open_table(DOCUMENTS)?.remove(id)?;
-            txn.open_table(RECORDS)?.insert(
-                id,
-                self.seal(id, "records", &serde_json::to_vec(&record)?)?
-                    .as_slice(),
-            )?;
         }
+        self.put_in(&txn, id, &record)?;
         txn.commit()?;
         Ok(())
     }

@@ -14,6 +14,22 @@ pub struct ImageLimits {
     pub formats: &'static [ImageFormat],
 }
 
+impl ImageLimits {
+    /// Both sides within min_side..=max_side, or the error that names them.
+    fn check_sides(&self, width: u32, height: u32) -> Result<(), DecodeError> {
+        let ok = |side: u32| (self.min_side..=self.max_side).contains(&side);
+        if ok(width) && ok(height) {
+            return Ok(());
+        }
+        Err(DecodeError::InvalidSize {
+            width,
+            height,
+            min: self.min_side,
+            max: self.max_side,
+        })
+    }
+}
+
 /// Image Analysis 3.2 (analyze, describe, tag, detect, ocr, areaOfInterest, generateThumbnail): JPEG, PNG,
 /// GIF, BMP, under 4 MB unless the deployment raises it.
 pub const ANALYZE_V32: ImageLimits = ImageLimits {
@@ -101,15 +117,7 @@ pub fn decode_pages(
         let (width, height) = decoder
             .dimensions()
             .map_err(|_| DecodeError::InvalidFormat)?;
-        let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
-        if !side_ok(width) || !side_ok(height) {
-            return Err(DecodeError::InvalidSize {
-                width,
-                height,
-                min: limits.min_side,
-                max: limits.max_side,
-            });
-        }
+        limits.check_sides(width, height)?;
         let colour = decoder
             .colortype()
             .map_err(|_| DecodeError::InvalidFormat)?;
@@ -161,15 +169,7 @@ pub fn decode(bytes: &[u8], limits: &ImageLimits) -> Result<DecodedImage, Decode
         .into_decoder()
         .map_err(|_| DecodeError::InvalidFormat)?;
     let (width, height) = decoder.dimensions();
-    let side_ok = |side: u32| (limits.min_side..=limits.max_side).contains(&side);
-    if !side_ok(width) || !side_ok(height) {
-        return Err(DecodeError::InvalidSize {
-            width,
-            height,
-            min: limits.min_side,
-            max: limits.max_side,
-        });
-    }
+    limits.check_sides(width, height)?;
     let mut budget = image::Limits::default();
     budget.max_image_width = Some(limits.max_side);
     budget.max_image_height = Some(limits.max_side);

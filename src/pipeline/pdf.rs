@@ -193,19 +193,7 @@ fn text_lines(text: &PdfPageText<'_>, page_height: f32) -> Vec<TextLine> {
         };
         if breaks_line {
             finish_word(&mut word, &mut words);
-            if !words.is_empty() {
-                let text = words
-                    .iter()
-                    .map(|w| w.text.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                lines.push(TextLine {
-                    text,
-                    polygon: line.quad(),
-                    words: std::mem::take(&mut words),
-                });
-            }
-            line = Run::default();
+            finish_line(&mut line, &mut words, &mut lines);
         }
         if ch.is_whitespace() {
             finish_word(&mut word, &mut words);
@@ -217,6 +205,12 @@ fn text_lines(text: &PdfPageText<'_>, page_height: f32) -> Vec<TextLine> {
         }
     }
     finish_word(&mut word, &mut words);
+    finish_line(&mut line, &mut words, &mut lines);
+    lines
+}
+
+/// Closes the line being collected (if it has words) and starts the next one.
+fn finish_line(line: &mut Run, words: &mut Vec<TextWord>, lines: &mut Vec<TextLine>) {
     if !words.is_empty() {
         let text = words
             .iter()
@@ -226,8 +220,8 @@ fn text_lines(text: &PdfPageText<'_>, page_height: f32) -> Vec<TextLine> {
         lines.push(TextLine {
             text,
             polygon: line.quad(),
-            words,
+            words: std::mem::take(words),
         });
     }
-    lines
+    *line = Run::default();
 }
