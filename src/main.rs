@@ -254,6 +254,13 @@ fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
 fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
     std::fs::create_dir_all(&engine.data_dir)
         .with_context(|| format!("creating the data directory {}", engine.data_dir.display()))?;
+    // Only the server's user may list or read it (its values are encrypted besides).
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &engine.data_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("restricting {}", engine.data_dir.display()))?;
     let key = match std::env::var("VISTA_STORE_KEY") {
         Ok(hex) => store::parse_key(hex.trim())?,
         Err(_) => store::key_file(&engine.data_dir.join("store.key"))?,

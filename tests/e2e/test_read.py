@@ -185,6 +185,7 @@ def test_read_operations_survive_a_restart_and_expire(tmp_path):
         raw = open(os.path.join(data, "operations.redb"), "rb").read()
         assert expected[0].encode() not in raw
         assert oct(os.stat(os.path.join(data, "store.key")).st_mode & 0o777) == "0o600"
+        assert oct(os.stat(data).st_mode & 0o777) == "0o700"
         time.sleep(3.5)
         headers = {"Ocp-Apim-Subscription-Key": KEYS[0]}
         expired = requests.get(f"{second.url}/vision/v3.2/read/analyzeResults/{operation}", headers=headers)
