@@ -128,21 +128,20 @@ impl PageText {
     }
 }
 
-/// The line without the words read with less than MIN_WORD_CONFIDENCE (None if none is left). Whole
-/// lines are kept as read; a doubtful word in a line is dropped, with the text rebuilt around it.
+/// The line without the words read with less than MIN_WORD_CONFIDENCE (None if none is left): a
+/// doubtful word is dropped and the line's text rebuilt around it.
 fn confident_line(line: &RecognizedLine, quad: &Quad) -> Option<TextLine> {
+    // A CJK character is a word of its own: one doubtful character is kept, or the line would be torn.
+    let sure = |w: &TextWord| w.confidence >= MIN_WORD_CONFIDENCE || stands_alone(&w.text);
     let words = words_of(line, quad);
-    if words.iter().all(|w| w.confidence >= MIN_WORD_CONFIDENCE) {
+    if words.iter().all(sure) {
         return Some(TextLine {
             text: line.text(),
             polygon: *quad,
             words,
         });
     }
-    let words: Vec<TextWord> = words
-        .into_iter()
-        .filter(|w| w.confidence >= MIN_WORD_CONFIDENCE)
-        .collect();
+    let words: Vec<TextWord> = words.into_iter().filter(sure).collect();
     let mut text = String::new();
     for (i, word) in words.iter().enumerate() {
         if i > 0 && !(stands_alone(&word.text) && stands_alone(&words[i - 1].text)) {
@@ -150,7 +149,7 @@ fn confident_line(line: &RecognizedLine, quad: &Quad) -> Option<TextLine> {
         }
         text.push_str(&word.text);
     }
-    (!words.is_empty()).then(|| TextLine {
+    (!words.is_empty()).then_some(TextLine {
         text,
         polygon: *quad,
         words,
