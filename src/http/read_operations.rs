@@ -33,6 +33,9 @@ const READ_MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-12", "2022-04-30"];
 pub const MAX_PAGES: usize = 2000;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
+// Read errors carry their fine code as the outer `code` (Ocr.json), unlike the rest of 3.2: hence
+// `ApiError::new` without an inner error throughout.
+
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/vision/v3.2/read/analyze", post(analyze))
@@ -131,11 +134,6 @@ impl PageRanges {
     }
 }
 
-/// Read errors carry their fine code as the outer `code` (Ocr.json), unlike the rest of 3.2.
-fn read_error(status: StatusCode, code: &str, message: impl Into<String>) -> ApiError {
-    ApiError::new(status, code, message)
-}
-
 async fn analyze(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -144,7 +142,7 @@ async fn analyze(
     let params = QueryParams::parse(query.as_deref());
     if let Some(version) = params.get("model-version").or(params.get("modelVersion")) {
         if !READ_MODEL_VERSIONS.contains(&version) {
-            return Err(read_error(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidModelVersion",
                 format!("Model version '{version}' is not available."),
@@ -153,7 +151,7 @@ async fn analyze(
     }
     let pages = params.get("pages").unwrap_or("");
     if PageRanges::parse(pages).is_none() {
-        return Err(read_error(
+        return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidPageRange",
             format!("The page range '{pages}' is not valid."),
@@ -166,7 +164,7 @@ async fn analyze(
     {
         None | Some("basic") | Some("natural") => {}
         Some(other) => {
-            return Err(read_error(
+            return Err(ApiError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidReadingOrder",
                 format!("Reading order '{other}' is not valid; use basic or natural."),
@@ -189,7 +187,8 @@ async fn analyze(
         let checked = tokio::task::spawn_blocking(move || pipeline.pdf_page_count(&pdf))
             .await
             .map_err(|_| ApiError::internal())?;
-        checked.map_err(|e| read_error(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
+        checked
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
     }
     let id = uuid::Uuid::new_v4().to_string();
     let params = json!({"pages": pages, "language": params.get("language")});
@@ -248,7 +247,7 @@ async fn results(
             ApiError::internal()
         })?;
     let record = record.ok_or_else(|| {
-        read_error(
+        ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
             "Operation ID is not found.",

@@ -4,15 +4,15 @@
 
 use anyhow::{anyhow, Context, Result};
 use fast_image_resize::{FilterType, ResizeAlg};
-use image::{Rgb, RgbImage};
+use image::RgbImage;
 use imageproc::geometric_transformations::{warp_into_with, Border, Interpolation, Projection};
-use ndarray::{Array4, ArrayView2, Axis};
+use ndarray::{s, Array4, ArrayView2, Axis};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::resize;
+use crate::models::preprocess::{resize, to_nchw};
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,11 +107,10 @@ impl TextRecognizer {
                     height,
                     ResizeAlg::Convolution(FilterType::Bilinear),
                 )?;
-                for (x, y, Rgb(rgb)) in pixels.enumerate_pixels() {
-                    for (channel, &v) in rgb.iter().enumerate() {
-                        tensor[[slot, channel, y as usize, x as usize]] = v as f32 / 127.5 - 1.0;
-                    }
-                }
+                let line = to_nchw(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
+                tensor
+                    .slice_mut(s![slot..=slot, .., .., ..width as usize])
+                    .assign(&line);
                 content.push(width as f32 / batch_width as f32);
             }
             let inputs =
@@ -198,6 +197,7 @@ pub fn crop_line(image: &RgbImage, quad: &Quad) -> Result<RgbImage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use image::Rgb;
     use ndarray::Array2;
 
     fn decoder(classes: &[&str]) -> impl Fn(&[usize], f32) -> RecognizedLine {

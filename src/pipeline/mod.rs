@@ -275,14 +275,16 @@ impl Pipeline {
 
     /// Checks a PDF before it is accepted: its pages, or why it cannot be read.
     pub fn pdf_page_count(&self, bytes: &[u8]) -> Result<usize, PipelineError> {
-        let reader = self
-            .pdf
-            .as_ref()
-            .ok_or_else(|| PipelineError::Unavailable {
-                feature: "PDF input",
-                reason: "PDFium (pdfium) is not installed; run `vista models fetch`".into(),
-            })?;
-        reader.page_count(bytes).map_err(PipelineError::Pdf)
+        self.pdf_reader()?
+            .page_count(bytes)
+            .map_err(PipelineError::Pdf)
+    }
+
+    fn pdf_reader(&self) -> Result<&pdf::PdfReader, PipelineError> {
+        self.pdf.as_ref().ok_or_else(|| PipelineError::Unavailable {
+            feature: "PDF input",
+            reason: "PDFium (pdfium) is not installed; run `vista models fetch`".into(),
+        })
     }
 
     pub fn models(&self) -> &ModelPack {
@@ -562,9 +564,8 @@ impl Pipeline {
             unreachable!("checked by check_available()");
         };
         if bytes.starts_with(b"%PDF") {
-            self.pdf_page_count(bytes)?;
-            let reader = self.pdf.as_ref().expect("checked by pdf_page_count()");
-            let pages = reader
+            let pages = self
+                .pdf_reader()?
                 .pages(bytes, selected, max_pages)
                 .map_err(PipelineError::Pdf)?;
             return pages
