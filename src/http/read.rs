@@ -13,7 +13,7 @@ use super::query::QueryParams;
 use super::v3::{check_model_version, run, MODEL_VERSION};
 use super::AppState;
 use crate::geometry::Quad;
-use crate::pipeline::read::{Orientation, PageText, TextLine};
+use crate::pipeline::read::{Orientation, PageText, ReadOptions, TextLine};
 use crate::pipeline::{AnalysisOptions, Feature};
 
 /// The languages 3.2 `/ocr` accepts (`unk`: detect).
@@ -90,7 +90,11 @@ async fn ocr(
         }
     };
     let options = AnalysisOptions {
-        assume_upright: !detect_orientation,
+        read: ReadOptions {
+            assume_upright: !detect_orientation,
+            language: Some(language.to_string()),
+            natural_order: false,
+        },
         ..AnalysisOptions::default()
     };
     let analysis = run(&state, request, vec![Feature::Read], options).await?;
@@ -138,8 +142,9 @@ fn wire_orientation(orientation: Orientation) -> &'static str {
     }
 }
 
-/// The language of the script when the script names it (kana: Japanese, Hangul: Korean, Han alone:
-/// Chinese); otherwise "unk": vista has no language identifier for Latin or other scripts.
+/// The language of the script when the script names it among 3.2's OCR languages (kana: Japanese,
+/// Hangul: Korean, Han alone: Chinese, Greek, Arabic); otherwise "unk": vista has no language
+/// identifier for Latin or Cyrillic.
 fn guess_language(page: &PageText) -> String {
     let has = |range: std::ops::RangeInclusive<u32>| {
         page.lines
@@ -152,6 +157,10 @@ fn guess_language(page: &PageText) -> String {
         "ko"
     } else if has(0x4E00..=0x9FFF) {
         "zh-Hans"
+    } else if has(0x0370..=0x03FF) {
+        "el"
+    } else if has(0x0600..=0x06FF) {
+        "ar"
     } else {
         "unk"
     }
@@ -317,5 +326,7 @@ mod tests {
         assert_eq!(guess_language(&page("東京です")), "ja");
         assert_eq!(guess_language(&page("中文")), "zh-Hans");
         assert_eq!(guess_language(&page("hello")), "unk");
+        assert_eq!(guess_language(&page("Καλημέρα")), "el");
+        assert_eq!(guess_language(&page("Привет")), "unk", "Cyrillic writes many languages");
     }
 }

@@ -23,6 +23,7 @@ use super::query::QueryParams;
 use super::AppState;
 use crate::geometry::Quad;
 use crate::pipeline::decode::READ;
+use crate::pipeline::read::ReadOptions;
 use crate::pipeline::{Pipeline, ReadPage};
 use crate::store::{OperationStore, Record, Status};
 
@@ -99,7 +100,13 @@ fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Res
     let pages = PageRanges::parse(record.params["pages"].as_str().unwrap_or(""))
         .expect("validated when the operation was accepted");
     let language = record.params["language"].as_str().map(str::to_owned);
-    let outcome = match pipeline.read_document(&document, &|page| pages.contains(page), MAX_PAGES) {
+    let options = ReadOptions {
+        assume_upright: false,
+        language: language.clone(),
+        natural_order: record.params["readingOrder"] == "natural",
+    };
+    let selected = |page| pages.contains(page);
+    let outcome = match pipeline.read_document(&document, &selected, MAX_PAGES, &options) {
         Ok(read) => Ok(analyze_result(read, language.as_deref())),
         Err(e) => Err(e.to_string()),
     };
@@ -157,11 +164,8 @@ async fn analyze(
             format!("The page range '{pages}' is not valid."),
         ));
     }
-    match params
-        .get("readingOrder")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
+    let reading_order = params.get("readingOrder").map(str::to_ascii_lowercase);
+    match reading_order.as_deref() {
         None | Some("basic") | Some("natural") => {}
         Some(other) => {
             return Err(ApiError::new(
@@ -191,7 +195,7 @@ async fn analyze(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let params = json!({"pages": pages, "language": params.get("language")});
+    let params = json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
     let jobs = &state.reads;
     let store = Arc::clone(&jobs.store);
     let stored_id = id.clone();

@@ -89,6 +89,11 @@ impl Manifest {
     pub fn data_file(&self, task: &str) -> Option<&PackEntry> {
         self.data.iter().find(|d| d.task == task)
     }
+
+    /// Every data file of a task, in the manifest's order.
+    pub fn data_files<'a>(&'a self, task: &'a str) -> impl Iterator<Item = &'a PackEntry> {
+        self.data.iter().filter(move |d| d.task == task)
+    }
 }
 
 impl PackEntry {

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod nsfw;
 pub mod preprocess;
 pub mod text_det;
+pub mod tesseract;
 pub mod text_rec;
 pub mod u2net;
 
@@ -23,6 +24,7 @@ use self::faceres::FaceRes;
 use self::hierarchy::Hierarchy;
 use self::manifest::{FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
+use self::tesseract::Tesseract;
 use self::text_det::TextDetector;
 use self::text_rec::TextRecognizer;
 use self::u2net::U2Net;
@@ -62,6 +64,8 @@ pub struct ModelPack {
     pub nsfw: Option<Nsfw>,
     pub text_detector: Option<TextDetector>,
     pub text_recognizer: Option<TextRecognizer>,
+    /// Reads the scripts PP-OCR does not (Cyrillic, Arabic, Hangul...), with their traineddata.
+    pub tesseract: Option<Tesseract>,
     /// Parents of the detector's classes for 3.2 objects; without it they have none.
     pub hierarchy: Option<Hierarchy>,
     /// PDFium, checked against its hash; the pipeline binds it for PDF input.
@@ -71,11 +75,10 @@ pub struct ModelPack {
 
 /// What no model in any registry package can do, so vista never claims it (shown by `vista models list`
 /// and `/ready`).
-pub const NO_MODEL: [(&str, &str); 6] = [
+pub const NO_MODEL: [(&str, &str); 5] = [
     ("gore", "no gore/violence classifier exists in a registry package: 3.2 adult omits isGoryContent and goreScore"),
     ("captions", "no captioning or vision-language weights: caption, denseCaptions, describe are refused"),
     ("tags", "tags, categories and 3.2 description have no model in this build yet"),
-    ("ocr: other scripts", "Cyrillic, Arabic, Hangul, Devanagari, Greek, Hebrew and Thai are not read yet (no Tesseract in this build); the Read API keeps operations in one process's store (no Redis yet)"),
     ("celebrities, landmarks", "no domain models: /vision/v3.2/models lists none"),
     ("brands", "no brand detector"),
 ];
@@ -169,6 +172,28 @@ impl ModelPack {
         if let Some(entry) = manifest.data_file("pdf").filter(|e| usable(&e.id)) {
             pack.pdfium_library = Some(entry.path(&options.dir));
             loaded.push(entry.id.clone());
+        }
+        let libraries: Vec<&PackEntry> = manifest.data_files("ocr-library").collect();
+        let languages: Vec<&PackEntry> = manifest
+            .data_files("ocr-language")
+            .filter(|e| usable(&e.id))
+            .collect();
+        if !libraries.is_empty() && libraries.iter().all(|e| usable(&e.id)) && !languages.is_empty()
+        {
+            let paths: Vec<PathBuf> = libraries.iter().map(|e| e.path(&options.dir)).collect();
+            let tessdata = languages[0].path(&options.dir);
+            let tessdata = tessdata.parent().unwrap_or(&options.dir);
+            let names = languages
+                .iter()
+                .filter_map(|e| Path::new(&e.file).file_stem()?.to_str().map(str::to_owned))
+                .collect();
+            match Tesseract::load(&paths, tessdata, names) {
+                Ok(tesseract) => {
+                    pack.tesseract = Some(tesseract);
+                    loaded.extend(libraries.iter().chain(&languages).map(|e| e.id.clone()));
+                }
+                Err(e) => tracing::warn!("Tesseract is not available: {e:#}"),
+            }
         }
         let hierarchy_files = (
             manifest.data_file("hypernyms"),

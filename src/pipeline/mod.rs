@@ -155,8 +155,8 @@ pub struct CropRegion {
 pub struct AnalysisOptions {
     /// Width / height of each smart crop wanted; empty lets the pipeline choose one.
     pub smart_crop_ratios: Vec<f32>,
-    /// Read text as upright instead of detecting the page's orientation (3.2 `detectOrientation=false`).
-    pub assume_upright: bool,
+    /// How text is read (orientation, language, line order).
+    pub read: read::ReadOptions,
 }
 
 /// One page of a document read by the Read API (pages are numbered from 1). Images are measured in
@@ -423,17 +423,8 @@ impl Pipeline {
                     .collect(),
             );
         }
-        if let (true, Some(detector), Some(recognizer)) = (
-            wants(Feature::Read),
-            &self.models.text_detector,
-            &self.models.text_recognizer,
-        ) {
-            analysis.text = Some(read::read_page(
-                detector,
-                recognizer,
-                image,
-                options.assume_upright,
-            )?);
+        if let (true, Some(models)) = (wants(Feature::Read), self.text_models()) {
+            analysis.text = Some(read::read_page(models, image, &options.read)?);
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
             analysis.adult = Some(adult::rate(
@@ -550,19 +541,25 @@ impl Pipeline {
         Ok(analysis)
     }
 
-    /// Reads the text of every selected page of a document (an image or a multi-page TIFF).
+    /// The text models, when the pack has the two that reading needs.
+    fn text_models(&self) -> Option<read::TextModels<'_>> {
+        Some(read::TextModels {
+            detector: self.models.text_detector.as_ref()?,
+            recognizer: self.models.text_recognizer.as_ref()?,
+            tesseract: self.models.tesseract.as_ref(),
+        })
+    }
+
+    /// Reads the text of every selected page of a document (an image, a multi-page TIFF or a PDF).
     pub fn read_document(
         &self,
         bytes: &[u8],
         selected: &dyn Fn(usize) -> bool,
         max_pages: usize,
+        options: &read::ReadOptions,
     ) -> Result<Vec<ReadPage>, PipelineError> {
         self.check_available(&[Feature::Read])?;
-        let (Some(detector), Some(recognizer)) =
-            (&self.models.text_detector, &self.models.text_recognizer)
-        else {
-            unreachable!("checked by check_available()");
-        };
+        let models = self.text_models().expect("checked by check_available()");
         if bytes.starts_with(b"%PDF") {
             let pages = self
                 .pdf_reader()?
@@ -582,7 +579,7 @@ impl Pipeline {
                             height,
                             image,
                         } => {
-                            let text = read::read_page(detector, recognizer, &image, false)?;
+                            let text = read::read_page(models, &image, options)?;
                             (width, height, text.scaled(1.0 / pdf::RENDER_DPI))
                         }
                     };
@@ -604,7 +601,7 @@ impl Pipeline {
                 width: page.width() as f32,
                 height: page.height() as f32,
                 in_inches: false,
-                text: read::read_page(detector, recognizer, page, false)?,
+                text: read::read_page(models, page, options)?,
             });
         }
         Ok(read)

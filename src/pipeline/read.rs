@@ -10,6 +10,9 @@ use anyhow::Result;
 use image::RgbImage;
 
 use crate::geometry::Quad;
+use crate::models::tesseract::{
+    traineddata_for_language, traineddata_for_script, Script, Tesseract, SCRIPTS,
+};
 use crate::models::text_det::{TextDetector, TextRegion};
 use crate::models::text_rec::{crop_line, RecognizedLine, TextRecognizer};
 
@@ -20,6 +23,13 @@ const MIN_LINE_CONFIDENCE: f32 = 0.5;
 const MIN_WORD_CONFIDENCE: f32 = 0.7;
 /// How many of the largest regions vote on the page orientation.
 const ORIENTATION_SAMPLE: usize = 4;
+/// The scripts PP-OCR reads, as Tesseract's script detector names them.
+const PPOCR_SCRIPTS: [&str; 5] = ["Latin", "Han", "Japanese", "Hiragana", "Katakana"];
+/// A sample read with less confidence per character than this may be in a script the reader lacks.
+const SURE_READING: f32 = 0.9;
+/// A line read fully has at least this many characters per unit of its region's width / height
+/// (Latin has 2.5 or more, CJK about 1; PP-OCR reading Cyrillic finds a few digits).
+const MIN_CHARS_PER_ASPECT: f32 = 0.6;
 
 /// Which way the top of the text points, in quarter turns clockwise from upright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,15 +71,46 @@ pub struct PageText {
     pub angle: f32,
 }
 
-/// Reads all text of `image`; with `assume_upright` the orientation vote is skipped and the page is
-/// read as it stands.
-pub fn read_page(
-    detector: &TextDetector,
-    recognizer: &TextRecognizer,
-    image: &RgbImage,
-    assume_upright: bool,
-) -> Result<PageText> {
-    let regions = detector.detect(image)?;
+/// The models that read text: the line detector, PP-OCR's recogniser (Latin, Chinese, Japanese), and
+/// Tesseract for the scripts PP-OCR lacks when the pack has it.
+#[derive(Clone, Copy)]
+pub struct TextModels<'a> {
+    pub detector: &'a TextDetector,
+    pub recognizer: &'a TextRecognizer,
+    pub tesseract: Option<&'a Tesseract>,
+}
+
+/// How a page is read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Read the page as it stands instead of detecting its orientation (3.2 `detectOrientation=false`).
+    pub assume_upright: bool,
+    /// The request's language (BCP 47); None or "unk" detects the script.
+    pub language: Option<String>,
+    /// Order lines by columns and blocks (the Read API's `readingOrder=natural`) instead of by rows.
+    pub natural_order: bool,
+}
+
+/// The engine that reads the line crops of a page.
+#[derive(Clone, Copy)]
+enum LineReader<'a> {
+    PpOcr(&'a TextRecognizer),
+    /// Tesseract with one traineddata (e.g. "rus").
+    Tesseract(&'a Tesseract, &'static str),
+}
+
+impl LineReader<'_> {
+    fn recognize(&self, crops: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+        match self {
+            LineReader::PpOcr(recognizer) => recognizer.recognize(crops),
+            LineReader::Tesseract(tesseract, traineddata) => tesseract.recognize(traineddata, crops),
+        }
+    }
+}
+
+/// Reads all text of `image`.
+pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) -> Result<PageText> {
+    let regions = models.detector.detect(image)?;
     if regions.is_empty() {
         return Ok(PageText {
             lines: Vec::new(),
@@ -77,11 +118,33 @@ pub fn read_page(
             angle: 0.0,
         });
     }
-    let (orientation, sample) = if assume_upright {
-        (Orientation::Up, Vec::new())
-    } else {
-        choose_orientation(recognizer, image, &regions)?
-    };
+    let language = options
+        .language
+        .as_deref()
+        .filter(|l| !l.eq_ignore_ascii_case("unk"));
+    let named = language.and_then(traineddata_for_language).and_then(|data| {
+        let tesseract = models.tesseract.filter(|t| t.has(data))?;
+        Some(LineReader::Tesseract(tesseract, data))
+    });
+    let candidates = orientation_candidates(&regions, options.assume_upright);
+    let mut reader = named.unwrap_or(LineReader::PpOcr(models.recognizer));
+    let (mut orientation, mut sample) = choose_orientation(reader, image, &regions, candidates)?;
+    if let (None, None, Some(tesseract)) = (language, named, models.tesseract) {
+        if !is_sure(&regions, &sample) {
+            if let Some(script) = other_script(tesseract, image, &regions, candidates, &sample)? {
+                let other = LineReader::Tesseract(tesseract, script.traineddata);
+                let (other_orientation, other_sample) =
+                    choose_orientation(other, image, &regions, candidates)?;
+                // Only the other script's own characters count: a model reading text not of its
+                // script returns lookalikes, digits and punctuation, often confidently.
+                if script_evidence(script, other_sample.iter().map(|(_, l)| l))
+                    > evidence(sample.iter().map(|(_, l)| l))
+                {
+                    (reader, orientation, sample) = (other, other_orientation, other_sample);
+                }
+            }
+        }
+    }
     let quads: Vec<Quad> = regions
         .iter()
         .map(|r| turned(&r.quad, orientation))
@@ -98,7 +161,7 @@ pub fn read_page(
         .iter()
         .map(|&i| crop_line(image, &quads[i]))
         .collect::<Result<Vec<_>>>()?;
-    for (&i, line) in pending.iter().zip(recognizer.recognize(&crops)?) {
+    for (&i, line) in pending.iter().zip(reader.recognize(&crops)?) {
         recognized[i] = Some(line);
     }
     let recognized = recognized.into_iter().map(Option::unwrap_or_default);
@@ -109,11 +172,126 @@ pub fn read_page(
         .filter_map(|(quad, line)| confident_line(&line, quad))
         .collect();
     let angle = median_angle(&lines);
+    let lines = if options.natural_order {
+        natural_order(lines)
+    } else {
+        reading_order(lines)
+    };
     Ok(PageText {
-        lines: reading_order(lines),
+        lines,
         orientation: Some(orientation),
         angle,
     })
+}
+
+/// Whether the sample was read as a script the reader knows: most of its length (three quarters)
+/// is in lines read confidently and densely. PP-OCR reading a script it lacks reads nothing, or
+/// scattered digits and lookalikes, or reads with low confidence.
+fn is_sure(regions: &[TextRegion], sample: &[(usize, RecognizedLine)]) -> bool {
+    let aspect = |i: usize| aspect(&regions[i]);
+    let read = |line: &RecognizedLine, aspect: f32| {
+        line.confidence() >= SURE_READING && line.chars.len() as f32 >= MIN_CHARS_PER_ASPECT * aspect
+    };
+    let total: f32 = sample.iter().map(|(i, _)| aspect(*i)).sum();
+    let sure: f32 = sample
+        .iter()
+        .filter(|(i, line)| read(line, aspect(*i)))
+        .map(|(i, _)| aspect(*i))
+        .sum();
+    sure >= 0.75 * total
+}
+
+/// The script of the page's sample lines among those Tesseract reads, unless Tesseract's script
+/// detector names a script PP-OCR reads.
+fn other_script(
+    tesseract: &Tesseract,
+    image: &RgbImage,
+    regions: &[TextRegion],
+    candidates: &[Orientation],
+    sample: &[(usize, RecognizedLine)],
+) -> Result<Option<&'static Script>> {
+    let crops_turned = |o: Orientation| {
+        sample
+            .iter()
+            .map(|(i, _)| crop_line(image, &turned(&regions[*i].quad, o)))
+            .collect::<Result<Vec<_>>>()
+    };
+    let script = tesseract.detect_script(&stacked(&crops_turned(candidates[0])?))?;
+    let named = script
+        .as_deref()
+        .and_then(traineddata_for_script)
+        .filter(|data| tesseract.has(data));
+    let installed = || SCRIPTS.iter().filter(|s| tesseract.has(s.traineddata));
+    match script {
+        _ if named.is_some() => Ok(installed().find(|s| Some(s.traineddata) == named)),
+        Some(script) if PPOCR_SCRIPTS.contains(&script.as_str()) => Ok(None),
+        // The detector could not tell, or named a neighbour (Hangul and Devanagari are its weak
+        // points). If PP-OCR found next to nothing, each installed script reads the largest line
+        // every way the page may be turned, and the most convincing reading names it; otherwise
+        // (hard scene text, mostly) PP-OCR's reading stands.
+        _ if !barely_read(regions, sample) => Ok(None),
+        _ => {
+            let trial = candidates
+                .iter()
+                .map(|&o| crop_line(image, &turned(&regions[sample[0].0].quad, o)))
+                .collect::<Result<Vec<_>>>()?;
+            let mut best = None;
+            for script in installed() {
+                let read = tesseract.recognize(script.traineddata, &trial)?;
+                let score = read
+                    .iter()
+                    .map(|line| script_evidence(script, std::iter::once(line)))
+                    .fold(0.0, f32::max);
+                if best.is_none_or(|(_, top)| score > top) {
+                    best = Some((script, score));
+                }
+            }
+            Ok(best.map(|(script, _)| script))
+        }
+    }
+}
+
+/// Whether PP-OCR found next to nothing in the sample: fewer characters than a fifth of what its
+/// lines' length holds in Latin.
+fn barely_read(regions: &[TextRegion], sample: &[(usize, RecognizedLine)]) -> bool {
+    let chars: usize = sample.iter().map(|(_, line)| line.chars.len()).sum();
+    let length: f32 = sample.iter().map(|(i, _)| aspect(&regions[*i])).sum();
+    (chars as f32) < 0.5 * length
+}
+
+/// A region's length in units of its thickness, whichever way it runs.
+fn aspect(region: &TextRegion) -> f32 {
+    let (width, height) = side_lengths(&region.quad);
+    width.max(height) / width.min(height).max(1.0)
+}
+
+/// Evidence counting only the characters of `script`.
+fn script_evidence<'a>(script: &Script, lines: impl Iterator<Item = &'a RecognizedLine>) -> f32 {
+    lines
+        .flat_map(|line| &line.chars)
+        .filter(|c| c.text.chars().all(|c| script.contains(c)))
+        .map(|c| c.confidence)
+        .sum()
+}
+
+/// Line crops one under another on a white page, each scaled to the same height, with a gap between.
+fn stacked(crops: &[RgbImage]) -> RgbImage {
+    const HEIGHT: u32 = 48;
+    let scaled: Vec<RgbImage> = crops
+        .iter()
+        .map(|c| {
+            let width = (c.width() * HEIGHT / c.height().max(1)).max(1);
+            image::imageops::resize(c, width, HEIGHT, image::imageops::FilterType::Triangle)
+        })
+        .collect();
+    let width = scaled.iter().map(RgbImage::width).max().unwrap_or(1) + HEIGHT;
+    let height = (scaled.len() as u32 * 2 + 1) * HEIGHT / 2 + HEIGHT;
+    let mut strip = RgbImage::from_pixel(width, height, image::Rgb([255, 255, 255]));
+    for (i, crop) in scaled.iter().enumerate() {
+        let top = HEIGHT / 2 + i as u32 * (HEIGHT * 3 / 2);
+        image::imageops::replace(&mut strip, crop, (HEIGHT / 2) as i64, top as i64);
+    }
+    strip
 }
 
 impl PageText {
@@ -162,33 +340,45 @@ fn turned(quad: &Quad, orientation: Orientation) -> Quad {
     Quad(std::array::from_fn(|i| quad.0[(i + k) % 4]))
 }
 
-/// The page's orientation, and the sample of lines the vote read, as (region index, line) read that way.
-fn choose_orientation(
-    recognizer: &TextRecognizer,
-    image: &RgbImage,
-    regions: &[TextRegion],
-) -> Result<(Orientation, Vec<(usize, RecognizedLine)>)> {
-    let size = |q: &Quad| {
-        let [tl, tr, _, bl] = q.0;
-        (
-            (tr.0 - tl.0).hypot(tr.1 - tl.1),
-            (bl.0 - tl.0).hypot(bl.1 - tl.1),
-        )
-    };
+/// The orientations a page may have: the regions' shape tells horizontal lines (upright or upside
+/// down) from vertical ones; just upright when the caller says so.
+fn orientation_candidates(regions: &[TextRegion], assume_upright: bool) -> &'static [Orientation] {
+    if assume_upright {
+        return &[Orientation::Up];
+    }
     let tall = regions
         .iter()
-        .filter(|r| size(&r.quad).1 > 1.5 * size(&r.quad).0)
+        .filter(|r| side_lengths(&r.quad).1 > 1.5 * side_lengths(&r.quad).0)
         .count();
-    let candidates = if 2 * tall > regions.len() {
-        [Orientation::Right, Orientation::Left]
+    if 2 * tall > regions.len() {
+        &[Orientation::Right, Orientation::Left]
     } else {
-        [Orientation::Up, Orientation::Down]
-    };
-    let area = |i: usize| size(&regions[i].quad).0 * size(&regions[i].quad).1;
+        &[Orientation::Up, Orientation::Down]
+    }
+}
+
+/// The length of the quad's top edge and of its left edge.
+fn side_lengths(q: &Quad) -> (f32, f32) {
+    let [tl, tr, _, bl] = q.0;
+    (
+        (tr.0 - tl.0).hypot(tr.1 - tl.1),
+        (bl.0 - tl.0).hypot(bl.1 - tl.1),
+    )
+}
+
+/// The candidate orientation the reader reads best, and the sample of lines the vote read, as
+/// (region index, line) read that way.
+fn choose_orientation(
+    reader: LineReader,
+    image: &RgbImage,
+    regions: &[TextRegion],
+    candidates: &[Orientation],
+) -> Result<(Orientation, Vec<(usize, RecognizedLine)>)> {
+    let area = |i: usize| side_lengths(&regions[i].quad).0 * side_lengths(&regions[i].quad).1;
     let mut sample: Vec<usize> = (0..regions.len()).collect();
     sample.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     sample.truncate(ORIENTATION_SAMPLE);
-    // Both readings of the sample go through the recogniser in one batch.
+    // Every reading of the sample goes through the recogniser in one batch.
     let crops = candidates
         .iter()
         .flat_map(|&o| {
@@ -197,29 +387,29 @@ fn choose_orientation(
                 .map(move |&i| crop_line(image, &turned(&regions[i].quad, o)))
         })
         .collect::<Result<Vec<_>>>()?;
-    let mut lines = recognizer.recognize(&crops)?;
-    let second = lines.split_off(sample.len());
-    let (orientation, read) = if evidence(&second) > evidence(&lines) {
-        (candidates[1], second)
-    } else {
-        (candidates[0], lines)
-    };
-    Ok((orientation, sample.into_iter().zip(read).collect()))
+    let lines = reader.recognize(&crops)?;
+    let (best, read) = candidates
+        .iter()
+        .zip(lines.chunks(sample.len()))
+        .fold(None, |best: Option<(Orientation, &[RecognizedLine])>, (&o, read)| match best {
+            Some((_, seen)) if evidence(seen.iter()) >= evidence(read.iter()) => best,
+            _ => Some((o, read)),
+        })
+        .expect("at least one candidate");
+    Ok((best, sample.into_iter().zip(read.iter().cloned()).collect()))
 }
 
 /// How convincingly lines were read: confidence weighted by the characters found.
-fn evidence(lines: &[RecognizedLine]) -> f32 {
-    lines
-        .iter()
-        .map(|l| l.confidence() * l.chars.len() as f32)
-        .sum()
+fn evidence<'a>(lines: impl Iterator<Item = &'a RecognizedLine>) -> f32 {
+    lines.map(|l| l.confidence() * l.chars.len() as f32).sum()
 }
 
-/// Whether a character is written as a word of its own (CJK ideographs and kana, Hangul syllables).
+/// Whether a character is written as a word of its own (CJK ideographs and kana; Korean separates its
+/// words with spaces).
 fn stands_alone(text: &str) -> bool {
     text.chars().any(|c| {
         matches!(c as u32,
-            0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0xAC00..=0xD7AF | 0x20000..=0x2FA1F)
+            0x3040..=0x30FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2FA1F)
     })
 }
 
@@ -246,7 +436,7 @@ fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
     let centre = |i: usize| (line.chars[i].start + line.chars[i].end) / 2.0;
     let mut pitches: Vec<f32> = groups
         .iter()
-        .flat_map(|g| g.windows(2).map(|pair| centre(pair[1]) - centre(pair[0])))
+        .flat_map(|g| g.windows(2).map(|pair| (centre(pair[1]) - centre(pair[0])).abs()))
         .collect();
     pitches.sort_by(f32::total_cmp);
     let pitch = pitches
@@ -256,18 +446,21 @@ fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
     let mut spans: Vec<(f32, f32)> = groups
         .iter()
         .map(|g| {
-            let (first, last) = (g[0], *g.last().expect("non-empty"));
-            (
-                (centre(first) - pitch / 2.0).max(0.0),
-                (centre(last) + pitch / 2.0).min(1.0),
-            )
+            // Right-to-left scripts come in reading order, their centres decreasing.
+            let centres = g.iter().map(|&i| centre(i));
+            let first = centres.clone().fold(f32::MAX, f32::min);
+            let last = centres.fold(f32::MIN, f32::max);
+            ((first - pitch / 2.0).max(0.0), (last + pitch / 2.0).min(1.0))
         })
         .collect();
-    // Neighbours that overlap meet halfway.
-    for i in 1..spans.len() {
-        if spans[i - 1].1 > spans[i].0 {
-            let middle = (spans[i - 1].1 + spans[i].0) / 2.0;
-            (spans[i - 1].1, spans[i].0) = (middle, middle);
+    // Neighbours across the line that overlap meet halfway.
+    let mut across: Vec<usize> = (0..spans.len()).collect();
+    across.sort_by(|&a, &b| spans[a].0.total_cmp(&spans[b].0));
+    for pair in across.windows(2) {
+        let (left, right) = (pair[0], pair[1]);
+        if spans[left].1 > spans[right].0 {
+            let middle = (spans[left].1 + spans[right].0) / 2.0;
+            (spans[left].1, spans[right].0) = (middle, middle);
         }
     }
     groups
@@ -316,29 +509,52 @@ fn median_angle(lines: &[TextLine]) -> f32 {
     }
 }
 
-/// Top to bottom, and left to right within a row, as seen by a reader of the text (whatever the
-/// page's rotation): lines whose centres are within half a line height share a row.
-fn reading_order(mut lines: Vec<TextLine>) -> Vec<TextLine> {
-    let Some(first) = lines.first() else {
+/// Coordinates in the text's own frame: u along the lines, v down the page as a reader sees it
+/// (whatever the page's rotation), taken from the first line's direction.
+struct TextFrame {
+    cos: f32,
+    sin: f32,
+}
+
+impl TextFrame {
+    fn of(line: &TextLine) -> Self {
+        let theta = direction(&line.polygon).to_radians();
+        TextFrame {
+            cos: theta.cos(),
+            sin: theta.sin(),
+        }
+    }
+
+    fn point(&self, (x, y): (f32, f32)) -> (f32, f32) {
+        (x * self.cos + y * self.sin, -x * self.sin + y * self.cos)
+    }
+
+    /// The line's extent in the frame: (u0, v0, u1, v1).
+    fn extent(&self, line: &TextLine) -> [f32; 4] {
+        line.polygon.0.iter().map(|&p| self.point(p)).fold(
+            [f32::MAX, f32::MAX, f32::MIN, f32::MIN],
+            |[u0, v0, u1, v1], (u, v)| [u0.min(u), v0.min(v), u1.max(u), v1.max(v)],
+        )
+    }
+}
+
+/// Top to bottom, and left to right within a row, as seen by a reader of the text: lines whose
+/// centres are within half a line height share a row (the Read API's `basic` order).
+fn reading_order(lines: Vec<TextLine>) -> Vec<TextLine> {
+    let Some(frame) = lines.first().map(TextFrame::of) else {
         return lines;
     };
-    let theta = direction(&first.polygon).to_radians();
-    let (cos, sin) = (theta.cos(), theta.sin());
-    // Coordinates of a point in the text's frame: u along the lines, v down the page.
-    let frame = |(x, y): (f32, f32)| (x * cos + y * sin, -x * sin + y * cos);
-    let centre = |l: &TextLine| {
-        let q = l.polygon.0;
-        frame(((q[0].0 + q[2].0) / 2.0, (q[0].1 + q[2].1) / 2.0))
-    };
-    let height = |l: &TextLine| {
-        let [tl, _, _, bl] = l.polygon.0;
-        (bl.0 - tl.0).hypot(bl.1 - tl.1)
-    };
-    lines.sort_by(|a, b| centre(a).1.total_cmp(&centre(b).1));
-    let mut rows: Vec<Vec<TextLine>> = Vec::new();
-    for line in lines {
+    let mut placed: Vec<([f32; 4], TextLine)> =
+        lines.into_iter().map(|l| (frame.extent(&l), l)).collect();
+    let centre = |e: &[f32; 4]| ((e[0] + e[2]) / 2.0, (e[1] + e[3]) / 2.0);
+    placed.sort_by(|a, b| centre(&a.0).1.total_cmp(&centre(&b.0).1));
+    let mut rows: Vec<Vec<([f32; 4], TextLine)>> = Vec::new();
+    for line in placed {
         match rows.last_mut() {
-            Some(row) if (centre(&line).1 - centre(&row[0]).1).abs() < 0.5 * height(&row[0]) => {
+            Some(row)
+                if (centre(&line.0).1 - centre(&row[0].0).1).abs()
+                    < 0.5 * (row[0].0[3] - row[0].0[1]) =>
+            {
                 row.push(line)
             }
             _ => rows.push(vec![line]),
@@ -346,9 +562,70 @@ fn reading_order(mut lines: Vec<TextLine>) -> Vec<TextLine> {
     }
     rows.into_iter()
         .flat_map(|mut row| {
-            row.sort_by(|a, b| centre(a).0.total_cmp(&centre(b).0));
-            row
+            row.sort_by(|a, b| centre(&a.0).0.total_cmp(&centre(&b.0).0));
+            row.into_iter().map(|(_, line)| line)
         })
+        .collect()
+}
+
+/// Column by column (the Read API's `natural` order): lines stacked closely with overlapping extents
+/// form blocks; a block comes before the blocks below it that it overlaps across the page, and before
+/// the blocks to its right that share its height on the page; free choices go top first.
+fn natural_order(lines: Vec<TextLine>) -> Vec<TextLine> {
+    let Some(frame) = lines.first().map(TextFrame::of) else {
+        return lines;
+    };
+    let mut placed: Vec<([f32; 4], TextLine)> =
+        lines.into_iter().map(|l| (frame.extent(&l), l)).collect();
+    placed.sort_by(|a, b| a.0[1].total_cmp(&b.0[1]));
+    let across = |a: &[f32; 4], b: &[f32; 4]| a[0] < b[2] && b[0] < a[2];
+    let down = |a: &[f32; 4], b: &[f32; 4]| a[1] < b[3] && b[1] < a[3];
+    // Blocks: each line joins the block whose last line sits just above it, overlapping it across.
+    let mut blocks: Vec<(Vec<usize>, [f32; 4])> = Vec::new();
+    for (i, (extent, _)) in placed.iter().enumerate() {
+        let height = extent[3] - extent[1];
+        let joins = blocks.iter_mut().find(|(members, _)| {
+            let last = &placed[*members.last().expect("blocks are never empty")].0;
+            across(last, extent)
+                && extent[1] > last[1] + 0.5 * height
+                && extent[1] - last[3] < height
+        });
+        match joins {
+            Some((members, outline)) => {
+                members.push(i);
+                *outline = [
+                    outline[0].min(extent[0]),
+                    outline[1].min(extent[1]),
+                    outline[2].max(extent[2]),
+                    outline[3].max(extent[3]),
+                ];
+            }
+            None => blocks.push((vec![i], *extent)),
+        }
+    }
+    let before = |a: &[f32; 4], b: &[f32; 4]| {
+        (across(a, b) && a[1] < b[1]) || (!across(a, b) && a[2] <= b[0] && down(a, b))
+    };
+    // A topological order of `before`, the topmost ready block first; a cycle is broken the same way.
+    let mut order = Vec::new();
+    let mut left: Vec<usize> = (0..blocks.len()).collect();
+    while !left.is_empty() {
+        let ready = |&&b: &&usize| !left.iter().any(|&a| a != b && before(&blocks[a].1, &blocks[b].1));
+        let topmost = |a: &&usize, b: &&usize| blocks[**a].1[1].total_cmp(&blocks[**b].1[1]);
+        let next = *left
+            .iter()
+            .filter(ready)
+            .min_by(topmost)
+            .or_else(|| left.iter().min_by(topmost))
+            .expect("blocks are left");
+        left.retain(|&b| b != next);
+        order.push(next);
+    }
+    let mut slots: Vec<Option<TextLine>> = placed.into_iter().map(|(_, l)| Some(l)).collect();
+    order
+        .into_iter()
+        .flat_map(|b| blocks[b].0.clone())
+        .map(|i| slots[i].take().expect("each line is in one block"))
         .collect()
 }
 
@@ -467,6 +744,29 @@ mod tests {
         ];
         let order: Vec<String> = reading_order(lines).into_iter().map(|l| l.text).collect();
         assert_eq!(order, ["left", "right", "second row"]);
+    }
+
+    #[test]
+    fn natural_order_reads_columns_under_a_title_before_a_footer() {
+        let lines = vec![
+            line("title", rect(0.0, 0.0, 300.0, 30.0)),
+            line("left 1", rect(0.0, 50.0, 140.0, 20.0)),
+            line("right 1", rect(160.0, 50.0, 140.0, 20.0)),
+            line("left 2", rect(0.0, 75.0, 140.0, 20.0)),
+            line("right 2", rect(160.0, 75.0, 140.0, 20.0)),
+            line("right 3", rect(160.0, 100.0, 140.0, 20.0)),
+            line("footer", rect(0.0, 160.0, 300.0, 20.0)),
+        ];
+        let natural: Vec<String> = natural_order(lines.clone())
+            .into_iter()
+            .map(|l| l.text)
+            .collect();
+        assert_eq!(
+            natural,
+            ["title", "left 1", "left 2", "right 1", "right 2", "right 3", "footer"]
+        );
+        let basic: Vec<String> = reading_order(lines).into_iter().map(|l| l.text).collect();
+        assert_eq!(basic[1..3], ["left 1", "right 1"]);
     }
 
     #[test]
