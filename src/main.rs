@@ -159,6 +159,15 @@ struct ServeArgs {
     /// How long a Read operation's result is kept, in seconds (then it is deleted).
     #[arg(long, env = "VISTA_READ_TTL", default_value_t = 24 * 60 * 60)]
     read_ttl: u64,
+    /// Keep Read operations in this Redis (redis://host:port/db) instead of the data directory, so
+    /// that replicas behind one load balancer share them; every replica needs the same
+    /// VISTA_STORE_KEY.
+    #[arg(long, env = "VISTA_REDIS_URL")]
+    redis_url: Option<String>,
+    /// This replica's name among those sharing a Redis: after a restart it resumes the operations it
+    /// accepted. Default: a name made once and kept in the data directory.
+    #[arg(long, env = "VISTA_REPLICA_ID")]
+    replica_id: Option<String>,
 }
 
 #[derive(Args)]
@@ -255,7 +264,8 @@ fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
     Ok(ApiKeys::new(keys))
 }
 
-/// The Read operation store in the data directory, with the key from VISTA_STORE_KEY or the key file.
+/// The Read operation store, in the data directory or in Redis, with the key from VISTA_STORE_KEY or
+/// (embedded only) the key file.
 fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
     std::fs::create_dir_all(&engine.data_dir)
         .with_context(|| format!("creating the data directory {}", engine.data_dir.display()))?;
@@ -266,12 +276,26 @@ fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
     .with_context(|| format!("restricting {}", engine.data_dir.display()))?;
-    let key = match std::env::var("VISTA_STORE_KEY") {
-        Ok(hex) => store::parse_key(hex.trim())?,
-        Err(_) => store::key_file(&engine.data_dir.join("store.key"))?,
+    let key = match (std::env::var("VISTA_STORE_KEY"), &engine.redis_url) {
+        (Ok(hex), _) => store::parse_key(hex.trim())?,
+        (Err(_), None) => store::key_file(&engine.data_dir.join("store.key"))?,
+        (Err(_), Some(_)) => bail!(
+            "--redis-url needs VISTA_STORE_KEY (64 hex digits), the same on every replica, so that \
+             each can open what another stored"
+        ),
+    };
+    let backend: Box<dyn store::Backend> = match &engine.redis_url {
+        Some(url) => Box::new(store::Redis::connect(url)?),
+        None => Box::new(store::Embedded::open(
+            &engine.data_dir.join("operations.redb"),
+        )?),
+    };
+    let replica = match &engine.replica_id {
+        Some(name) => name.clone(),
+        None => store::replica_file(&engine.data_dir.join("replica.id"))?,
     };
     let ttl = std::time::Duration::from_secs(engine.read_ttl);
-    OperationStore::open(&engine.data_dir.join("operations.redb"), key, ttl)
+    Ok(OperationStore::new(backend, key, ttl, &replica))
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {

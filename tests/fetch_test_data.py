@@ -50,6 +50,30 @@ FONT_PACKAGES = [
     },
 ]
 
+# A real Redis for the test of replicas sharing Read operations, run from the test data directory
+# (nothing installed system-wide). Debian ships the server binary in redis-tools as redis-check-rdb;
+# named redis-server, it serves.
+REDIS_PACKAGES = [
+    {
+        "package": "redis-tools=5:7.0.15-1~deb12u10",
+        "file": "redis-tools_5%3a7.0.15-1~deb12u10_amd64.deb",
+        "sha256": "f791cfcbf3054832bd6e786546acb0d4e046888f8e63bcf567c1c65fbfaf69e2",
+        "members": {"usr/bin/redis-check-rdb": "redis/redis-server"},
+    },
+    {
+        "package": "libjemalloc2=5.3.0-1",
+        "file": "libjemalloc2_5.3.0-1_amd64.deb",
+        "sha256": "a4117c23c5c8acf6c9678a6cb086f000b79476369da7efe8a78a70826956ad3d",
+        "members": {"usr/lib/x86_64-linux-gnu/libjemalloc.so.2": "redis/lib/libjemalloc.so.2"},
+    },
+    {
+        "package": "liblzf1=3.6-3",
+        "file": "liblzf1_3.6-3_amd64.deb",
+        "sha256": "9854b0866201b63e04f1e446f45f01ef4a6f72c61f2250b75f944f6046cc7e8c",
+        "members": {"usr/lib/x86_64-linux-gnu/liblzf.so.1.5": "redis/lib/liblzf.so.1"},
+    },
+]
+
 
 def sha256_of(path):
     with open(path, "rb") as f:
@@ -83,6 +107,7 @@ def extract(source, package, dest, cache):
     unpacked = os.path.join(cache, "unpacked")
     subprocess.run(["dpkg-deb", "-x", package, unpacked], check=True)
     for member, name in source["members"].items():
+        os.makedirs(os.path.dirname(os.path.join(dest, name)), exist_ok=True)
         os.replace(os.path.join(unpacked, member), os.path.join(dest, name))
 
 
@@ -90,7 +115,7 @@ def main(dest):
     cache = os.path.join(dest, ".cache")
     os.makedirs(os.path.join(dest, "fonts"), exist_ok=True)
     os.makedirs(cache, exist_ok=True)
-    for source in [PHOTOS, *FONT_PACKAGES]:
+    for source in [PHOTOS, *FONT_PACKAGES, *REDIS_PACKAGES]:
         if all(os.path.exists(os.path.join(dest, name)) for name in source["members"].values()):
             continue
         extract(source, download(source, cache), dest, cache)

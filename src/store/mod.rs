@@ -1,8 +1,13 @@
-//! Read operations, kept safely and only as long as they may be asked for. An embedded redb file in the
-//! data directory holds each operation's record and, until it is processed, its document; every value
-//! is sealed with AES-256-GCM under the operation's id (so a value moved to another id fails to open),
-//! and an operation is deleted when its time to live ends (a sweeper, and a check on every read).
-//! A restart finds the operations that were queued or running and hands them back for processing.
+//! Read operations, kept safely and only as long as they may be asked for. Each operation's record
+//! and, until it is processed, its document are kept in a [`Backend`]: an embedded redb file in the
+//! data directory, or Redis shared by several replicas. Every value is sealed with AES-256-GCM under
+//! the operation's id (so a value moved to another id fails to open), and an operation is deleted
+//! when its time to live ends (a sweeper, and a check on every read; Redis also expires keys itself).
+//! A restart finds the operations this replica accepted that were queued or running and hands them
+//! back for processing.
+
+mod embedded;
+mod redis;
 
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -12,12 +17,37 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Key, Nonce};
 use anyhow::{anyhow, bail, Context, Result};
-use redb::{Database, ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
-const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
-const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+pub use self::embedded::Embedded;
+pub use self::redis::Redis;
+
 const NONCE_BYTES: usize = 12;
+
+/// The two kinds of value an operation has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Table {
+    Records,
+    Documents,
+}
+
+impl Table {
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Records => "records",
+            Table::Documents => "documents",
+        }
+    }
+}
+
+/// Where sealed values live. A value written with an expiry may be dropped by the backend after it.
+pub trait Backend: Send + Sync {
+    fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()>;
+    fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>>;
+    fn remove(&self, table: Table, id: &str) -> Result<()>;
+    /// The ids that have a record.
+    fn ids(&self) -> Result<Vec<String>>;
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -36,6 +66,9 @@ pub struct Record {
     pub created: f64,
     pub updated: f64,
     pub expires: f64,
+    /// The replica that accepted the operation and processes it.
+    #[serde(default)]
+    pub owner: String,
     /// The request's parameters, for the worker.
     pub params: serde_json::Value,
     pub result: Option<serde_json::Value>,
@@ -43,9 +76,11 @@ pub struct Record {
 }
 
 pub struct OperationStore {
-    db: Database,
+    backend: Box<dyn Backend>,
     cipher: Aes256Gcm,
     ttl: Duration,
+    /// This replica's name: the operations it accepted are its to process.
+    replica: String,
 }
 
 fn now() -> f64 {
@@ -72,6 +107,17 @@ pub fn key_file(path: &Path) -> Result<[u8; 32]> {
     parse_key(text.trim())
 }
 
+/// The replica name in `path`, made (random) if the file does not exist.
+pub fn replica_file(path: &Path) -> Result<String> {
+    if !path.exists() {
+        std::fs::write(path, uuid::Uuid::new_v4().to_string())
+            .with_context(|| format!("creating {}", path.display()))?;
+    }
+    let name = std::fs::read_to_string(path)
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(name.trim().to_string())
+}
+
 /// A key given as 64 hex digits.
 pub fn parse_key(hex_text: &str) -> Result<[u8; 32]> {
     let bytes = hex::decode(hex_text).context("the store key must be 64 hex digits")?;
@@ -81,23 +127,18 @@ pub fn parse_key(hex_text: &str) -> Result<[u8; 32]> {
 }
 
 impl OperationStore {
-    pub fn open(path: &Path, key: [u8; 32], ttl: Duration) -> Result<Self> {
-        let db = Database::create(path)
-            .with_context(|| format!("opening the operation store {}", path.display()))?;
-        let txn = db.begin_write()?;
-        txn.open_table(RECORDS)?;
-        txn.open_table(DOCUMENTS)?;
-        txn.commit()?;
-        Ok(OperationStore {
-            db,
+    pub fn new(backend: Box<dyn Backend>, key: [u8; 32], ttl: Duration, replica: &str) -> Self {
+        OperationStore {
+            backend,
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
             ttl,
-        })
+            replica: replica.to_string(),
+        }
     }
 
-    fn seal(&self, id: &str, table: &str, plain: &[u8]) -> Result<Vec<u8>> {
+    fn seal(&self, id: &str, table: Table, plain: &[u8]) -> Result<Vec<u8>> {
         let nonce = Aes256Gcm::generate_nonce(OsRng);
-        let aad = format!("{table}/{id}");
+        let aad = format!("{}/{id}", table.name());
         let sealed = self
             .cipher
             .encrypt(
@@ -111,12 +152,12 @@ impl OperationStore {
         Ok([nonce.as_slice(), &sealed].concat())
     }
 
-    fn open_sealed(&self, id: &str, table: &str, sealed: &[u8]) -> Result<Vec<u8>> {
+    fn open_sealed(&self, id: &str, table: Table, sealed: &[u8]) -> Result<Vec<u8>> {
         if sealed.len() < NONCE_BYTES {
             bail!("operation {id}: stored value is truncated");
         }
         let (nonce, body) = sealed.split_at(NONCE_BYTES);
-        let aad = format!("{table}/{id}");
+        let aad = format!("{}/{id}", table.name());
         self.cipher
             .decrypt(
                 Nonce::from_slice(nonce),
@@ -138,34 +179,25 @@ impl OperationStore {
             created: at,
             updated: at,
             expires: at + self.ttl.as_secs_f64(),
+            owner: self.replica.clone(),
             params,
             result: None,
             error: None,
         };
-        let txn = self.db.begin_write()?;
-        {
-            txn.open_table(DOCUMENTS)?
-                .insert(id, self.seal(id, "documents", document)?.as_slice())?;
-        }
-        self.put_in(&txn, id, &record)?;
-        txn.commit()?;
+        let sealed = self.seal(id, Table::Documents, document)?;
+        self.backend
+            .put(Table::Documents, id, &sealed, record.expires)?;
+        self.put(id, &record)?;
         Ok(record)
-    }
-
-    /// The sealed value stored under `id` in `table`.
-    fn raw(&self, table: TableDefinition<&str, &[u8]>, id: &str) -> Result<Option<Vec<u8>>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(table)?;
-        let value = table.get(id)?.map(|v| v.value().to_vec());
-        Ok(value)
     }
 
     /// The operation's record, or None if there is none or it expired (then it is deleted here).
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
-        let Some(sealed) = self.raw(RECORDS, id)? else {
+        let Some(sealed) = self.backend.get(Table::Records, id)? else {
             return Ok(None);
         };
-        let record: Record = serde_json::from_slice(&self.open_sealed(id, "records", &sealed)?)?;
+        let record: Record =
+            serde_json::from_slice(&self.open_sealed(id, Table::Records, &sealed)?)?;
         if record.expires <= now() {
             self.delete(id)?;
             return Ok(None);
@@ -174,17 +206,9 @@ impl OperationStore {
     }
 
     fn put(&self, id: &str, record: &Record) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        self.put_in(&txn, id, record)?;
-        txn.commit()?;
-        Ok(())
-    }
-
-    /// Seals and writes `record` within a write transaction.
-    fn put_in(&self, txn: &redb::WriteTransaction, id: &str, record: &Record) -> Result<()> {
-        let sealed = self.seal(id, "records", &serde_json::to_vec(record)?)?;
-        txn.open_table(RECORDS)?.insert(id, sealed.as_slice())?;
-        Ok(())
+        let sealed = self.seal(id, Table::Records, &serde_json::to_vec(record)?)?;
+        self.backend
+            .put(Table::Records, id, &sealed, record.expires)
     }
 
     /// Marks the operation running and hands over its document (None if it is gone or expired).
@@ -192,10 +216,10 @@ impl OperationStore {
         let Some(mut record) = self.get(id)? else {
             return Ok(None);
         };
-        let Some(sealed) = self.raw(DOCUMENTS, id)? else {
+        let Some(sealed) = self.backend.get(Table::Documents, id)? else {
             return Ok(None);
         };
-        let document = self.open_sealed(id, "documents", &sealed)?;
+        let document = self.open_sealed(id, Table::Documents, &sealed)?;
         record.status = Status::Running;
         record.updated = now();
         self.put(id, &record)?;
@@ -216,40 +240,20 @@ impl OperationStore {
             Ok(result) => (record.status, record.result) = (Status::Succeeded, Some(result)),
             Err(error) => (record.status, record.error) = (Status::Failed, Some(error)),
         }
-        let txn = self.db.begin_write()?;
-        {
-            txn.open_table(DOCUMENTS)?.remove(id)?;
-        }
-        self.put_in(&txn, id, &record)?;
-        txn.commit()?;
-        Ok(())
+        self.put(id, &record)?;
+        self.backend.remove(Table::Documents, id)
     }
 
     fn delete(&self, id: &str) -> Result<()> {
-        let txn = self.db.begin_write()?;
-        {
-            txn.open_table(DOCUMENTS)?.remove(id)?;
-            txn.open_table(RECORDS)?.remove(id)?;
-        }
-        txn.commit()?;
-        Ok(())
-    }
-
-    fn ids(&self) -> Result<Vec<String>> {
-        let txn = self.db.begin_read()?;
-        let table = txn.open_table(RECORDS)?;
-        let mut ids = Vec::new();
-        for entry in table.iter()? {
-            ids.push(entry?.0.value().to_string());
-        }
-        Ok(ids)
+        self.backend.remove(Table::Documents, id)?;
+        self.backend.remove(Table::Records, id)
     }
 
     /// Deletes every expired operation; returns how many. A value that cannot be opened is deleted too:
     /// it can never be served.
     pub fn sweep(&self) -> Result<usize> {
         let mut removed = 0;
-        for id in self.ids()? {
+        for id in self.backend.ids()? {
             let expired = match self.get(&id) {
                 Ok(record) => record.is_none(),
                 Err(e) => {
@@ -263,12 +267,14 @@ impl OperationStore {
         Ok(removed)
     }
 
-    /// Operations accepted but not finished (a restart left them): their ids, oldest first.
+    /// Operations this replica accepted but did not finish (a restart left them): their ids, oldest
+    /// first.
     pub fn unfinished(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
-        for id in self.ids()? {
+        for id in self.backend.ids()? {
             if let Ok(Some(record)) = self.get(&id) {
-                if matches!(record.status, Status::NotStarted | Status::Running) {
+                let pending = matches!(record.status, Status::NotStarted | Status::Running);
+                if pending && record.owner == self.replica {
                     found.push((record.created, id));
                 }
             }
@@ -289,11 +295,17 @@ mod tests {
         dir
     }
 
+    /// A store in the redb file at `path`, as replica "a".
+    fn open(path: &Path, key: [u8; 32], ttl: Duration) -> OperationStore {
+        let backend = Embedded::open(path).unwrap();
+        OperationStore::new(Box::new(backend), key, ttl, "a")
+    }
+
     #[test]
     fn an_operation_goes_from_accepted_to_succeeded_and_its_document_is_deleted() {
         let dir = temp("life");
         let store =
-            OperationStore::open(&dir.join("ops.redb"), [7; 32], Duration::from_secs(60)).unwrap();
+            open(&dir.join("ops.redb"), [7; 32], Duration::from_secs(60));
         let record = store
             .create(
                 "a",
@@ -332,7 +344,7 @@ mod tests {
         let dir = temp("crypto");
         let path = dir.join("ops.redb");
         {
-            let store = OperationStore::open(&path, [1; 32], Duration::from_secs(60)).unwrap();
+            let store = open(&path, [1; 32], Duration::from_secs(60));
             store
                 .create("b", b"SECRET-INVOICE-TEXT", serde_json::json!({}))
                 .unwrap();
@@ -343,30 +355,30 @@ mod tests {
             "plain text on disk"
         );
         // The wrong key cannot read it, nor can a value moved under another id.
-        let wrong = OperationStore::open(&path, [2; 32], Duration::from_secs(60)).unwrap();
+        let wrong = open(&path, [2; 32], Duration::from_secs(60));
         assert!(wrong.get("b").is_err());
         drop(wrong);
-        let store = OperationStore::open(&path, [1; 32], Duration::from_secs(60)).unwrap();
-        let sealed = store.seal("b", "records", b"{}").unwrap();
-        assert!(store.open_sealed("c", "records", &sealed).is_err());
+        let store = open(&path, [1; 32], Duration::from_secs(60));
+        let sealed = store.seal("b", Table::Records, b"{}").unwrap();
+        assert!(store.open_sealed("c", Table::Records, &sealed).is_err());
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(store.open_sealed("b", "records", &flipped).is_err());
-        assert_eq!(store.open_sealed("b", "records", &sealed).unwrap(), b"{}");
+        assert!(store.open_sealed("b", Table::Records, &flipped).is_err());
+        assert_eq!(store.open_sealed("b", Table::Records, &sealed).unwrap(), b"{}");
     }
 
     #[test]
     fn operations_expire_and_are_swept() {
         let dir = temp("ttl");
         let store =
-            OperationStore::open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1)).unwrap();
+            open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1));
         store.create("c", b"doc", serde_json::json!({})).unwrap();
         store.create("d", b"doc", serde_json::json!({})).unwrap();
         assert!(store.get("c").unwrap().is_some());
         std::thread::sleep(Duration::from_millis(1200));
         assert!(store.get("c").unwrap().is_none(), "expired on read");
         assert_eq!(store.sweep().unwrap(), 1, "the sweeper removes the other");
-        assert!(store.ids().unwrap().is_empty());
+        assert!(store.backend.ids().unwrap().is_empty());
     }
 
     #[test]
@@ -374,7 +386,7 @@ mod tests {
         let dir = temp("restart");
         let path = dir.join("ops.redb");
         {
-            let store = OperationStore::open(&path, [4; 32], Duration::from_secs(60)).unwrap();
+            let store = open(&path, [4; 32], Duration::from_secs(60));
             store.create("queued", b"1", serde_json::json!({})).unwrap();
             store
                 .create("running", b"2", serde_json::json!({}))
@@ -384,8 +396,19 @@ mod tests {
             store.start("done").unwrap();
             store.finish("done", Err("unreadable".into())).unwrap();
         }
-        let store = OperationStore::open(&path, [4; 32], Duration::from_secs(60)).unwrap();
+        let store = open(&path, [4; 32], Duration::from_secs(60));
         assert_eq!(store.unfinished().unwrap(), ["queued", "running"]);
+        // Another replica sharing the backend leaves them to the one that accepted them.
+        let other = OperationStore::new(
+            Box::new(Embedded::open(&dir.join("other.redb")).unwrap()),
+            [4; 32],
+            Duration::from_secs(60),
+            "b",
+        );
+        let sealed = store.backend.get(Table::Records, "queued").unwrap().unwrap();
+        other.backend.put(Table::Records, "queued", &sealed, f64::MAX).unwrap();
+        assert!(other.unfinished().unwrap().is_empty());
+        assert!(other.get("queued").unwrap().is_some());
         assert_eq!(
             store.get("done").unwrap().unwrap().error.as_deref(),
             Some("unreadable")

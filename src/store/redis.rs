@@ -1,0 +1,96 @@
+//! The shared backend: Redis, for several replicas behind one load balancer. Any replica answers for
+//! any operation; values are sealed before they leave the process, and Redis drops each key when its
+//! operation expires (`SET ... PXAT`).
+
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use redis::{Client, Connection};
+
+use super::{Backend, Table};
+
+/// Every key starts with this, so one Redis can hold other data too.
+const PREFIX: &str = "vista:read";
+
+pub struct Redis {
+    client: Client,
+    /// One connection, made again after a failure.
+    connection: Mutex<Option<Connection>>,
+}
+
+fn key(table: Table, id: &str) -> String {
+    format!("{PREFIX}:{}:{id}", table.name())
+}
+
+impl Redis {
+    /// Connects to `url` (`redis://host:port/db`, `rediss://` for TLS) and checks that it answers.
+    pub fn connect(url: &str) -> Result<Self> {
+        let client = Client::open(url).with_context(|| format!("the Redis URL {url}"))?;
+        let redis = Redis {
+            client,
+            connection: Mutex::new(None),
+        };
+        redis
+            .run(|c| redis::cmd("PING").query::<String>(c))
+            .with_context(|| format!("connecting to Redis at {url}"))?;
+        Ok(redis)
+    }
+
+    fn run<T>(&self, command: impl FnOnce(&mut Connection) -> redis::RedisResult<T>) -> Result<T> {
+        let mut held = self.connection.lock().expect("the Redis connection lock");
+        let connection = match held.as_mut() {
+            Some(connection) => connection,
+            None => held.insert(self.client.get_connection()?),
+        };
+        let outcome = command(connection);
+        if outcome.is_err() {
+            *held = None;
+        }
+        Ok(outcome?)
+    }
+}
+
+impl Backend for Redis {
+    fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()> {
+        let expires_ms = (expires * 1000.0) as u64;
+        self.run(|c| {
+            redis::cmd("SET")
+                .arg(key(table, id))
+                .arg(value)
+                .arg("PXAT")
+                .arg(expires_ms)
+                .query::<()>(c)
+        })
+    }
+
+    fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>> {
+        self.run(|c| redis::cmd("GET").arg(key(table, id)).query(c))
+    }
+
+    fn remove(&self, table: Table, id: &str) -> Result<()> {
+        self.run(|c| redis::cmd("DEL").arg(key(table, id)).query::<()>(c))
+    }
+
+    fn ids(&self) -> Result<Vec<String>> {
+        let pattern = key(Table::Records, "*");
+        let prefix = key(Table::Records, "");
+        let mut ids = Vec::new();
+        let mut cursor = 0u64;
+        loop {
+            let (next, keys): (u64, Vec<String>) = self.run(|c| {
+                redis::cmd("SCAN")
+                    .arg(cursor)
+                    .arg("MATCH")
+                    .arg(&pattern)
+                    .arg("COUNT")
+                    .arg(1000)
+                    .query(c)
+            })?;
+            ids.extend(keys.iter().filter_map(|k| k.strip_prefix(&prefix)).map(str::to_owned));
+            if next == 0 {
+                return Ok(ids);
+            }
+            cursor = next;
+        }
+    }
+}
