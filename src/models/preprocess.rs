@@ -35,12 +35,34 @@ pub fn to_nchw(
     height: u32,
     value: impl Fn(usize, u8) -> f32,
 ) -> Array4<f32> {
+    planes(pixels, width, height, [0, 1, 2], value)
+}
+
+/// The same with the planes in blue, green, red order: PP-OCR's models were trained on OpenCV's BGR
+/// images.
+pub fn to_nchw_bgr(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    value: impl Fn(usize, u8) -> f32,
+) -> Array4<f32> {
+    planes(pixels, width, height, [2, 1, 0], value)
+}
+
+/// Plane `p` of the tensor holds source channel `order[p]`.
+fn planes(
+    pixels: &[u8],
+    width: u32,
+    height: u32,
+    order: [usize; 3],
+    value: impl Fn(usize, u8) -> f32,
+) -> Array4<f32> {
     let plane = (width * height) as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, height as usize, width as usize));
     let data = tensor.as_slice_mut().expect("a new array is contiguous");
     for (index, pixel) in pixels.chunks_exact(3).enumerate() {
-        for channel in 0..3 {
-            data[channel * plane + index] = value(channel, pixel[channel]);
+        for (p, &channel) in order.iter().enumerate() {
+            data[p * plane + index] = value(p, pixel[channel]);
         }
     }
     tensor
@@ -59,6 +81,8 @@ mod tests {
             (t[[0, 0, 0, 0]], t[[0, 1, 0, 0]], t[[0, 2, 0, 1]]),
             (10.0, 21.0, 62.0)
         );
+        let bgr = to_nchw_bgr(&pixels, 2, 1, |_, v| v as f32);
+        assert_eq!((bgr[[0, 0, 0, 0]], bgr[[0, 2, 0, 1]]), (3.0, 4.0));
     }
 
     #[test]

@@ -299,9 +299,9 @@ impl Tesseract {
         let api = &self.api;
         // SAFETY: a live handle.
         unsafe { (api.set_page_seg_mode)(handle, PSM_SINGLE_LINE) };
-        let scaled = scaled_line(line)?;
-        self.set_image(handle, &scaled);
-        let width = scaled.width() as f32;
+        let (framed, margin) = framed_line(line)?;
+        self.set_image(handle, &framed);
+        let width = (framed.width() - 2 * margin) as f32;
         let mut chars: Vec<RecognizedChar> = Vec::new();
         // SAFETY: C API calls on a live handle; every string and the iterator are freed here.
         unsafe {
@@ -334,6 +334,7 @@ impl Tesseract {
                         &mut right,
                         &mut bottom,
                     );
+                    let (left, right) = (left - margin as c_int, right - margin as c_int);
                     let (start, end) = (left as f32 / width, right as f32 / width);
                     let spaced = chars.last().is_some_and(|previous| {
                         let gap = (start - previous.end).max(previous.start - end) * width;
@@ -365,7 +366,7 @@ impl Tesseract {
             }
             (api.iterator_delete)(results);
         }
-        drop(scaled);
+        drop(framed);
         Ok(RecognizedLine { chars })
     }
 
@@ -411,19 +412,32 @@ fn hangul(text: &str) -> bool {
     text.chars().all(|c| SCRIPTS[2].contains(c))
 }
 
-/// The line scaled so its height is in Tesseract's comfortable range.
-fn scaled_line(line: &RgbImage) -> Result<RgbImage> {
+/// The line scaled so its height is in Tesseract's comfortable range, on a margin of a quarter of
+/// that height in the colour of the crop's edge (Tesseract misreads text that touches the image
+/// border); and the margin's width.
+fn framed_line(line: &RgbImage) -> Result<(RgbImage, u32)> {
     let height = line.height().clamp(MIN_LINE_HEIGHT, MAX_LINE_HEIGHT);
-    if height == line.height() {
-        return Ok(line.clone());
-    }
-    let width = (line.width() as u64 * height as u64 / line.height().max(1) as u64).max(1);
-    resize(
-        line,
-        width as u32,
-        height,
-        ResizeAlg::Convolution(FilterType::Bilinear),
-    )
+    let width = (line.width() as u64 * height as u64 / line.height().max(1) as u64).max(1) as u32;
+    let scaled = resize(line, width, height, ResizeAlg::Convolution(FilterType::Bilinear))?;
+    let margin = height / 4;
+    let mut framed = RgbImage::from_pixel(width + 2 * margin, height + 2 * margin, edge_colour(&scaled));
+    image::imageops::replace(&mut framed, &scaled, margin as i64, margin as i64);
+    Ok((framed, margin))
+}
+
+/// The median colour of the image's outermost pixels: the background around a line crop.
+fn edge_colour(image: &RgbImage) -> image::Rgb<u8> {
+    let (w, h) = image.dimensions();
+    let mut edge: Vec<[u8; 3]> = image
+        .enumerate_pixels()
+        .filter(|(x, y, _)| *x == 0 || *y == 0 || *x + 1 == w || *y + 1 == h)
+        .map(|(_, _, p)| p.0)
+        .collect();
+    let median = |c: usize, edge: &mut Vec<[u8; 3]>| {
+        edge.sort_unstable_by_key(|p| p[c]);
+        edge.get(edge.len() / 2).map_or(255, |p| p[c])
+    };
+    image::Rgb([median(0, &mut edge), median(1, &mut edge), median(2, &mut edge)])
 }
 
 impl Drop for Tesseract {
@@ -439,6 +453,22 @@ impl Drop for Tesseract {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lines_are_framed_in_their_background_colour() {
+        let line = RgbImage::from_fn(100, 20, |x, _| {
+            if (40..60).contains(&x) {
+                image::Rgb([0, 0, 0])
+            } else {
+                image::Rgb([200, 210, 220])
+            }
+        });
+        let (framed, margin) = framed_line(&line).unwrap();
+        // Scaled to 40 px tall (200 wide), with a 10 px margin of the background all round.
+        assert_eq!((framed.dimensions(), margin), ((220, 60), 10));
+        assert_eq!(framed.get_pixel(0, 0).0, [200, 210, 220]);
+        assert_eq!(framed.get_pixel(110, 30).0, [0, 0, 0]);
+    }
 
     #[test]
     fn thai_runs_are_unspaced_and_others_are_not() {

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw};
+use crate::models::preprocess::{resize, to_nchw_bgr};
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,7 +107,7 @@ impl TextRecognizer {
                     height,
                     ResizeAlg::Convolution(FilterType::Bilinear),
                 )?;
-                let line = to_nchw(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
+                let line = to_nchw_bgr(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
                 tensor
                     .slice_mut(s![slot..=slot, .., .., ..width as usize])
                     .assign(&line);

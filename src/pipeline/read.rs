@@ -27,6 +27,8 @@ const ORIENTATION_SAMPLE: usize = 4;
 const PPOCR_SCRIPTS: [&str; 5] = ["Latin", "Han", "Japanese", "Hiragana", "Katakana"];
 /// A sample read with less confidence per character than this may be in a script the reader lacks.
 const SURE_READING: f32 = 0.9;
+/// A sample read with less confidence per character than this is next to unread.
+const DOUBTFUL_READING: f32 = 0.75;
 /// A line read fully has at least this many characters per unit of its region's width / height
 /// (Latin has 2.5 or more, CJK about 1; PP-OCR reading Cyrillic finds a few digits).
 const MIN_CHARS_PER_ASPECT: f32 = 0.6;
@@ -252,11 +254,13 @@ fn other_script(
 }
 
 /// Whether PP-OCR found next to nothing in the sample: fewer characters than a fifth of what its
-/// lines' length holds in Latin.
+/// lines' length holds in Latin, or characters it doubts (a mean confidence below 0.75; lookalikes
+/// of another script score about 0.4 to 0.7).
 fn barely_read(regions: &[TextRegion], sample: &[(usize, RecognizedLine)]) -> bool {
     let chars: usize = sample.iter().map(|(_, line)| line.chars.len()).sum();
     let length: f32 = sample.iter().map(|(i, _)| aspect(&regions[*i])).sum();
-    (chars as f32) < 0.5 * length
+    let lines = sample.iter().map(|(_, line)| line);
+    (chars as f32) < 0.5 * length || evidence(lines) < DOUBTFUL_READING * chars as f32
 }
 
 /// A region's length in units of its thickness, whichever way it runs.
@@ -378,25 +382,27 @@ fn choose_orientation(
     let mut sample: Vec<usize> = (0..regions.len()).collect();
     sample.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     sample.truncate(ORIENTATION_SAMPLE);
-    // Every reading of the sample goes through the recogniser in one batch.
-    let crops = candidates
-        .iter()
-        .flat_map(|&o| {
-            sample
-                .iter()
-                .map(move |&i| crop_line(image, &turned(&regions[i].quad, o)))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let lines = reader.recognize(&crops)?;
-    let (best, read) = candidates
-        .iter()
-        .zip(lines.chunks(sample.len()))
-        .fold(None, |best: Option<(Orientation, &[RecognizedLine])>, (&o, read)| match best {
-            Some((_, seen)) if evidence(seen.iter()) >= evidence(read.iter()) => best,
-            _ => Some((o, read)),
-        })
-        .expect("at least one candidate");
-    Ok((best, sample.into_iter().zip(read.iter().cloned()).collect()))
+    let read_turned = |o: Orientation| -> Result<Vec<(usize, RecognizedLine)>> {
+        let crops = sample
+            .iter()
+            .map(|&i| crop_line(image, &turned(&regions[i].quad, o)))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(sample.iter().copied().zip(reader.recognize(&crops)?).collect())
+    };
+    // With PP-OCR, the first candidate (upright, or turned right) read surely settles it: most pages
+    // are upright, and PP-OCR never reads a page upside down surely. Tesseract's models can read
+    // upside-down text as confident lookalikes, so with them every candidate is read.
+    let mut best = (candidates[0], read_turned(candidates[0])?);
+    if matches!(reader, LineReader::PpOcr(_)) && is_sure(regions, &best.1) {
+        return Ok(best);
+    }
+    for &o in &candidates[1..] {
+        let read = read_turned(o)?;
+        if evidence(read.iter().map(|(_, l)| l)) > evidence(best.1.iter().map(|(_, l)| l)) {
+            best = (o, read);
+        }
+    }
+    Ok(best)
 }
 
 /// How convincingly lines were read: confidence weighted by the characters found.
