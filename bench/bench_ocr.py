@@ -4,8 +4,10 @@ one run on the same machine. Images: the ICDAR 2015 and SROIE development images
 ../shared/evaldata is present (then accuracy is scored too), else the pages the OCR tests render.
 Target: vista >= 1.5x rapidocr's throughput with equal or better accuracy.
 
-    python3 -m venv .venv-rapidocr && .venv-rapidocr/bin/pip install rapidocr==3.10.0 onnxruntime==1.31.1
-    .venv-test/bin/python bench/bench_ocr.py --rapidocr-python .venv-rapidocr/bin/python
+    .venv-test/bin/python bench/bench_ocr.py
+
+installs rapidocr 3.10.0 (and the same onnxruntime as the model pack) into .venv-rapidocr on first use;
+`--rapidocr-python` names another interpreter that has them.
 """
 
 import argparse
@@ -22,6 +24,18 @@ from rendered_text import PAGES, render
 from timing import measure
 
 KEY = "bench-key"
+RAPIDOCR = ["rapidocr==3.10.0", "onnxruntime==1.31.1"]
+
+
+def rapidocr_python():
+    """The Python of .venv-rapidocr, made with rapidocr installed if it is not there yet."""
+    venv = os.path.join(ROOT, ".venv-rapidocr")
+    python = os.path.join(venv, "bin", "python")
+    if not os.path.exists(python):
+        subprocess.run(["python3", "-m", "venv", venv], check=True)
+        subprocess.run([python, "-m", "pip", "install", "-q", "--disable-pip-version-check", *RAPIDOCR],
+                       check=True)
+    return python
 
 
 def image_set(evaldata, limit):
@@ -74,7 +88,7 @@ def accuracy(images, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rapidocr-python", required=True)
+    parser.add_argument("--rapidocr-python", help="a Python with rapidocr (default: .venv-rapidocr, made)")
     parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
     parser.add_argument("--limit", type=int, default=10, help="images per evaluation set")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per concurrency")
@@ -82,7 +96,7 @@ def main():
     args = parser.parse_args()
     images = image_set(args.evaldata, args.limit)
     paths = [path for path, _, _ in images]
-    rapid = subprocess.run([args.rapidocr_python, os.path.join(ROOT, "bench", "rapidocr_timing.py"),
+    rapid = subprocess.run([args.rapidocr_python or rapidocr_python(), os.path.join(ROOT, "bench", "rapidocr_timing.py"),
                             str(args.requests), *paths], capture_output=True, text=True, check=True)
     rapid = json.loads(rapid.stdout.strip().splitlines()[-1])
     bodies = [open(p, "rb").read() for p in paths]

