@@ -89,6 +89,23 @@ impl ReadJobs {
         });
         Ok(ReadJobs { store, queue })
     }
+
+    /// Runs `work` on the store off the async threads; a store failure is logged and answered with
+    /// a 500.
+    async fn with_store<T: Send + 'static>(
+        &self,
+        what: &'static str,
+        work: impl FnOnce(&OperationStore) -> anyhow::Result<T> + Send + 'static,
+    ) -> Result<T, ApiError> {
+        let store = Arc::clone(&self.store);
+        tokio::task::spawn_blocking(move || work(&store))
+            .await
+            .map_err(|_| ApiError::internal())?
+            .map_err(|e| {
+                tracing::error!("{what} failed: {e:#}");
+                ApiError::internal()
+            })
+    }
 }
 
 /// Reads one operation's document and records the outcome; a document that cannot be read makes the
@@ -197,15 +214,11 @@ async fn analyze(
     let id = uuid::Uuid::new_v4().to_string();
     let params = json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
     let jobs = &state.reads;
-    let store = Arc::clone(&jobs.store);
     let stored_id = id.clone();
-    tokio::task::spawn_blocking(move || store.create(&stored_id, &document, params))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            tracing::error!("storing a read operation failed: {e:#}");
-            ApiError::internal()
-        })?;
+    jobs.with_store("storing a read operation", move |store| {
+        store.create(&stored_id, &document, params)
+    })
+    .await?;
     jobs.queue
         .send(id.clone())
         .map_err(|_| ApiError::internal())?;
@@ -242,14 +255,10 @@ async fn results(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ReadOperation>, ApiError> {
-    let store = Arc::clone(&state.reads.store);
-    let record: Option<Record> = tokio::task::spawn_blocking(move || store.get(&id))
-        .await
-        .map_err(|_| ApiError::internal())?
-        .map_err(|e| {
-            tracing::error!("reading a read operation failed: {e:#}");
-            ApiError::internal()
-        })?;
+    let record: Option<Record> = state
+        .reads
+        .with_store("reading a read operation", move |store| store.get(&id))
+        .await?;
     let record = record.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,

@@ -91,13 +91,10 @@ pub fn traineddata_for_language(language: &str) -> Option<&'static str> {
         .map(|s| s.traineddata)
 }
 
-/// The traineddata that reads a script named by Tesseract's script detector.
-pub fn traineddata_for_script(script: &str) -> Option<&'static str> {
-    let script = if script == "Korean" { "Hangul" } else { script };
-    SCRIPTS
-        .iter()
-        .find(|s| s.name == script)
-        .map(|s| s.traineddata)
+/// The script Tesseract's script detector names (it calls Hangul "Korean" too).
+pub fn script_named(name: &str) -> Option<&'static Script> {
+    let name = if name == "Korean" { "Hangul" } else { name };
+    SCRIPTS.iter().find(|s| s.name == name)
 }
 
 const PSM_OSD_ONLY: c_int = 0;
@@ -210,11 +207,6 @@ impl Tesseract {
             idle: Mutex::new(HashMap::new()),
             _libraries: loaded,
         })
-    }
-
-    /// The traineddata installed, "osd" (the script detector) included.
-    pub fn languages(&self) -> &[String] {
-        &self.languages
     }
 
     pub fn has(&self, traineddata: &str) -> bool {
@@ -405,11 +397,16 @@ impl Tesseract {
 /// Whether text is in a script written without spaces between words (Thai): Tesseract's word
 /// boundaries inside it are not spaces.
 fn unspaced(text: &str) -> bool {
-    text.chars().all(|c| SCRIPTS[6].contains(c))
+    is_all(text, "Thai")
 }
 
 fn hangul(text: &str) -> bool {
-    text.chars().all(|c| SCRIPTS[2].contains(c))
+    is_all(text, "Hangul")
+}
+
+/// Whether every character of `text` is in the script named `name`.
+fn is_all(text: &str, name: &str) -> bool {
+    script_named(name).is_some_and(|script| text.chars().all(|c| script.contains(c)))
 }
 
 /// The line scaled so its height is in Tesseract's comfortable range, on a margin of a quarter of
@@ -482,8 +479,8 @@ mod tests {
         assert_eq!(traineddata_for_language("ar"), Some("ara"));
         assert_eq!(traineddata_for_language("en"), None, "PP-OCR reads Latin");
         assert_eq!(traineddata_for_language("ja"), None, "PP-OCR reads Japanese");
-        assert_eq!(traineddata_for_script("Korean"), Some("kor"));
-        assert_eq!(traineddata_for_script("Devanagari"), Some("hin"));
-        assert_eq!(traineddata_for_script("Latin"), None);
+        assert_eq!(script_named("Korean").map(|s| s.traineddata), Some("kor"));
+        assert_eq!(script_named("Devanagari").map(|s| s.traineddata), Some("hin"));
+        assert!(script_named("Latin").is_none());
     }
 }

@@ -11,7 +11,7 @@ use image::RgbImage;
 
 use crate::geometry::Quad;
 use crate::models::tesseract::{
-    traineddata_for_language, traineddata_for_script, Script, Tesseract, SCRIPTS,
+    script_named, traineddata_for_language, Script, Tesseract, SCRIPTS,
 };
 use crate::models::text_det::{TextDetector, TextRegion};
 use crate::models::text_rec::{crop_line, RecognizedLine, TextRecognizer};
@@ -212,20 +212,15 @@ fn other_script(
     candidates: &[Orientation],
     sample: &[(usize, RecognizedLine)],
 ) -> Result<Option<&'static Script>> {
-    let crops_turned = |o: Orientation| {
-        sample
-            .iter()
-            .map(|(i, _)| crop_line(image, &turned(&regions[*i].quad, o)))
-            .collect::<Result<Vec<_>>>()
-    };
-    let script = tesseract.detect_script(&stacked(&crops_turned(candidates[0])?))?;
+    let indices: Vec<usize> = sample.iter().map(|(i, _)| *i).collect();
+    let crops = sample_crops(image, regions, &indices, candidates[0])?;
+    let script = tesseract.detect_script(&stacked(&crops))?;
     let named = script
         .as_deref()
-        .and_then(traineddata_for_script)
-        .filter(|data| tesseract.has(data));
-    let installed = || SCRIPTS.iter().filter(|s| tesseract.has(s.traineddata));
+        .and_then(script_named)
+        .filter(|s| tesseract.has(s.traineddata));
     match script {
-        _ if named.is_some() => Ok(installed().find(|s| Some(s.traineddata) == named)),
+        _ if named.is_some() => Ok(named),
         Some(script) if PPOCR_SCRIPTS.contains(&script.as_str()) => Ok(None),
         // The detector could not tell, or named a neighbour (Hangul and Devanagari are its weak
         // points). If PP-OCR found next to nothing, each installed script reads the largest line
@@ -238,7 +233,7 @@ fn other_script(
                 .map(|&o| crop_line(image, &turned(&regions[sample[0].0].quad, o)))
                 .collect::<Result<Vec<_>>>()?;
             let mut best = None;
-            for script in installed() {
+            for script in SCRIPTS.iter().filter(|s| tesseract.has(s.traineddata)) {
                 let read = tesseract.recognize(script.traineddata, &trial)?;
                 let score = read
                     .iter()
@@ -383,10 +378,7 @@ fn choose_orientation(
     sample.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     sample.truncate(ORIENTATION_SAMPLE);
     let read_turned = |o: Orientation| -> Result<Vec<(usize, RecognizedLine)>> {
-        let crops = sample
-            .iter()
-            .map(|&i| crop_line(image, &turned(&regions[i].quad, o)))
-            .collect::<Result<Vec<_>>>()?;
+        let crops = sample_crops(image, regions, &sample, o)?;
         Ok(sample.iter().copied().zip(reader.recognize(&crops)?).collect())
     };
     // With PP-OCR, the first candidate (upright, or turned right) read surely settles it: most pages
@@ -403,6 +395,19 @@ fn choose_orientation(
         }
     }
     Ok(best)
+}
+
+/// The lines of the regions at `indices`, cropped as if the page were turned `orientation`.
+fn sample_crops(
+    image: &RgbImage,
+    regions: &[TextRegion],
+    indices: &[usize],
+    orientation: Orientation,
+) -> Result<Vec<RgbImage>> {
+    indices
+        .iter()
+        .map(|&i| crop_line(image, &turned(&regions[i].quad, orientation)))
+        .collect()
 }
 
 /// How convincingly lines were read: confidence weighted by the characters found.
