@@ -76,6 +76,13 @@ async fn ocr(
             format!("Supported languages: {}", OCR_LANGUAGES.join(", ")),
         ));
     };
+    if let Some(reason) = state.pipeline.unreadable_language(language) {
+        return Err(ApiError::invalid(
+            "The input language is not supported",
+            "NotSupportedLanguage",
+            reason,
+        ));
+    }
     let detect_orientation = match params
         .get("detectOrientation")
         .map(str::to_ascii_lowercase)

@@ -192,6 +192,16 @@ async fn analyze(
             ))
         }
     }
+    if let Some(reason) = params
+        .get("language")
+        .and_then(|l| state.pipeline.unreadable_language(l))
+    {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "NotSupportedLanguage",
+            reason,
+        ));
+    }
     state
         .pipeline
         .check_available(&[crate::pipeline::Feature::Read])?;

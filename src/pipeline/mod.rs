@@ -330,6 +330,19 @@ impl Pipeline {
         }
     }
 
+    /// Why text in `language` cannot be read here, if the Tesseract model for its script is not
+    /// installed (None: PP-OCR's language, or the model is there).
+    pub fn unreadable_language(&self, language: &str) -> Option<String> {
+        let data = crate::models::tesseract::traineddata_for_language(language)?;
+        let installed = self.models.tesseract.as_ref().is_some_and(|t| t.has(data));
+        (!installed).then(|| {
+            format!(
+                "the language '{language}' is read by Tesseract's '{data}' model, which is not \
+                 installed (run `vista models fetch`)"
+            )
+        })
+    }
+
     /// An error naming the first of `features` this deployment cannot serve.
     pub fn check_available(&self, features: &[Feature]) -> Result<(), PipelineError> {
         match features
@@ -744,6 +757,9 @@ mod tests {
         for feature in Feature::ALL {
             assert!(pipeline.unavailable(feature).is_some(), "{feature}");
         }
+        let russian = pipeline.unreadable_language("ru").expect("no Tesseract in an empty pack");
+        assert!(russian.contains("'rus'"), "{russian}");
+        assert_eq!(pipeline.unreadable_language("en"), None, "PP-OCR's language");
         let options = AnalysisOptions::default();
         let err = pipeline
             .analyze(

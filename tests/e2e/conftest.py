@@ -29,14 +29,14 @@ def free_port():
 class Server:
     """A running `vista serve`; `stop()` sends SIGTERM and returns the exit code."""
 
-    def __init__(self, *args, keys=KEYS, env=None):
+    def __init__(self, *args, keys=KEYS, env=None, models=MODELS):
         self.port = free_port()
         # Each server keeps its Read operations in a directory of its own unless the test names one.
         data_dir = [] if "--data-dir" in args else ["--data-dir", tempfile.mkdtemp(prefix="vista-data-")]
         self.url = f"http://127.0.0.1:{self.port}"
         environment = {**os.environ, "VISTA_API_KEYS": ",".join(keys), "VISTA_LOG": "info", **(env or {})}
         self.process = subprocess.Popen(
-            [VISTA_BIN, "serve", "--addr", f"127.0.0.1:{self.port}", "--models", MODELS, *data_dir, *args],
+            [VISTA_BIN, "serve", "--addr", f"127.0.0.1:{self.port}", "--models", models, *data_dir, *args],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.log = []
         threading.Thread(target=lambda: self.log.extend(self.process.stdout), daemon=True).start()

@@ -6,12 +6,13 @@ import io
 import os
 
 import pytest
+import requests
 from azure.ai.vision.imageanalysis.models import VisualFeatures
 from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import KEYS
+from conftest import KEYS, MODELS, Server
 from rendered_text import FONTS, VARIANTS, cer, render
 from test_read import submit, wait_for
 
@@ -85,3 +86,22 @@ def test_natural_reading_order_reads_column_by_column(cv):
     basic = wait_for(cv, submit(cv, image, reading_order="basic"))
     lines = [line.text for line in basic.analyze_result.read_results[0].lines]
     assert lines[1:3] == [left[0], right[0]], "basic order reads across the columns, row by row"
+
+
+def test_a_language_whose_model_is_not_installed_is_refused(tmp_path):
+    # The pack without Tesseract: every other file linked in.
+    pack = tmp_path / "models"
+    pack.mkdir()
+    for name in os.listdir(MODELS):
+        if name != "tesseract":
+            os.symlink(os.path.join(MODELS, name), pack / name)
+    image, _ = render("cyrillic")
+    headers = {"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"}
+    with Server(models=str(pack)) as server:
+        legacy = requests.post(f"{server.url}/vision/v3.2/ocr?language=ru", data=image, headers=headers)
+        read = requests.post(f"{server.url}/vision/v3.2/read/analyze?language=ru", data=image, headers=headers)
+        english = requests.post(f"{server.url}/vision/v3.2/ocr?language=en", data=image, headers=headers)
+    assert legacy.status_code == 400 and legacy.json()["error"]["innererror"]["code"] == "NotSupportedLanguage"
+    assert "'rus'" in legacy.json()["error"]["innererror"]["message"]
+    assert read.status_code == 400 and read.json()["error"]["code"] == "NotSupportedLanguage"
+    assert english.status_code == 200
