@@ -99,6 +99,9 @@ pub fn script_named(name: &str) -> Option<&'static Script> {
 
 const PSM_OSD_ONLY: c_int = 0;
 const PSM_SINGLE_LINE: c_int = 7;
+/// A single line without Tesseract's layout heuristics: the fallback when those find no text in a
+/// plainly readable line (seen on an Arabic line at one particular scale).
+const PSM_RAW_LINE: c_int = 13;
 const RIL_WORD: c_int = 3;
 const RIL_SYMBOL: c_int = 4;
 /// Line crops are scaled to this height range: Tesseract reads best with capitals 20 to 40 px tall.
@@ -282,15 +285,22 @@ impl Tesseract {
         self.with_engine(traineddata, |handle| {
             lines
                 .iter()
-                .map(|line| self.read_line(handle, line))
+                .map(|line| {
+                    let read = self.read_line(handle, line, PSM_SINGLE_LINE)?;
+                    if read.chars.is_empty() {
+                        self.read_line(handle, line, PSM_RAW_LINE)
+                    } else {
+                        Ok(read)
+                    }
+                })
                 .collect::<Result<Vec<_>>>()
         })?
     }
 
-    fn read_line(&self, handle: Handle, line: &RgbImage) -> Result<RecognizedLine> {
+    fn read_line(&self, handle: Handle, line: &RgbImage, mode: c_int) -> Result<RecognizedLine> {
         let api = &self.api;
         // SAFETY: a live handle.
-        unsafe { (api.set_page_seg_mode)(handle, PSM_SINGLE_LINE) };
+        unsafe { (api.set_page_seg_mode)(handle, mode) };
         let (framed, margin) = framed_line(line)?;
         self.set_image(handle, &framed);
         let width = (framed.width() - 2 * margin) as f32;

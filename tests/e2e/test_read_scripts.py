@@ -21,8 +21,11 @@ from test_read import submit, wait_for
 # Korean a few spaces (Tesseract splits Korean words between syllables; vista rejoins them by the gaps).
 CER_BOUNDS = {"cyrillic": 0.02, "arabic": 0.02, "greek": 0.22, "hebrew": 0.02, "korean": 0.15,
               "devanagari": 0.02, "thai": 0.15}
-# Known gaps, stated in the README: on these two turned pages a line is lost or misread (44% and 66%).
-UNREADABLE = {("arabic", "rot180"), ("greek", "rot90")}
+# Turned pages that read worse than their script's bound: the Arabic page turned 180° loses its first
+# word (10%).
+VARIANT_BOUNDS = {("arabic", "rot180"): 0.12}
+# A known gap, stated in the README: the Greek page turned 90° is misread (66%).
+UNREADABLE = {("greek", "rot90")}
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +41,8 @@ def test_other_scripts_are_detected_and_read_within_their_error_bound(client, sc
     image, expected = render(script, variant)
     result = client.analyze(image_data=image, visual_features=[VisualFeatures.READ]).read
     lines = [line.text for line in result.blocks[0].lines]
-    assert cer(expected, lines) <= CER_BOUNDS[script], f"{script}/{variant} read as {lines}"
+    bound = VARIANT_BOUNDS.get((script, variant), CER_BOUNDS[script])
+    assert cer(expected, lines) <= bound, f"{script}/{variant} read as {lines}"
 
 
 def test_legacy_ocr_reads_cyrillic_when_asked_for_russian(cv):
