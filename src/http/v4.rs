@@ -72,6 +72,19 @@ impl AnalyzeRequest {
                 "The input language is not supported",
             ));
         }
+        let naming = features
+            .iter()
+            .any(|f| matches!(f, Feature::Caption | Feature::DenseCaptions | Feature::Tags));
+        if naming && !language.eq_ignore_ascii_case("en") {
+            return Err(ApiError::invalid(
+                INVALID_QUERY,
+                "NotSupportedLanguage",
+                format!(
+                    "The input language '{language}' is not supported: captions and tags are in \
+                     English ('en') only on this server"
+                ),
+            ));
+        }
         let gender_neutral_caption = match params
             .get("gender-neutral-caption")
             .map(str::to_ascii_lowercase)
@@ -118,6 +131,12 @@ impl AnalyzeRequest {
 pub struct AnalyzeResponse {
     pub model_version: &'static str,
     pub metadata: Metadata,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub caption_result: Option<CaptionResult>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dense_captions_result: Option<Values<DenseCaption>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_result: Option<Values<DetectedTag>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub objects_result: Option<Values<DetectedObject>>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -224,6 +243,20 @@ pub struct DetectedTag {
 }
 
 #[derive(Debug, Serialize)]
+pub struct CaptionResult {
+    pub text: String,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DenseCaption {
+    pub text: String,
+    pub confidence: f32,
+    pub bounding_box: BoundingBox,
+}
+
+#[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct DetectedPerson {
     pub bounding_box: BoundingBox,
@@ -248,14 +281,43 @@ impl From<PixelRect> for BoundingBox {
     }
 }
 
-impl From<Analysis> for AnalyzeResponse {
-    fn from(analysis: Analysis) -> Self {
+impl AnalyzeResponse {
+    /// The results of `features` (dense captions compute the caption, but only a requested caption
+    /// is sent).
+    pub fn new(analysis: Analysis, features: &[Feature]) -> Self {
         AnalyzeResponse {
             model_version: MODEL_VERSION,
             metadata: Metadata {
                 width: analysis.width,
                 height: analysis.height,
             },
+            caption_result: analysis
+                .captions
+                .and_then(|c| c.into_iter().next())
+                .filter(|_| features.contains(&Feature::Caption))
+                .map(|c| CaptionResult {
+                    text: c.text,
+                    confidence: c.confidence,
+                }),
+            dense_captions_result: analysis.dense_captions.map(|regions| Values {
+                values: regions
+                    .into_iter()
+                    .map(|r| DenseCaption {
+                        text: r.text,
+                        confidence: r.confidence,
+                        bounding_box: r.rect.into(),
+                    })
+                    .collect(),
+            }),
+            tags_result: analysis.tags.map(|tags| Values {
+                values: tags
+                    .into_iter()
+                    .map(|t| DetectedTag {
+                        name: t.name,
+                        confidence: t.confidence,
+                    })
+                    .collect(),
+            }),
             objects_result: analysis.objects.map(|objects| Values {
                 values: objects
                     .into_iter()
@@ -306,11 +368,12 @@ pub async fn analyze(
         smart_crop_ratios: analyze.smart_crop_ratios,
         ..AnalysisOptions::default()
     };
+    let features = analyze.features.clone();
     let analysis = state
         .workers
         .run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features, &options))
         .await??;
-    Ok(Json(analysis.into()))
+    Ok(Json(AnalyzeResponse::new(analysis, &features)))
 }
 
 #[cfg(test)]
@@ -407,8 +470,25 @@ mod tests {
                 h: 10,
             },
         }]);
+        // Dense captions compute the caption too; it is sent only when asked for.
+        let caption = crate::pipeline::caption::Caption {
+            text: "a cat".into(),
+            confidence: 0.5,
+        };
+        analysis.captions = Some(vec![caption]);
+        analysis.dense_captions = Some(vec![crate::pipeline::caption::DenseCaption {
+            text: "a cat".into(),
+            confidence: 0.5,
+            rect: PixelRect {
+                x: 0,
+                y: 0,
+                w: 640,
+                h: 480,
+            },
+        }]);
+        let features = [Feature::Objects, Feature::SmartCrops, Feature::DenseCaptions];
         // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
-        let wire = serde_json::to_string(&AnalyzeResponse::from(analysis)).unwrap();
+        let wire = serde_json::to_string(&AnalyzeResponse::new(analysis, &features)).unwrap();
         assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");
         let json: serde_json::Value = serde_json::from_str(&wire).unwrap();
         assert_eq!(
@@ -416,7 +496,9 @@ mod tests {
             serde_json::json!({"modelVersion": "2023-10-01", "metadata": {"width": 640, "height": 480},
                 "objectsResult": {"values": [{"boundingBox": {"x": 1, "y": 2, "w": 3, "h": 4},
                                               "tags": [{"name": "cat", "confidence": 0.5}]}]},
-                "smartCropsResult": {"values": [{"aspectRatio": 0.9, "boundingBox": {"x": 0, "y": 5, "w": 9, "h": 10}}]}})
+                "smartCropsResult": {"values": [{"aspectRatio": 0.9, "boundingBox": {"x": 0, "y": 5, "w": 9, "h": 10}}]},
+                "denseCaptionsResult": {"values": [{"text": "a cat", "confidence": 0.5,
+                                                    "boundingBox": {"x": 0, "y": 0, "w": 640, "h": 480}}]}})
         );
     }
 }

@@ -20,27 +20,38 @@ struct Synset {
     hypernyms: Vec<u32>,
 }
 
-/// The parents of each class the detector names, nearest first.
+/// The parents of each class the detector names, nearest first, and the names of the classifier's
+/// ImageNet classes with their parents.
 #[derive(Debug, Default)]
 pub struct Hierarchy {
     parents: HashMap<String, Vec<String>>,
+    imagenet: Vec<NamedClass>,
+}
+
+/// A classifier class: its own short name ("tabby") and its readable parents ("cat", "mammal"...).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NamedClass {
+    pub name: String,
+    pub parents: Vec<String>,
 }
 
 #[derive(Deserialize)]
 struct WordTreeNames {
     coco80: Vec<String>,
     readable: Vec<String>,
+    /// [synset, short name] in the classifier's output order.
+    imagenet1k: Vec<(String, String)>,
 }
 
 impl Hierarchy {
-    /// `labels` are the detector's class names in COCO-80 order.
+    /// `labels` are the detector's class names in COCO-80 order (none without a detector).
     pub fn load(wordnet: &Path, wordtree: &Path, labels: &[String]) -> Result<Self> {
         let nouns = std::fs::read_to_string(wordnet)
             .with_context(|| format!("reading {}", wordnet.display()))?;
         let names = std::fs::read_to_string(wordtree)
             .with_context(|| format!("reading {}", wordtree.display()))?;
         let names: WordTreeNames = serde_json::from_str(&names).context("wordtree names")?;
-        if labels.len() != names.coco80.len() {
+        if !labels.is_empty() && labels.len() != names.coco80.len() {
             bail!(
                 "the detector has {} classes; the WordTree map is for COCO-80",
                 labels.len()
@@ -50,16 +61,28 @@ impl Hierarchy {
         let readable: HashSet<String> = names.readable.iter().map(|n| n.to_lowercase()).collect();
         let mut parents = HashMap::new();
         for (label, synset) in labels.iter().zip(&names.coco80) {
-            let offset = synset
-                .trim_start_matches('n')
-                .parse()
-                .with_context(|| format!("synset {synset}"))?;
             parents.insert(
                 label.clone(),
-                readable_ancestors(&synsets, offset, &readable, label),
+                readable_ancestors(&synsets, synset_offset(synset)?, &readable, label),
             );
         }
-        Ok(Hierarchy { parents })
+        let imagenet = names
+            .imagenet1k
+            .iter()
+            .map(|(synset, name)| {
+                let name = name.to_lowercase();
+                Ok(NamedClass {
+                    parents: readable_ancestors(&synsets, synset_offset(synset)?, &readable, &name),
+                    name,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Hierarchy { parents, imagenet })
+    }
+
+    /// The classifier's classes, in its output order.
+    pub fn imagenet(&self) -> &[NamedClass] {
+        &self.imagenet
     }
 
     pub fn parents(&self, label: &str) -> &[String] {
@@ -68,6 +91,14 @@ impl Hierarchy {
             .map(Vec::as_slice)
             .unwrap_or_default()
     }
+}
+
+/// "n02123045" → 2123045.
+fn synset_offset(synset: &str) -> Result<u32> {
+    synset
+        .trim_start_matches('n')
+        .parse()
+        .with_context(|| format!("synset {synset}"))
 }
 
 /// Reads `tools/wordnet_nouns.py`'s lines: offset, lemmas, their sense ranks, hypernyms.
@@ -173,6 +204,7 @@ mod tests {
         let names = serde_json::json!({
             "coco80": synsets,
             "readable": ["Animal", "Mammal", "Cat", "Bat", "Sports equipment", "Pet"],
+            "imagenet1k": [["n00000005", "Tabby"], ["n00000008", "baseball bat"]],
         });
         std::fs::write(dir.join("nouns.tsv"), NOUNS).unwrap();
         std::fs::write(dir.join("names.json"), names.to_string()).unwrap();
@@ -190,6 +222,17 @@ mod tests {
         // "bat" names the club only in its third sense, so it is not shown.
         assert_eq!(h.parents("baseball bat"), ["sports equipment"]);
         assert!(h.parents("unknown").is_empty());
+    }
+
+    #[test]
+    fn classifier_classes_get_their_lowercase_name_and_readable_parents() {
+        let h = hierarchy(&[], &[]).unwrap();
+        let tabby = NamedClass {
+            name: "tabby".into(),
+            parents: vec!["cat".into(), "mammal".into(), "animal".into()],
+        };
+        assert_eq!(h.imagenet()[0], tabby);
+        assert_eq!(h.imagenet()[1].parents, ["sports equipment"]);
     }
 
     #[test]

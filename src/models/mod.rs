@@ -3,6 +3,8 @@
 
 pub mod centerface;
 pub mod centernet;
+pub mod e5;
+pub mod efficientnet;
 pub mod faceres;
 pub mod hierarchy;
 pub mod manifest;
@@ -20,6 +22,8 @@ use serde::Serialize;
 
 use self::centerface::CenterFace;
 use self::centernet::CenterNet;
+use self::e5::E5;
+use self::efficientnet::EfficientNet;
 use self::faceres::FaceRes;
 use self::hierarchy::Hierarchy;
 use self::manifest::{FileState, Manifest, PackEntry};
@@ -62,12 +66,17 @@ pub struct ModelPack {
     pub face_attributes: Option<FaceRes>,
     pub salience: Option<U2Net>,
     pub nsfw: Option<Nsfw>,
+    /// ImageNet-1k probabilities, the main evidence of tags, captions and categories.
+    pub classifier: Option<EfficientNet>,
     pub text_detector: Option<TextDetector>,
     pub text_recognizer: Option<TextRecognizer>,
     /// Reads the scripts PP-OCR does not (Cyrillic, Arabic, Hangul...), with their traineddata.
     pub tesseract: Option<Tesseract>,
-    /// Parents of the detector's classes for 3.2 objects; without it they have none.
+    /// Parents of the detector's classes for 3.2 objects (without it they have none), and the
+    /// classifier's class names (tags need it).
     pub hierarchy: Option<Hierarchy>,
+    /// Text to search vectors (multilingual-e5-small).
+    pub text_encoder: Option<E5>,
     /// PDFium, checked against its hash; the pipeline binds it for PDF input.
     pub pdfium_library: Option<PathBuf>,
     pub status: Vec<ModelStatus>,
@@ -75,10 +84,9 @@ pub struct ModelPack {
 
 /// What no model in any registry package can do, so vista never claims it (shown by `vista models list`
 /// and `/ready`).
-pub const NO_MODEL: [(&str, &str); 5] = [
+pub const NO_MODEL: [(&str, &str); 4] = [
     ("gore", "no gore/violence classifier exists in a registry package: 3.2 adult omits isGoryContent and goreScore"),
-    ("captions", "no captioning or vision-language weights: caption, denseCaptions, describe are refused"),
-    ("tags", "tags, categories and 3.2 description have no model in this build yet"),
+    ("captions", "no captioning or vision-language weights: captions are sentences composed from the detected objects, people and tags, in English only"),
     ("celebrities, landmarks", "no domain models: /vision/v3.2/models lists none"),
     ("brands", "no brand detector"),
 ];
@@ -160,6 +168,9 @@ impl ModelPack {
         if let Some((sessions, entry)) = sessions_for("adult")? {
             pack.nsfw = Some(Nsfw::new(sessions, entry)?);
         }
+        if let Some((sessions, entry)) = sessions_for("tags")? {
+            pack.classifier = Some(EfficientNet::new(sessions, entry)?);
+        }
         if let Some((sessions, entry)) = sessions_for("text-detection")? {
             pack.text_detector = Some(TextDetector::new(sessions, entry)?);
         }
@@ -168,6 +179,15 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);
+        }
+        if let Some(entry) = manifest.data_file("text-embedding").filter(|e| usable(&e.id)) {
+            match E5::load(&entry.path(&options.dir)) {
+                Ok(encoder) => {
+                    pack.text_encoder = Some(encoder);
+                    loaded.push(entry.id.clone());
+                }
+                Err(e) => tracing::warn!("search vectors are not available: {e:#}"),
+            }
         }
         if let Some(entry) = manifest.data_file("pdf").filter(|e| usable(&e.id)) {
             pack.pdfium_library = Some(entry.path(&options.dir));
@@ -199,11 +219,11 @@ impl ModelPack {
             manifest.data_file("hypernyms"),
             manifest.data_file("hierarchy-names"),
         );
-        if let (Some(detector), (Some(wordnet), Some(wordtree))) = (&pack.detector, hierarchy_files)
-        {
+        if let (Some(wordnet), Some(wordtree)) = hierarchy_files {
             if usable(&wordnet.id) && usable(&wordtree.id) {
                 let dir = &options.dir;
-                match Hierarchy::load(&wordnet.path(dir), &wordtree.path(dir), detector.labels()) {
+                let labels = pack.detector.as_ref().map_or(&[][..], |d| d.labels());
+                match Hierarchy::load(&wordnet.path(dir), &wordtree.path(dir), labels) {
                     Ok(hierarchy) => {
                         pack.hierarchy = Some(hierarchy);
                         loaded.extend([wordnet.id.clone(), wordtree.id.clone()]);

@@ -53,9 +53,15 @@ impl TextDetector {
     }
 
     pub fn detect(&self, image: &RgbImage) -> Result<Vec<TextRegion>> {
+        self.detect_within(image, self.facts.max_side)
+    }
+
+    /// Detects on the image scaled to at most `max_side`: a smaller map is enough to tell whether
+    /// there is text at all.
+    pub fn detect_within(&self, image: &RgbImage, max_side: u32) -> Result<Vec<TextRegion>> {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
-        let (map_w, map_h) = input_size(width, height, facts.max_side);
+        let (map_w, map_h) = input_size(width, height, max_side.min(facts.max_side));
         let pixels = resize(
             image,
             map_w,

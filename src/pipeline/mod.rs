@@ -2,12 +2,16 @@
 //! (no HTTP types, no tensors). Every API family (4.0, 3.2, the CLI) goes through here.
 
 pub mod adult;
+pub mod caption;
+pub mod categories;
 pub mod color;
 pub mod decode;
 pub mod image_type;
 pub mod pdf;
 pub mod read;
 pub mod smart_crop;
+pub mod tags;
+pub mod vectors;
 pub mod workers;
 
 use std::fmt;
@@ -21,6 +25,7 @@ use self::decode::{decode, DecodeError, DecodedImage, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
 pub use crate::models::faceres::{FaceAttributes, Gender};
+use crate::models::e5::TextRole;
 use crate::models::preprocess::resize;
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
@@ -45,6 +50,10 @@ pub enum Feature {
     ImageType,
     /// 3.2 `Adult`: adult and racy scores. Not a 4.0 feature name.
     Adult,
+    /// 3.2 `Categories`: the 86-category taxonomy. Not a 4.0 feature name.
+    Categories,
+    /// 3.2 `Description`: caption candidates and tag words. Not a 4.0 feature name.
+    Description,
 }
 
 impl Feature {
@@ -74,6 +83,8 @@ impl Feature {
             Feature::Color => "color",
             Feature::ImageType => "imageType",
             Feature::Adult => "adult",
+            Feature::Categories => "categories",
+            Feature::Description => "description",
         }
     }
 
@@ -96,6 +107,8 @@ impl fmt::Display for Feature {
 pub struct DetectionSettings {
     /// Objects below this confidence are not reported.
     pub min_object_confidence: f32,
+    /// Tags below this confidence are not reported.
+    pub min_tag_confidence: f32,
     /// People below this confidence are not reported (Azure reports low-confidence people too).
     pub min_person_confidence: f32,
     /// Per-class NMS overlap above which the weaker box is dropped.
@@ -111,6 +124,7 @@ impl Default for DetectionSettings {
     fn default() -> Self {
         DetectionSettings {
             min_object_confidence: 0.3,
+            min_tag_confidence: 0.5,
             min_person_confidence: 0.2,
             nms_iou: 0.7,
             min_face_confidence: 0.5,
@@ -185,6 +199,11 @@ pub struct Analysis {
     pub image_type: Option<image_type::ImageType>,
     pub adult: Option<adult::AdultRating>,
     pub text: Option<read::PageText>,
+    pub tags: Option<Vec<tags::Tag>>,
+    /// Caption candidates, the best first (4.0 `caption` uses the first).
+    pub captions: Option<Vec<caption::Caption>>,
+    pub dense_captions: Option<Vec<caption::DenseCaption>>,
+    pub categories: Option<Vec<categories::Category>>,
 }
 
 impl Analysis {
@@ -203,6 +222,10 @@ impl Analysis {
             image_type: None,
             adult: None,
             text: None,
+            tags: None,
+            captions: None,
+            dense_captions: None,
+            categories: None,
         }
     }
 }
@@ -234,6 +257,33 @@ impl SegmentMode {
     }
 }
 
+/// The features that name what an image shows: tags, captions and categories.
+const NAMING_FEATURES: [Feature; 5] = [
+    Feature::Caption,
+    Feature::DenseCaptions,
+    Feature::Tags,
+    Feature::Categories,
+    Feature::Description,
+];
+
+/// The longer side of the copy the text detector looks at to tell whether an image has text.
+const TEXT_PRESENCE_SIDE: u32 = 640;
+
+/// Mean brightness, 0..1, from a sparse grid of pixels.
+fn brightness(image: &RgbImage) -> f32 {
+    let (w, h) = image.dimensions();
+    let step = (w.max(h) / 64).max(1) as usize;
+    let (mut sum, mut n) = (0.0, 0);
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            let [r, g, b] = image.get_pixel(x, y).0;
+            sum += (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / 255.0;
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f32
+}
+
 /// Background removal returns at most this many pixels (Azure's cap), same aspect ratio.
 pub const MAX_CUTOUT_PIXELS: u64 = 16_000_000;
 
@@ -256,6 +306,7 @@ pub enum PipelineError {
 pub struct Pipeline {
     models: ModelPack,
     detection: DetectionSettings,
+    tag_filter: tags::TagFilter,
     pdf: Option<pdf::PdfReader>,
 }
 
@@ -269,8 +320,15 @@ impl Pipeline {
         Pipeline {
             models,
             detection,
+            tag_filter: tags::TagFilter::default(),
             pdf,
         }
+    }
+
+    /// Applies the deployment's allow-list and block-list to every name derived from tags.
+    pub fn with_tag_filter(mut self, filter: tags::TagFilter) -> Self {
+        self.tag_filter = filter;
+        self
     }
 
     /// Checks a PDF before it is accepted: its pages, or why it cannot be read.
@@ -319,15 +377,36 @@ impl Pipeline {
             | Feature::Color
             | Feature::ImageType
             | Feature::Adult => None,
-            Feature::Caption | Feature::DenseCaptions => {
-                Some("no captioning model is installed in this vista build".into())
-            }
-            Feature::Tags => Some("no tagging model is installed in this vista build".into()),
+            Feature::Caption
+            | Feature::DenseCaptions
+            | Feature::Tags
+            | Feature::Categories
+            | Feature::Description => self.unable_to_name_things(),
             Feature::Read if self.models.text_detector.is_none() || self.models.text_recognizer.is_none() => Some(
                 "the OCR models (ppocr-det, ppocr-rec) are not installed; run `vista models fetch`".into(),
             ),
             Feature::Read => None,
         }
+    }
+
+    /// Why tags, captions and categories cannot be made here: they need the classifier, the detector
+    /// and WordNet's names.
+    fn unable_to_name_things(&self) -> Option<String> {
+        let models = &self.models;
+        let missing: Vec<&str> = [
+            (models.classifier.is_none(), "the classifier (efficientnet-lite0)"),
+            (models.detector.is_none(), "the object detector (centernet)"),
+            (models.hierarchy.is_none(), "the WordNet names (wordnet, wordtree)"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, what)| missing.then_some(what))
+        .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "{} not installed; run `vista models fetch`",
+                missing.join(" and ") + if missing.len() > 1 { " are" } else { " is" }
+            )
+        })
     }
 
     /// Why text in `language` cannot be read here, if the Tesseract model for its script is not
@@ -382,17 +461,20 @@ impl Pipeline {
 
         let wants = |f: Feature| features.contains(&f);
         let settings = &self.detection;
-        // Smart crops and the area of interest weigh people and objects too: one detector run serves all.
+        let naming = NAMING_FEATURES.iter().any(|f| wants(*f));
+        // Smart crops, the area of interest, tags and captions weigh people and objects too: one
+        // detector run serves all.
         let detections = match &self.models.detector {
             Some(detector)
-                if [
-                    Feature::Objects,
-                    Feature::People,
-                    Feature::SmartCrops,
-                    Feature::AreaOfInterest,
-                ]
-                .iter()
-                .any(|f| wants(*f)) =>
+                if naming
+                    || [
+                        Feature::Objects,
+                        Feature::People,
+                        Feature::SmartCrops,
+                        Feature::AreaOfInterest,
+                    ]
+                    .iter()
+                    .any(|f| wants(*f)) =>
             {
                 let floor = settings
                     .min_object_confidence
@@ -407,18 +489,14 @@ impl Pipeline {
                 detections
                     .iter()
                     .filter(|d| d.score >= settings.min_object_confidence)
+                    .filter(|d| self.tag_filter.permits(self.label(d)))
                     .map(|d| {
                         let label = self.label(d);
-                        let parents = self
-                            .models
-                            .hierarchy
-                            .as_ref()
-                            .map(|h| h.parents(label).to_vec());
                         DetectedObject {
                             rect: d.bbox.to_pixel_rect(width, height),
                             label: label.to_string(),
                             confidence: d.score,
-                            parents: parents.unwrap_or_default(),
+                            parents: self.parents(label),
                         }
                     })
                     .collect(),
@@ -458,8 +536,13 @@ impl Pipeline {
         }
         let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
         // Faces serve the Faces feature and, when the model is there, weigh most on crops.
+        // Tags say "human face" only where the detector saw a person.
+        let tagging_people = (wants(Feature::Tags) || wants(Feature::Description))
+            && detections
+                .iter()
+                .any(|d| is_person(d) && d.score >= settings.min_person_confidence);
         let faces = match &self.models.faces {
-            Some(model) if wants(Feature::Faces) || cropping => {
+            Some(model) if wants(Feature::Faces) || cropping || tagging_people => {
                 model.detect(image, settings.min_face_confidence)?
             }
             _ => Vec::new(),
@@ -551,7 +634,177 @@ impl Pipeline {
                 );
             }
         }
+        if naming {
+            self.name_things(image, &detections, &faces, features, &mut analysis)?;
+        }
         Ok(analysis)
+    }
+
+    /// Tags, captions, dense captions and categories, from the classifier and what the other models
+    /// already found (`detections`, `faces`, the text read if `read` was asked for too).
+    fn name_things(
+        &self,
+        image: &RgbImage,
+        detections: &[Detection],
+        faces: &[Detection],
+        features: &[Feature],
+        analysis: &mut Analysis,
+    ) -> Result<(), PipelineError> {
+        let wants = |f: Feature| features.contains(&f);
+        let (Some(classifier), Some(hierarchy)) = (&self.models.classifier, &self.models.hierarchy)
+        else {
+            unreachable!("checked by check_available()");
+        };
+        let (width, height) = image.dimensions();
+        let settings = &self.detection;
+        let filter = &self.tag_filter;
+        let probabilities = classifier.classify(image)?;
+        // Words about detections carry the chance that they are right, not the detector's score.
+        let things: Vec<caption::Thing> = detections
+            .iter()
+            .filter(|d| filter.permits(self.label(d)))
+            .map(|d| caption::Thing {
+                label: self.label(d).to_string(),
+                rect: d.bbox.to_pixel_rect(width, height),
+                confidence: tags::detection_confidence(d.score),
+            })
+            .collect();
+        let parents: Vec<Vec<String>> = things.iter().map(|t| self.parents(&t.label)).collect();
+        let text = if wants(Feature::Tags) || wants(Feature::Categories) {
+            self.text_presence(image, analysis.text.as_ref())?
+        } else {
+            None
+        };
+        let evidence = tags::TagEvidence {
+            classes: Some((&probabilities, hierarchy.imagenet())),
+            objects: things
+                .iter()
+                .zip(&parents)
+                .map(|(t, parents)| (t.label.as_str(), t.confidence, parents.as_slice()))
+                .collect(),
+            face: faces.iter().map(|f| f.score).reduce(f32::max),
+            text,
+        };
+        let scores = tags::TagScores::fuse(&evidence, filter);
+        if wants(Feature::Tags) || wants(Feature::Description) {
+            analysis.tags = Some(scores.tags(settings.min_tag_confidence));
+        }
+        if wants(Feature::Categories) {
+            let people: Vec<&caption::Thing> = things
+                .iter()
+                .filter(|t| t.label == "person" && t.confidence >= caption::MIN_CAPTION_CONFIDENCE)
+                .collect();
+            let image_area = (width as f32 * height as f32).max(1.0);
+            let counted = categories::People {
+                count: people.len(),
+                confidence: people.iter().map(|p| p.confidence).fold(0.0, f32::max),
+                largest_share: people
+                    .iter()
+                    .map(|p| p.rect.w as f32 * p.rect.h as f32 / image_area)
+                    .fold(0.0, f32::max),
+            };
+            analysis.categories = Some(categories::categorize(
+                |name| scores.score(name),
+                &counted,
+                brightness(image),
+            ));
+        }
+        if [Feature::Caption, Feature::DenseCaptions, Feature::Description]
+            .iter()
+            .any(|f| wants(*f))
+        {
+            let class = probabilities
+                .iter()
+                .enumerate()
+                .max_by(|a, b| a.1.total_cmp(b.1))
+                .map(|(i, p)| (hierarchy.imagenet()[i].name.clone(), *p))
+                .filter(|(name, _)| filter.permits(name));
+            let top_tag = scores
+                .tags(0.0)
+                .into_iter()
+                .find(|t| t.name != "text" && t.name != "human face")
+                .map(|t| (t.name, t.confidence));
+            let facts = caption::Facts {
+                width,
+                height,
+                things,
+                class,
+                top_tag,
+            };
+            let captions = caption::captions(&facts);
+            if wants(Feature::DenseCaptions) {
+                analysis.dense_captions = Some(caption::dense_captions(image, &facts, &captions[0]));
+            }
+            analysis.captions = Some(captions);
+        }
+        Ok(())
+    }
+
+    /// How sure it is that the image shows text: the words read when `read` ran, otherwise the text
+    /// detector's surest region on a small copy of the image. None without the text detector.
+    fn text_presence(
+        &self,
+        image: &RgbImage,
+        read: Option<&read::PageText>,
+    ) -> Result<Option<f32>, PipelineError> {
+        if let Some(page) = read {
+            let words = page.lines.iter().flat_map(|l| &l.words);
+            return Ok(Some(words.map(|w| w.confidence).fold(0.0, f32::max)));
+        }
+        let Some(detector) = &self.models.text_detector else {
+            return Ok(None);
+        };
+        let regions = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
+        // One region may be a stray stroke; a few make text.
+        let support = (regions.len() as f32 / 3.0).min(1.0);
+        Ok(Some(regions.iter().map(|r| r.score).fold(0.0, f32::max) * support))
+    }
+
+    /// The readable parents of a detector label that the deployment's tag rules allow.
+    fn parents(&self, label: &str) -> Vec<String> {
+        let parents = self.models.hierarchy.as_ref().map(|h| h.parents(label));
+        parents
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| self.tag_filter.permits(p))
+            .cloned()
+            .collect()
+    }
+
+    /// The search vector of an image: what the image shows, put in words (its caption and tags),
+    /// embedded as an e5 passage, so that text queries in any language e5 knows find it.
+    pub fn vectorize_image(&self, bytes: &[u8], limits: &ImageLimits) -> Result<Vec<f32>, PipelineError> {
+        self.check_vectors()?;
+        let words = [Feature::Caption, Feature::Tags];
+        self.check_available(&words)?;
+        let image = decode(bytes, limits)?;
+        let analysis = self.run_features(&image, &words, &AnalysisOptions::default())?;
+        let passage = vectors::image_passage(&analysis);
+        tracing::debug!(%passage, "image passage");
+        self.embed(&passage, TextRole::Passage)
+    }
+
+    /// The search vector of a text query.
+    pub fn vectorize_text(&self, text: &str) -> Result<Vec<f32>, PipelineError> {
+        self.check_vectors()?;
+        self.embed(text, TextRole::Query)
+    }
+
+    /// An error when search vectors cannot be made here (no text encoder).
+    pub fn check_vectors(&self) -> Result<(), PipelineError> {
+        match self.models.text_encoder {
+            Some(_) => Ok(()),
+            None => Err(PipelineError::Unavailable {
+                feature: "vectorize",
+                reason: "the text encoder (e5-small) is not installed; run `vista models fetch`"
+                    .into(),
+            }),
+        }
+    }
+
+    fn embed(&self, text: &str, role: TextRole) -> Result<Vec<f32>, PipelineError> {
+        let encoder = self.models.text_encoder.as_ref().expect("checked by check_vectors()");
+        Ok(encoder.embed(text, role)?)
     }
 
     /// The text models, when the pack has the two that reading needs.

@@ -168,8 +168,8 @@ def test_error_paths_through_the_sdk(client):
         (dict(image_data=b"this is not an image at all", visual_features=OBJECTS_PEOPLE), "InvalidImageFormat"),
         (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.OBJECTS],
               smart_crops_aspect_ratios=[2.5]), "BadArgument"),
-        (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.CAPTION]), "NotSupportedVisualFeature"),
-        (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.TAGS]), "NotSupportedVisualFeature"),
+        (dict(image_data=photo("coffee.png"), visual_features=[VisualFeatures.TAGS], language="pt"),
+         "NotSupportedLanguage"),
     ]
     for kwargs, inner in cases:
         with pytest.raises(HttpResponseError) as e:
@@ -190,9 +190,9 @@ def test_query_rules(server):
     body = assert_azure_error(post(server, "api-version=2023-10-01&features=faces", data), 400, "InvalidRequest",
                               "NotSupportedVisualFeature")
     assert "faces" in body["innererror"]["message"]
-    body = assert_azure_error(post(server, "api-version=2023-10-01&features=denseCaptions,objects", data), 400,
+    body = assert_azure_error(post(server, "api-version=2023-10-01&features=smartCrops,categories", data), 400,
                               "InvalidRequest", "NotSupportedVisualFeature")
-    assert "denseCaptions" in body["innererror"]["message"]
+    assert "categories" in body["innererror"]["message"], "a 3.2 feature is not a 4.0 one"
     assert_azure_error(post(server, "api-version=2023-10-01&features=objects&smartcrops-aspect-ratios=0.9,1.9", data),
                        400, "InvalidRequest", "BadArgument")
     body = assert_azure_error(post(server, "api-version=2023-10-01", data), 400, "InvalidRequest")

@@ -94,9 +94,6 @@ def test_models_lists_no_domain_model(cv):
 
 
 def test_features_without_a_model_are_refused_with_their_name(cv, server):
-    for feature in [VisualFeatureTypes.categories, VisualFeatureTypes.description, VisualFeatureTypes.tags]:
-        code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[feature]))
-        assert (code, inner) == ("InvalidRequest", "NotSupportedVisualFeature")
     code, inner = error_codes(lambda: cv.analyze_image_in_stream(stream("coffee.png"), visual_features=[
         VisualFeatureTypes.objects], details=[Details.celebrities]))
     assert inner == "InvalidDetails"
@@ -105,10 +102,6 @@ def test_features_without_a_model_are_refused_with_their_name(cv, server):
     assert response.status_code == 400 and "Brands" in response.json()["error"]["innererror"]["message"]
     code, inner = error_codes(lambda: cv.analyze_image_by_domain_in_stream("celebrities", stream("coffee.png")))
     assert inner == "InvalidModel"
-    # Operations with no model in this build exist and refuse, naming what is missing.
-    for call in [lambda: cv.describe_image_in_stream(stream("coffee.png")),
-                 lambda: cv.tag_image_in_stream(stream("coffee.png"))]:
-        assert error_codes(call) == ("InvalidRequest", "NotSupportedVisualFeature")
 
 
 def test_v32_input_rules(cv):

@@ -1,0 +1,133 @@
+//! Multimodal search vectors: `POST /computervision/retrieval:vectorizeImage` and
+//! `retrieval:vectorizeText` → `{"modelVersion", "vector"}`. vista's vectors are its own (Azure's
+//! cannot be reproduced), so its `modelVersion` names say so, and a model version it does not have is
+//! refused rather than answered with vectors that would not compare.
+
+use std::sync::Arc;
+
+use axum::body::to_bytes;
+use axum::extract::{RawQuery, Request, State};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::error::ApiError;
+use super::intake::image_bytes;
+use super::query::QueryParams;
+use super::AppState;
+use crate::pipeline::decode::ANALYZE_V4;
+
+pub const API_VERSIONS: [&str; 4] = [
+    "2024-02-01",
+    "2023-10-01",
+    "2023-04-01-preview",
+    "2023-02-01-preview",
+];
+/// The one vector model: images described in words (caption and tags), embedded with
+/// multilingual-e5-small, as are queries.
+pub const MODEL_VERSION: &str = "vista-e5-small-tags-1";
+/// Azure's limit on a text query, in words.
+const MAX_WORDS: usize = 70;
+const MAX_TEXT_BYTES: usize = 64 * 1024;
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VectorResponse {
+    pub model_version: &'static str,
+    pub vector: Vec<f32>,
+}
+
+#[derive(Debug, Deserialize)]
+struct TextBody {
+    text: String,
+}
+
+fn check_query(params: &QueryParams) -> Result<(), ApiError> {
+    match params.get("api-version") {
+        Some(v) if API_VERSIONS.contains(&v) => {}
+        other => {
+            return Err(ApiError::invalid(
+                format!(
+                    "The api-version '{}' is not supported.",
+                    other.unwrap_or("")
+                ),
+                "UnsupportedApiVersion",
+                format!("Supported api-versions: {}", API_VERSIONS.join(", ")),
+            ))
+        }
+    }
+    match params.get("model-version") {
+        None | Some("latest") => Ok(()),
+        Some(v) if v == MODEL_VERSION => Ok(()),
+        Some(v) => Err(ApiError::bad_argument(format!(
+            "'model-version' '{v}' is not available: this server's vectors come from \
+             '{MODEL_VERSION}' (use it or 'latest'); vectors of different models do not compare"
+        ))),
+    }
+}
+
+pub async fn vectorize_image(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<VectorResponse>, ApiError> {
+    check_query(&QueryParams::parse(query.as_deref()))?;
+    // Refused before the body is read when the text encoder is missing.
+    state.pipeline.check_vectors()?;
+    let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
+    let pipeline = Arc::clone(&state.pipeline);
+    let vector = state
+        .workers
+        .run(move || pipeline.vectorize_image(&bytes, &ANALYZE_V4))
+        .await??;
+    Ok(Json(VectorResponse {
+        model_version: MODEL_VERSION,
+        vector,
+    }))
+}
+
+pub async fn vectorize_text(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<VectorResponse>, ApiError> {
+    check_query(&QueryParams::parse(query.as_deref()))?;
+    // Refused before the body is read when the text encoder is missing.
+    state.pipeline.check_vectors()?;
+    let body = to_bytes(request.into_body(), MAX_TEXT_BYTES)
+        .await
+        .map_err(|_| ApiError::invalid_request("The text body is too large or unreadable"))?;
+    let text = serde_json::from_slice::<TextBody>(&body)
+        .map_err(|e| ApiError::invalid_request(format!("The body must be {{\"text\": \"...\"}}: {e}")))?
+        .text;
+    let words = text.split_whitespace().count();
+    if words == 0 || words > MAX_WORDS {
+        return Err(ApiError::invalid_request(format!(
+            "The text must have 1 to {MAX_WORDS} words; it has {words}"
+        )));
+    }
+    let pipeline = Arc::clone(&state.pipeline);
+    let vector = state
+        .workers
+        .run(move || pipeline.vectorize_text(&text))
+        .await??;
+    Ok(Json(VectorResponse {
+        model_version: MODEL_VERSION,
+        vector,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_and_models_are_checked() {
+        let check = |q: &str| check_query(&QueryParams::parse(Some(q)));
+        assert!(check("api-version=2024-02-01").is_ok());
+        assert!(check("api-version=2023-04-01-preview&model-version=latest").is_ok());
+        assert!(check(&format!("api-version=2024-02-01&model-version={MODEL_VERSION}")).is_ok());
+        assert!(check("api-version=2024-02-01&model-version=2023-04-15").is_err());
+        assert!(check("api-version=2022-01-01").is_err());
+        assert!(check("").is_err());
+    }
+}

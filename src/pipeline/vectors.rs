@@ -1,0 +1,52 @@
+//! Search vectors without an image-text model: an image is described in words (its caption and its
+//! tags, surest first) and that description is what the text encoder embeds. A text query then lands
+//! near the images whose description says what it asks for, in any language the encoder knows.
+
+use super::Analysis;
+
+/// Tags the description names, at most (the strongest carry the meaning; a long tail adds noise).
+const MAX_TAGS: usize = 12;
+
+/// "two people at a table. person, dining table, furniture, human face".
+pub fn image_passage(analysis: &Analysis) -> String {
+    let caption = analysis
+        .captions
+        .as_ref()
+        .and_then(|c| c.first())
+        .map_or("", |c| c.text.as_str());
+    let tags: Vec<&str> = analysis
+        .tags
+        .iter()
+        .flatten()
+        .take(MAX_TAGS)
+        .map(|t| t.name.as_str())
+        .collect();
+    format!("{caption}. {}", tags.join(", "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::caption::Caption;
+    use crate::pipeline::tags::Tag;
+
+    #[test]
+    fn the_passage_is_the_caption_then_the_tags_in_order() {
+        let mut analysis = Analysis::new(10, 10, image::ImageFormat::Png);
+        analysis.captions = Some(vec![Caption {
+            text: "a cat on a bed".into(),
+            confidence: 0.8,
+        }]);
+        analysis.tags = Some(
+            ["cat", "bed", "animal"]
+                .iter()
+                .map(|n| Tag {
+                    name: n.to_string(),
+                    confidence: 0.9,
+                    hint: None,
+                })
+                .collect(),
+        );
+        assert_eq!(image_passage(&analysis), "a cat on a bed. cat, bed, animal");
+    }
+}
