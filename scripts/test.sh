@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 echo "== build (release, reused by every test)"
 cargo build --release --locked
 
-echo "== Rust unit tests"
-cargo test --release --locked
-
 echo "== model pack"
 # faceres is optional (off by default); the tests turn it on for one server to check it.
 ./target/release/vista models fetch --models ./models --include faceres
+
+echo "== Rust unit tests"
+# The CLIP tokenizer's test reads the real vocabulary from the pack.
+VISTA_MODELS="$PWD/models" cargo test --release --locked
 
 echo "== Python test environment"
 if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/requirements.txt; then

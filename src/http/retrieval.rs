@@ -22,9 +22,6 @@ pub const API_VERSIONS: [&str; 4] = [
     "2023-04-01-preview",
     "2023-02-01-preview",
 ];
-/// The one vector model: images described in words (caption and tags), embedded with
-/// multilingual-e5-small, as are queries.
-pub const MODEL_VERSION: &str = "vista-e5-small-tags-1";
 /// Azure's limit on a text query, in words.
 const MAX_WORDS: usize = 70;
 const MAX_TEXT_BYTES: usize = 64 * 1024;
@@ -32,7 +29,7 @@ const MAX_TEXT_BYTES: usize = 64 * 1024;
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct VectorResponse {
-    pub model_version: &'static str,
+    pub model_version: String,
     pub vector: Vec<f32>,
 }
 
@@ -41,7 +38,8 @@ struct TextBody {
     text: String,
 }
 
-fn check_query(params: &QueryParams) -> Result<(), ApiError> {
+/// Checks the api-version, and that a requested model version is the one `model` this server has.
+fn check_query(params: &QueryParams, model: &str) -> Result<(), ApiError> {
     match params.get("api-version") {
         Some(v) if API_VERSIONS.contains(&v) => {}
         other => {
@@ -57,10 +55,10 @@ fn check_query(params: &QueryParams) -> Result<(), ApiError> {
     }
     match params.get("model-version") {
         None | Some("latest") => Ok(()),
-        Some(v) if v == MODEL_VERSION => Ok(()),
+        Some(v) if v == model => Ok(()),
         Some(v) => Err(ApiError::bad_argument(format!(
             "'model-version' '{v}' is not available: this server's vectors come from \
-             '{MODEL_VERSION}' (use it or 'latest'); vectors of different models do not compare"
+             '{model}' (use it or 'latest'); vectors of different models do not compare"
         ))),
     }
 }
@@ -70,7 +68,8 @@ pub async fn vectorize_image(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<VectorResponse>, ApiError> {
-    check_query(&QueryParams::parse(query.as_deref()))?;
+    let model = state.pipeline.vector_model();
+    check_query(&QueryParams::parse(query.as_deref()), &model)?;
     // Refused before the body is read when the text encoder is missing.
     state.pipeline.check_vectors()?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
@@ -80,7 +79,7 @@ pub async fn vectorize_image(
         .run(move || pipeline.vectorize_image(&bytes, &ANALYZE_V4))
         .await??;
     Ok(Json(VectorResponse {
-        model_version: MODEL_VERSION,
+        model_version: model,
         vector,
     }))
 }
@@ -90,7 +89,8 @@ pub async fn vectorize_text(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<VectorResponse>, ApiError> {
-    check_query(&QueryParams::parse(query.as_deref()))?;
+    let model = state.pipeline.vector_model();
+    check_query(&QueryParams::parse(query.as_deref()), &model)?;
     // Refused before the body is read when the text encoder is missing.
     state.pipeline.check_vectors()?;
     let body = to_bytes(request.into_body(), MAX_TEXT_BYTES)
@@ -111,7 +111,7 @@ pub async fn vectorize_text(
         .run(move || pipeline.vectorize_text(&text))
         .await??;
     Ok(Json(VectorResponse {
-        model_version: MODEL_VERSION,
+        model_version: model,
         vector,
     }))
 }
@@ -122,10 +122,11 @@ mod tests {
 
     #[test]
     fn versions_and_models_are_checked() {
-        let check = |q: &str| check_query(&QueryParams::parse(Some(q)));
+        let model = "vista-e5-small-tags-1";
+        let check = |q: &str| check_query(&QueryParams::parse(Some(q)), model);
         assert!(check("api-version=2024-02-01").is_ok());
         assert!(check("api-version=2023-04-01-preview&model-version=latest").is_ok());
-        assert!(check(&format!("api-version=2024-02-01&model-version={MODEL_VERSION}")).is_ok());
+        assert!(check(&format!("api-version=2024-02-01&model-version={model}")).is_ok());
         assert!(check("api-version=2024-02-01&model-version=2023-04-15").is_err());
         assert!(check("api-version=2022-01-01").is_err());
         assert!(check("").is_err());

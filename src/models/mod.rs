@@ -3,6 +3,8 @@
 
 pub mod centerface;
 pub mod centernet;
+pub mod clip;
+pub mod clip_tokenizer;
 pub mod e5;
 pub mod efficientnet;
 pub mod faceres;
@@ -22,11 +24,12 @@ use serde::Serialize;
 
 use self::centerface::CenterFace;
 use self::centernet::CenterNet;
+use self::clip::Clip;
 use self::e5::E5;
 use self::efficientnet::EfficientNet;
 use self::faceres::FaceRes;
 use self::hierarchy::Hierarchy;
-use self::manifest::{FileState, Manifest, PackEntry};
+use self::manifest::{sha256_file, FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
 use self::tesseract::Tesseract;
 use self::text_det::TextDetector;
@@ -77,6 +80,9 @@ pub struct ModelPack {
     pub hierarchy: Option<Hierarchy>,
     /// Text to search vectors (multilingual-e5-small).
     pub text_encoder: Option<E5>,
+    /// A CLIP the user brought (manifest entries `clip-visual`, `clip-textual`): it makes the search
+    /// vectors and scores names zero-shot.
+    pub clip: Option<Clip>,
     /// PDFium, checked against its hash; the pipeline binds it for PDF input.
     pub pdfium_library: Option<PathBuf>,
     pub status: Vec<ModelStatus>,
@@ -179,6 +185,30 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);
+        }
+        let vocabulary = manifest
+            .data_file("clip-vocabulary")
+            .filter(|e| usable(&e.id))
+            .map(|e| (e.path(&options.dir), e.id.clone()));
+        if let (Some(visual), Some(textual)) = (sessions_for("clip-visual")?, sessions_for("clip-textual")?) {
+            let Some((vocabulary, id)) = vocabulary else {
+                bail!("a CLIP is configured but its BPE vocabulary (clip-bpe) is not installed: run `vista models fetch`");
+            };
+            let textual_file = textual.1.path(&options.dir);
+            let mut clip = Clip::new(visual, textual, &vocabulary)?;
+            loaded.push(id);
+            if let Some(names) = manifest.data_file("zero-shot-names").filter(|e| usable(&e.id)) {
+                let text = std::fs::read_to_string(names.path(&options.dir))?;
+                let names_list = text.lines().map(str::trim).filter(|l| !l.is_empty());
+                let names_list: Vec<String> = names_list.map(str::to_lowercase).collect();
+                let cache = options.dir.join(format!(
+                    "clip-names-{}.f32",
+                    &sha256_file(&textual_file)?[..16]
+                ));
+                clip = clip.with_vocabulary(names_list, &cache)?;
+                loaded.push(names.id.clone());
+            }
+            pack.clip = Some(clip);
         }
         if let Some(entry) = manifest.data_file("text-embedding").filter(|e| usable(&e.id)) {
             match E5::load(&entry.path(&options.dir)) {

@@ -266,6 +266,9 @@ const NAMING_FEATURES: [Feature; 5] = [
     Feature::Description,
 ];
 
+/// A name a CLIP scores zero-shot is evidence from this probability.
+const MIN_ZERO_SHOT: f32 = 0.05;
+
 /// The longer side of the copy the text detector looks at to tell whether an image has text.
 const TEXT_PRESENCE_SIDE: u32 = 640;
 
@@ -684,6 +687,10 @@ impl Pipeline {
                 .collect(),
             face: faces.iter().map(|f| f.score).reduce(f32::max),
             text,
+            zero_shot: match &self.models.clip {
+                Some(clip) => clip.zero_shot(&clip.embed_image(image)?, MIN_ZERO_SHOT),
+                None => Vec::new(),
+            },
         };
         let scores = tags::TagScores::fuse(&evidence, filter);
         if wants(Feature::Tags) || wants(Feature::Description) {
@@ -771,10 +778,23 @@ impl Pipeline {
             .collect()
     }
 
-    /// The search vector of an image: what the image shows, put in words (its caption and tags),
-    /// embedded as an e5 passage, so that text queries in any language e5 knows find it.
+    /// The name of the model behind the search vectors (vectors of different models do not compare).
+    pub fn vector_model(&self) -> String {
+        match &self.models.clip {
+            Some(clip) => format!("vista-clip-{}", clip.name),
+            None => vectors::E5_MODEL_VERSION.to_string(),
+        }
+    }
+
+    /// The search vector of an image. With a CLIP, CLIP's; otherwise what the image shows put in
+    /// words (its caption and tags), embedded as an e5 passage, so that text queries in any language
+    /// e5 knows find it.
     pub fn vectorize_image(&self, bytes: &[u8], limits: &ImageLimits) -> Result<Vec<f32>, PipelineError> {
         self.check_vectors()?;
+        if let Some(clip) = &self.models.clip {
+            let image = decode(bytes, limits)?;
+            return Ok(clip.embed_image(&image.rgb)?);
+        }
         let words = [Feature::Caption, Feature::Tags];
         self.check_available(&words)?;
         let image = decode(bytes, limits)?;
@@ -787,19 +807,21 @@ impl Pipeline {
     /// The search vector of a text query.
     pub fn vectorize_text(&self, text: &str) -> Result<Vec<f32>, PipelineError> {
         self.check_vectors()?;
+        if let Some(clip) = &self.models.clip {
+            return Ok(clip.embed_text(text)?);
+        }
         self.embed(text, TextRole::Query)
     }
 
-    /// An error when search vectors cannot be made here (no text encoder).
+    /// An error when search vectors cannot be made here (no CLIP and no text encoder).
     pub fn check_vectors(&self) -> Result<(), PipelineError> {
-        match self.models.text_encoder {
-            Some(_) => Ok(()),
-            None => Err(PipelineError::Unavailable {
-                feature: "vectorize",
-                reason: "the text encoder (e5-small) is not installed; run `vista models fetch`"
-                    .into(),
-            }),
+        if self.models.clip.is_some() || self.models.text_encoder.is_some() {
+            return Ok(());
         }
+        Err(PipelineError::Unavailable {
+            feature: "vectorize",
+            reason: "the text encoder (e5-small) is not installed; run `vista models fetch`".into(),
+        })
     }
 
     fn embed(&self, text: &str, role: TextRole) -> Result<Vec<f32>, PipelineError> {

@@ -37,6 +37,8 @@ pub struct TagEvidence<'a> {
     pub face: Option<f32>,
     /// How sure the text detector is that the image has text, if it looked.
     pub text: Option<f32>,
+    /// Names a CLIP scored zero-shot, with their probability (empty without a CLIP).
+    pub zero_shot: Vec<(String, f32)>,
 }
 
 /// Every candidate name with its fused confidence (before thresholds), the input of tags, captions
@@ -93,6 +95,9 @@ impl TagScores {
         }
         if let Some(text) = evidence.text {
             add("text", text);
+        }
+        for (name, probability) in &evidence.zero_shot {
+            add(name, *probability);
         }
         let scores = sources
             .into_iter()
@@ -216,9 +221,13 @@ mod tests {
             objects: vec![("cat", 0.5, &parents), ("cat", 0.8, &parents), ("person", 0.9, &[])],
             face: Some(0.7),
             text: Some(0.6),
+            zero_shot: vec![("tabby".into(), 0.5)],
         };
         let tags = TagScores::fuse(&evidence, &TagFilter::default()).tags(0.0);
         let cat = tags.iter().find(|t| t.name == "cat").unwrap();
+        let tabby = tags.iter().find(|t| t.name == "tabby").unwrap();
+        // The classifier (0.6) and a CLIP (0.5) agree: 1 - 0.4 × 0.5.
+        assert!((tabby.confidence - 0.8).abs() < 1e-6);
         // 1 - (1 - 0.6)(1 - 0.8): the best box counts once, not each box.
         assert!((cat.confidence - 0.92).abs() < 1e-6);
         let mut unique = names(&tags);

@@ -4,6 +4,10 @@
 
 use super::Analysis;
 
+/// The default vector model: images described in words (caption and tags), embedded with
+/// multilingual-e5-small, as are queries.
+pub const E5_MODEL_VERSION: &str = "vista-e5-small-tags-1";
+
 /// Tags the description names, at most (the strongest carry the meaning; a long tail adds noise).
 const MAX_TAGS: usize = 12;
 
