@@ -11,4 +11,5 @@ pub mod metrics;
 pub mod models;
 pub mod pipeline;
 pub mod runtime;
+pub mod search_index;
 pub mod store;

@@ -3,7 +3,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::UNIX_EPOCH;
+
+use indicatif::{ProgressBar, ProgressStyle};
 
 use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -20,6 +24,7 @@ use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::tags::TagFilter;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
+use vista::search_index::{IndexedImage, SearchIndex, IMAGE_EXTENSIONS};
 use vista::store::{self, OperationStore};
 
 /// The fetcher and its converters, written next to the pack by `vista models fetch`.
@@ -68,6 +73,10 @@ enum Command {
     Serve(ServeArgs),
     /// Analyze one image file or URL and print the JSON the API would return.
     Analyze(AnalyzeArgs),
+    /// Index the images under a folder for `vista search`: their search vectors, in one file.
+    Index(IndexArgs),
+    /// Find the indexed images that best match a text, in any language the vector model knows.
+    Search(SearchArgs),
     /// Manage the model pack.
     Models {
         #[command(subcommand)]
@@ -197,6 +206,30 @@ struct AnalyzeArgs {
     engine: EngineArgs,
 }
 
+#[derive(Args)]
+struct IndexArgs {
+    /// Folder of images (searched recursively).
+    dir: PathBuf,
+    /// The index file; images already in it and unchanged are not embedded again.
+    #[arg(long, default_value = "vista-index.json")]
+    index: PathBuf,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
+#[derive(Args)]
+struct SearchArgs {
+    /// What to look for, e.g. "un perro en la playa".
+    query: String,
+    #[arg(long, default_value = "vista-index.json")]
+    index: PathBuf,
+    /// How many images to list.
+    #[arg(long, default_value_t = 10)]
+    top: usize,
+    #[command(flatten)]
+    engine: EngineArgs,
+}
+
 fn main() -> ExitCode {
     if std::env::var_os("OMP_THREAD_LIMIT").is_none() {
         // Tesseract's OpenMP would otherwise start a thread per core for every line it reads, on top
@@ -213,6 +246,8 @@ fn main() -> ExitCode {
     let outcome = match Cli::parse().command {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
+        Command::Index(args) => index_images(args),
+        Command::Search(args) => search_images(args),
         Command::Models {
             action: ModelsAction::Fetch(args),
         } => fetch_models(&args.dir.models, &args.include),
@@ -410,6 +445,115 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         Err(e @ PipelineError::Internal(_)) => Err(e.into()),
         Err(e) => Ok(print_error(ApiError::from(e))),
     }
+}
+
+/// Every image file under `dir`, sorted.
+fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_path_buf()];
+    while let Some(folder) = folders.pop() {
+        for entry in
+            std::fs::read_dir(&folder).with_context(|| format!("reading {}", folder.display()))?
+        {
+            let path = entry?.path();
+            if path.is_dir() {
+                folders.push(path);
+            } else if path
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| IMAGE_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
+            {
+                files.push(path);
+            }
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `vista index`: embeds each new or changed image on every worker, with a progress bar.
+fn index_images(args: IndexArgs) -> Result<ExitCode> {
+    let pipeline = args.engine.pipeline()?;
+    pipeline.check_vectors()?;
+    let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
+    let files = image_files(&args.dir)?;
+    let bar = ProgressBar::new(files.len() as u64).with_style(ProgressStyle::with_template(
+        "{bar:40} {pos}/{len} images, {eta} left {msg}",
+    )?);
+    let (index, next, skipped) = (Mutex::new(index), AtomicUsize::new(0), AtomicUsize::new(0));
+    std::thread::scope(|scope| {
+        for _ in 0..args.engine.workers() {
+            scope.spawn(|| loop {
+                let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                    break;
+                };
+                let key = file.to_string_lossy().into_owned();
+                let indexed = std::fs::metadata(file)
+                    .map_err(|e| e.to_string())
+                    .and_then(|meta| {
+                        let modified = meta
+                            .modified()
+                            .ok()
+                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+                        let (size, modified) = (meta.len(), modified.map_or(0, |d| d.as_secs()));
+                        if index
+                            .lock()
+                            .expect("index lock")
+                            .is_current(&key, size, modified)
+                        {
+                            return Ok(None);
+                        }
+                        let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+                        let vector = pipeline
+                            .vectorize_image(&bytes, &ANALYZE_V4)
+                            .map_err(|e| e.to_string())?;
+                        Ok(Some(IndexedImage {
+                            path: key,
+                            size,
+                            modified,
+                            vector,
+                        }))
+                    });
+                match indexed {
+                    Ok(Some(image)) => index.lock().expect("index lock").insert(image),
+                    Ok(None) => {}
+                    Err(e) => {
+                        skipped.fetch_add(1, Ordering::Relaxed);
+                        bar.println(format!("skipped {}: {e}", file.display()));
+                    }
+                }
+                bar.inc(1);
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let index = index.into_inner().expect("index lock");
+    index.save(&args.index)?;
+    eprintln!(
+        "{} images in {} ({} skipped), vectors of {}",
+        index.images.len(),
+        args.index.display(),
+        skipped.into_inner(),
+        index.model_version
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `vista search`: prints the best matches, one "score<TAB>path" line each.
+fn search_images(args: SearchArgs) -> Result<ExitCode> {
+    let pipeline = args.engine.pipeline()?;
+    let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
+    if index.images.is_empty() {
+        bail!(
+            "{} has no images: run `vista index DIR` first",
+            args.index.display()
+        );
+    }
+    let query = pipeline.vectorize_text(&args.query)?;
+    for (path, score) in index.search(&query, args.top) {
+        println!("{score:.3}\t{path}");
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_error(error: ApiError) -> ExitCode {

@@ -334,6 +334,10 @@ mod tests {
         assert_eq!(guess_language(&page("中文")), "zh-Hans");
         assert_eq!(guess_language(&page("hello")), "unk");
         assert_eq!(guess_language(&page("Καλημέρα")), "el");
-        assert_eq!(guess_language(&page("Привет")), "unk", "Cyrillic writes many languages");
+        assert_eq!(
+            guess_language(&page("Привет")),
+            "unk",
+            "Cyrillic writes many languages"
+        );
     }
 }

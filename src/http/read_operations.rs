@@ -222,7 +222,8 @@ async fn analyze(
             .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
     }
     let id = uuid::Uuid::new_v4().to_string();
-    let params = json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
+    let params =
+        json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
     let jobs = &state.reads;
     let stored_id = id.clone();
     jobs.with_store("storing a read operation", move |store| {

@@ -97,7 +97,9 @@ pub async fn vectorize_text(
         .await
         .map_err(|_| ApiError::invalid_request("The text body is too large or unreadable"))?;
     let text = serde_json::from_slice::<TextBody>(&body)
-        .map_err(|e| ApiError::invalid_request(format!("The body must be {{\"text\": \"...\"}}: {e}")))?
+        .map_err(|e| {
+            ApiError::invalid_request(format!("The body must be {{\"text\": \"...\"}}: {e}"))
+        })?
         .text;
     let words = text.split_whitespace().count();
     if words == 0 || words > MAX_WORDS {

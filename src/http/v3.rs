@@ -460,7 +460,13 @@ async fn analyze(
         }
     }
     check_language(&params, &features)?;
-    let analysis = run(&state, request, features.clone(), AnalysisOptions::default()).await?;
+    let analysis = run(
+        &state,
+        request,
+        features.clone(),
+        AnalysisOptions::default(),
+    )
+    .await?;
     Ok(Json(AnalyzeResponse::new(analysis, id, &features, 1)))
 }
 
@@ -481,7 +487,15 @@ async fn describe(
             )
         })?,
     };
-    single_feature(&state, id, params, request, Feature::Description, max_candidates).await
+    single_feature(
+        &state,
+        id,
+        params,
+        request,
+        Feature::Description,
+        max_candidates,
+    )
+    .await
 }
 
 async fn tag(
@@ -500,7 +514,15 @@ async fn detect(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
-    single_feature(&state, id, QueryParams::parse(query.as_deref()), request, Feature::Objects, 1).await
+    single_feature(
+        &state,
+        id,
+        QueryParams::parse(query.as_deref()),
+        request,
+        Feature::Objects,
+        1,
+    )
+    .await
 }
 
 async fn area_of_interest(
@@ -525,7 +547,12 @@ async fn single_feature(
     check_model_version(&params)?;
     check_language(&params, &[feature])?;
     let analysis = run(state, request, vec![feature], AnalysisOptions::default()).await?;
-    Ok(Json(AnalyzeResponse::new(analysis, id, &[feature], max_captions)))
+    Ok(Json(AnalyzeResponse::new(
+        analysis,
+        id,
+        &[feature],
+        max_captions,
+    )))
 }
 
 fn thumbnail_side(params: &QueryParams, name: &str) -> Result<u32, ApiError> {
@@ -597,7 +624,10 @@ mod tests {
         assert_eq!(visual_feature("color").unwrap(), Some(Feature::Color));
         assert_eq!(visual_feature("adult").unwrap(), Some(Feature::Adult));
         assert_eq!(visual_feature("brands").unwrap(), None);
-        assert_eq!(visual_feature("Categories").unwrap(), Some(Feature::Categories));
+        assert_eq!(
+            visual_feature("Categories").unwrap(),
+            Some(Feature::Categories)
+        );
         assert_eq!(
             visual_feature("smell").unwrap_err().inner.unwrap().0,
             "NotSupportedVisualFeature"
@@ -634,8 +664,7 @@ mod tests {
             confidence: 0.5,
             parents: vec!["mammal".into(), "animal".into()],
         }]);
-        let json =
-            serde_json::to_value(AnalyzeResponse::new(
+        let json = serde_json::to_value(AnalyzeResponse::new(
             analysis,
             RequestId("id-1".into()),
             &[Feature::Objects],

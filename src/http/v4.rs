@@ -486,7 +486,11 @@ mod tests {
                 h: 480,
             },
         }]);
-        let features = [Feature::Objects, Feature::SmartCrops, Feature::DenseCaptions];
+        let features = [
+            Feature::Objects,
+            Feature::SmartCrops,
+            Feature::DenseCaptions,
+        ];
         // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
         let wire = serde_json::to_string(&AnalyzeResponse::new(analysis, &features)).unwrap();
         assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");

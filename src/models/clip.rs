@@ -93,7 +93,10 @@ impl Clip {
                 .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
                 .collect(),
             _ => {
-                tracing::info!(names = names.len(), "embedding the zero-shot vocabulary with CLIP (cached after)");
+                tracing::info!(
+                    names = names.len(),
+                    "embedding the zero-shot vocabulary with CLIP (cached after)"
+                );
                 let mut rows = Vec::with_capacity(names.len() * dim);
                 for name in &names {
                     rows.extend(self.embed_text(&format!("a photo of a {name}"))?);
@@ -105,7 +108,10 @@ impl Clip {
                 rows
             }
         };
-        self.vocabulary = Some((names.clone(), Array2::from_shape_vec((names.len(), dim), rows)?));
+        self.vocabulary = Some((
+            names.clone(),
+            Array2::from_shape_vec((names.len(), dim), rows)?,
+        ));
         Ok(self)
     }
 
@@ -116,7 +122,11 @@ impl Clip {
             return Vec::new();
         };
         let image = ndarray::ArrayView1::from(image);
-        let logits: Vec<f32> = vectors.dot(&image).iter().map(|s| LOGIT_SCALE * s).collect();
+        let logits: Vec<f32> = vectors
+            .dot(&image)
+            .iter()
+            .map(|s| LOGIT_SCALE * s)
+            .collect();
         crate::models::efficientnet::softmax(&logits)
             .into_iter()
             .zip(names)
@@ -135,7 +145,12 @@ impl Clip {
             ((w as f32 * scale).round() as u32).max(side),
             ((h as f32 * scale).round() as u32).max(side),
         );
-        let scaled = resize(image, sw, sh, ResizeAlg::Convolution(FilterType::CatmullRom))?;
+        let scaled = resize(
+            image,
+            sw,
+            sh,
+            ResizeAlg::Convolution(FilterType::CatmullRom),
+        )?;
         let crop = image::imageops::crop_imm(&scaled, (sw - side) / 2, (sh - side) / 2, side, side)
             .to_image();
         let tensor = to_nchw(crop.as_raw(), side, side, |c, v| {
@@ -143,7 +158,11 @@ impl Clip {
         });
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let vector = self.visual.run(inputs, |outputs| {
-            Ok(outputs[facts.output.as_str()].try_extract_array::<f32>()?.iter().copied().collect())
+            Ok(outputs[facts.output.as_str()]
+                .try_extract_array::<f32>()?
+                .iter()
+                .copied()
+                .collect())
         })?;
         normalised(vector)
     }
@@ -154,7 +173,11 @@ impl Clip {
         let ids = self.tokenizer.encode(text, facts.context_length);
         let shape = (1, ids.len());
         let read = |outputs: &ort::session::SessionOutputs<'_>| -> ort::Result<Vec<f32>> {
-            Ok(outputs[facts.output.as_str()].try_extract_array::<f32>()?.iter().copied().collect())
+            Ok(outputs[facts.output.as_str()]
+                .try_extract_array::<f32>()?
+                .iter()
+                .copied()
+                .collect())
         };
         let vector = if facts.int32_tokens {
             let ids = Array2::from_shape_vec(shape, ids.iter().map(|&i| i as i32).collect())?;

@@ -55,7 +55,8 @@ fn symbols_in_vocabulary_order(symbols: &[char; 256]) -> Vec<String> {
 impl ClipTokenizer {
     /// Reads a gzip-compressed merges file.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
         let mut text = String::new();
         flate2::read::GzDecoder::new(file)
             .read_to_string(&mut text)
@@ -88,7 +89,11 @@ impl ClipTokenizer {
         let encoder: HashMap<String, i64> = vocab.enumerate().map(|(i, s)| (s, i as i64)).collect();
         let start = encoder["<|startoftext|>"];
         let end = encoder["<|endoftext|>"];
-        let ranks = merges.into_iter().enumerate().map(|(i, m)| (m, i)).collect();
+        let ranks = merges
+            .into_iter()
+            .enumerate()
+            .map(|(i, m)| (m, i))
+            .collect();
         Ok(ClipTokenizer {
             encoder,
             ranks,
@@ -102,9 +107,16 @@ impl ClipTokenizer {
     /// `context` ids.
     pub fn encode(&self, text: &str, context: usize) -> Vec<i64> {
         let mut ids = vec![self.start];
-        let clean = text.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase();
+        let clean = text
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .to_lowercase();
         for piece in pieces(&clean) {
-            let symbols: String = piece.bytes().map(|b| self.byte_symbols[b as usize]).collect();
+            let symbols: String = piece
+                .bytes()
+                .map(|b| self.byte_symbols[b as usize])
+                .collect();
             for token in self.bpe(&symbols) {
                 ids.extend(self.encoder.get(&token));
             }
@@ -125,7 +137,11 @@ impl ClipTokenizer {
             let best = parts
                 .windows(2)
                 .enumerate()
-                .filter_map(|(i, w)| self.ranks.get(&(w[0].clone(), w[1].clone())).map(|r| (*r, i)))
+                .filter_map(|(i, w)| {
+                    self.ranks
+                        .get(&(w[0].clone(), w[1].clone()))
+                        .map(|r| (*r, i))
+                })
                 .min();
             let Some((rank, _)) = best else { break };
             // Merge every occurrence of the best pair, left to right, as CLIP does.
@@ -162,7 +178,8 @@ fn pieces(text: &str) -> Vec<&str> {
         let len = if let Some(contraction) = CONTRACTIONS.iter().find(|p| rest.starts_with(**p)) {
             contraction.len()
         } else if c.is_alphabetic() {
-            rest.find(|ch: char| !ch.is_alphabetic()).unwrap_or(rest.len())
+            rest.find(|ch: char| !ch.is_alphabetic())
+                .unwrap_or(rest.len())
         } else if c.is_numeric() {
             c.len_utf8()
         } else {
@@ -187,7 +204,10 @@ mod tests {
 
     #[test]
     fn pieces_split_like_clips_pattern() {
-        assert_eq!(pieces("a cat's 12 toys!!"), ["a", "cat", "'s", "1", "2", "toys", "!!"]);
+        assert_eq!(
+            pieces("a cat's 12 toys!!"),
+            ["a", "cat", "'s", "1", "2", "toys", "!!"]
+        );
     }
 
     #[test]

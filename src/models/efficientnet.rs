@@ -42,7 +42,12 @@ impl EfficientNet {
     pub fn classify(&self, image: &RgbImage) -> Result<Vec<f32>> {
         let facts = &self.facts;
         let side = facts.input_size;
-        let pixels = resize(image, side, side, ResizeAlg::Convolution(FilterType::Bilinear))?;
+        let pixels = resize(
+            image,
+            side,
+            side,
+            ResizeAlg::Convolution(FilterType::Bilinear),
+        )?;
         let tensor = to_nchw(&pixels, side, side, |_, v| (v as f32 - 127.0) / 128.0);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let logits = self.sessions.run(inputs, |outputs| {
@@ -53,7 +58,11 @@ impl EfficientNet {
                 .collect::<Vec<f32>>())
         })?;
         if logits.len() != facts.classes {
-            bail!("the classifier gave {} logits, expected {}", logits.len(), facts.classes);
+            bail!(
+                "the classifier gave {} logits, expected {}",
+                logits.len(),
+                facts.classes
+            );
         }
         Ok(softmax(&logits))
     }

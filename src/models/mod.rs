@@ -12,8 +12,8 @@ pub mod hierarchy;
 pub mod manifest;
 pub mod nsfw;
 pub mod preprocess;
-pub mod text_det;
 pub mod tesseract;
+pub mod text_det;
 pub mod text_rec;
 pub mod u2net;
 
@@ -190,14 +190,19 @@ impl ModelPack {
             .data_file("clip-vocabulary")
             .filter(|e| usable(&e.id))
             .map(|e| (e.path(&options.dir), e.id.clone()));
-        if let (Some(visual), Some(textual)) = (sessions_for("clip-visual")?, sessions_for("clip-textual")?) {
+        if let (Some(visual), Some(textual)) =
+            (sessions_for("clip-visual")?, sessions_for("clip-textual")?)
+        {
             let Some((vocabulary, id)) = vocabulary else {
                 bail!("a CLIP is configured but its BPE vocabulary (clip-bpe) is not installed: run `vista models fetch`");
             };
             let textual_file = textual.1.path(&options.dir);
             let mut clip = Clip::new(visual, textual, &vocabulary)?;
             loaded.push(id);
-            if let Some(names) = manifest.data_file("zero-shot-names").filter(|e| usable(&e.id)) {
+            if let Some(names) = manifest
+                .data_file("zero-shot-names")
+                .filter(|e| usable(&e.id))
+            {
                 let text = std::fs::read_to_string(names.path(&options.dir))?;
                 let names_list = text.lines().map(str::trim).filter(|l| !l.is_empty());
                 let names_list: Vec<String> = names_list.map(str::to_lowercase).collect();
@@ -210,7 +215,10 @@ impl ModelPack {
             }
             pack.clip = Some(clip);
         }
-        if let Some(entry) = manifest.data_file("text-embedding").filter(|e| usable(&e.id)) {
+        if let Some(entry) = manifest
+            .data_file("text-embedding")
+            .filter(|e| usable(&e.id))
+        {
             match E5::load(&entry.path(&options.dir)) {
                 Ok(encoder) => {
                     pack.text_encoder = Some(encoder);

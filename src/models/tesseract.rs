@@ -49,7 +49,11 @@ pub static SCRIPTS: [Script; 7] = [
         name: "Hangul",
         traineddata: "kor",
         languages: &["ko"],
-        blocks: &[('\u{AC00}', '\u{D7AF}'), ('\u{1100}', '\u{11FF}'), ('\u{3130}', '\u{318F}')],
+        blocks: &[
+            ('\u{AC00}', '\u{D7AF}'),
+            ('\u{1100}', '\u{11FF}'),
+            ('\u{3130}', '\u{318F}'),
+        ],
     },
     Script {
         name: "Devanagari",
@@ -79,7 +83,9 @@ pub static SCRIPTS: [Script; 7] = [
 
 impl Script {
     pub fn contains(&self, c: char) -> bool {
-        self.blocks.iter().any(|&(first, last)| (first..=last).contains(&c))
+        self.blocks
+            .iter()
+            .any(|&(first, last)| (first..=last).contains(&c))
     }
 }
 
@@ -132,8 +138,14 @@ struct Api {
     iterator_text: unsafe extern "C" fn(Handle, c_int) -> *mut c_char,
     iterator_confidence: unsafe extern "C" fn(Handle, c_int) -> c_float,
     page_at_beginning_of: unsafe extern "C" fn(Handle, c_int) -> c_int,
-    page_bounding_box:
-        unsafe extern "C" fn(Handle, c_int, *mut c_int, *mut c_int, *mut c_int, *mut c_int) -> c_int,
+    page_bounding_box: unsafe extern "C" fn(
+        Handle,
+        c_int,
+        *mut c_int,
+        *mut c_int,
+        *mut c_int,
+        *mut c_int,
+    ) -> c_int,
     delete_text: unsafe extern "C" fn(*mut c_char),
     detect_orientation_script: unsafe extern "C" fn(
         Handle,
@@ -164,7 +176,11 @@ pub struct Tesseract {
 impl Tesseract {
     /// Loads the libraries in the order given (each one's dependencies before it); `languages` are the
     /// traineddata names installed in `tessdata` ("osd" for the script detector).
-    pub fn load(libraries: &[PathBuf], tessdata: &Path, mut languages: Vec<String>) -> Result<Self> {
+    pub fn load(
+        libraries: &[PathBuf],
+        tessdata: &Path,
+        mut languages: Vec<String>,
+    ) -> Result<Self> {
         let mut loaded = Vec::new();
         for path in libraries {
             // RTLD_GLOBAL: the next library's dependency on this one is met by the copy loaded here.
@@ -173,7 +189,9 @@ impl Tesseract {
                 .with_context(|| format!("loading {}", path.display()))?;
             loaded.push(library);
         }
-        let tesseract = loaded.last().ok_or_else(|| anyhow!("no Tesseract library"))?;
+        let tesseract = loaded
+            .last()
+            .ok_or_else(|| anyhow!("no Tesseract library"))?;
         macro_rules! symbol {
             ($name:literal) => {
                 // SAFETY: the types match tesseract/capi.h of Tesseract 5.
@@ -399,7 +417,11 @@ impl Tesseract {
                 return Ok(None);
             }
             // SAFETY: checked non-null above; a NUL-terminated name.
-            Ok(Some(unsafe { CStr::from_ptr(script) }.to_string_lossy().into_owned()))
+            Ok(Some(
+                unsafe { CStr::from_ptr(script) }
+                    .to_string_lossy()
+                    .into_owned(),
+            ))
         })?
     }
 }
@@ -425,9 +447,18 @@ fn is_all(text: &str, name: &str) -> bool {
 fn framed_line(line: &RgbImage) -> Result<(RgbImage, u32)> {
     let height = line.height().clamp(MIN_LINE_HEIGHT, MAX_LINE_HEIGHT);
     let width = (line.width() as u64 * height as u64 / line.height().max(1) as u64).max(1) as u32;
-    let scaled = resize(line, width, height, ResizeAlg::Convolution(FilterType::Bilinear))?;
+    let scaled = resize(
+        line,
+        width,
+        height,
+        ResizeAlg::Convolution(FilterType::Bilinear),
+    )?;
     let margin = height / 4;
-    let mut framed = RgbImage::from_pixel(width + 2 * margin, height + 2 * margin, edge_colour(&scaled));
+    let mut framed = RgbImage::from_pixel(
+        width + 2 * margin,
+        height + 2 * margin,
+        edge_colour(&scaled),
+    );
     image::imageops::replace(&mut framed, &scaled, margin as i64, margin as i64);
     Ok((framed, margin))
 }
@@ -444,7 +475,11 @@ fn edge_colour(image: &RgbImage) -> image::Rgb<u8> {
         edge.sort_unstable_by_key(|p| p[c]);
         edge.get(edge.len() / 2).map_or(255, |p| p[c])
     };
-    image::Rgb([median(0, &mut edge), median(1, &mut edge), median(2, &mut edge)])
+    image::Rgb([
+        median(0, &mut edge),
+        median(1, &mut edge),
+        median(2, &mut edge),
+    ])
 }
 
 impl Drop for Tesseract {
@@ -488,9 +523,16 @@ mod tests {
         assert_eq!(traineddata_for_language("sr-cyrl"), Some("rus"));
         assert_eq!(traineddata_for_language("ar"), Some("ara"));
         assert_eq!(traineddata_for_language("en"), None, "PP-OCR reads Latin");
-        assert_eq!(traineddata_for_language("ja"), None, "PP-OCR reads Japanese");
+        assert_eq!(
+            traineddata_for_language("ja"),
+            None,
+            "PP-OCR reads Japanese"
+        );
         assert_eq!(script_named("Korean").map(|s| s.traineddata), Some("kor"));
-        assert_eq!(script_named("Devanagari").map(|s| s.traineddata), Some("hin"));
+        assert_eq!(
+            script_named("Devanagari").map(|s| s.traineddata),
+            Some("hin")
+        );
         assert!(script_named("Latin").is_none());
     }
 }

@@ -98,9 +98,10 @@ fn person_relation(label: &str) -> &'static str {
         }
         "skis" | "snowboard" | "bed" | "couch" | "bench" | "chair" | "toilet" => "on",
         "dining table" => "at",
-        "cup" | "cell phone" | "umbrella" | "tennis racket" | "baseball bat" | "frisbee" | "kite"
-        | "book" | "remote" | "knife" | "fork" | "bottle" | "wine glass" | "toothbrush"
-        | "hot dog" | "donut" | "banana" | "sandwich" | "scissors" | "teddy bear" => "holding",
+        "cup" | "cell phone" | "umbrella" | "tennis racket" | "baseball bat" | "frisbee"
+        | "kite" | "book" | "remote" | "knife" | "fork" | "bottle" | "wine glass"
+        | "toothbrush" | "hot dog" | "donut" | "banana" | "sandwich" | "scissors"
+        | "teddy bear" => "holding",
         _ => "with",
     }
 }
@@ -173,7 +174,11 @@ pub fn counted(noun: &str, count: usize) -> String {
 fn groups(facts: &Facts) -> Vec<Group<'_>> {
     let image_area = (facts.width as f32 * facts.height as f32).max(1.0);
     let mut groups: Vec<Group> = Vec::new();
-    for thing in facts.things.iter().filter(|t| t.confidence >= MIN_CAPTION_CONFIDENCE) {
+    for thing in facts
+        .things
+        .iter()
+        .filter(|t| t.confidence >= MIN_CAPTION_CONFIDENCE)
+    {
         let area = thing.rect.w as f32 * thing.rect.h as f32 / image_area;
         match groups.iter_mut().find(|g| g.label == thing.label) {
             Some(group) => {
@@ -257,7 +262,11 @@ pub fn captions(facts: &Facts) -> Vec<Caption> {
         });
         candidates.push(simple);
     }
-    if let Some((class, p)) = facts.class.as_ref().filter(|(_, p)| *p >= MIN_CLASS_PROBABILITY) {
+    if let Some((class, p)) = facts
+        .class
+        .as_ref()
+        .filter(|(_, p)| *p >= MIN_CLASS_PROBABILITY)
+    {
         if place.is_none() {
             candidates.push(Caption {
                 text: format!("a close up of {} {class}", article(class)),
@@ -307,7 +316,9 @@ fn region_colour(image: &RgbImage, rect: &PixelRect) -> Option<ColorName> {
     let mut total = 0;
     for y in (y0..y1).step_by(step as usize) {
         for x in (x0..x1).step_by(step as usize) {
-            *counts.entry(color::name(image.get_pixel(x, y).0)).or_default() += 1;
+            *counts
+                .entry(color::name(image.get_pixel(x, y).0))
+                .or_default() += 1;
             total += 1;
         }
     }
@@ -330,10 +341,34 @@ fn colour_word(name: ColorName) -> String {
 fn has_telling_colour(label: &str) -> bool {
     matches!(
         label,
-        "bicycle" | "car" | "motorcycle" | "airplane" | "bus" | "train" | "truck" | "boat"
-            | "fire hydrant" | "umbrella" | "handbag" | "tie" | "suitcase" | "frisbee" | "kite"
-            | "surfboard" | "skateboard" | "bottle" | "cup" | "chair" | "couch" | "bed"
-            | "backpack" | "vase" | "book" | "toothbrush" | "teddy bear" | "bench"
+        "bicycle"
+            | "car"
+            | "motorcycle"
+            | "airplane"
+            | "bus"
+            | "train"
+            | "truck"
+            | "boat"
+            | "fire hydrant"
+            | "umbrella"
+            | "handbag"
+            | "tie"
+            | "suitcase"
+            | "frisbee"
+            | "kite"
+            | "surfboard"
+            | "skateboard"
+            | "bottle"
+            | "cup"
+            | "chair"
+            | "couch"
+            | "bed"
+            | "backpack"
+            | "vase"
+            | "book"
+            | "toothbrush"
+            | "teddy bear"
+            | "bench"
     )
 }
 
@@ -468,7 +503,10 @@ mod tests {
         ]);
         assert_eq!(captions(&scene)[0].text, "a pizza on a table");
         scene.class = Some(("restaurant".into(), 0.5));
-        assert_eq!(captions(&scene)[0].text, "a pizza on a table in a restaurant");
+        assert_eq!(
+            captions(&scene)[0].text,
+            "a pizza on a table in a restaurant"
+        );
     }
 
     #[test]
@@ -477,7 +515,10 @@ mod tests {
         scene.class = Some(("airliner".into(), 0.6));
         scene.top_tag = Some(("airplane".into(), 0.7));
         let texts: Vec<String> = captions(&scene).into_iter().map(|c| c.text).collect();
-        assert_eq!(texts, ["a close up of an airliner", "a picture of an airplane"]);
+        assert_eq!(
+            texts,
+            ["a close up of an airliner", "a picture of an airplane"]
+        );
         assert_eq!(captions(&facts(vec![]))[0].text, "an image");
         assert_eq!(captions(&facts(vec![]))[0].confidence, 0.0);
     }
@@ -501,6 +542,9 @@ mod tests {
         assert_eq!(dense[0].text, caption.text);
         assert_eq!((dense[0].rect.w, dense[0].rect.h), (640, 480));
         let texts: Vec<&str> = dense.iter().map(|d| d.text.as_str()).collect();
-        assert_eq!(texts[1..], ["a person holding a cup", "a white cup", "a red car"]);
+        assert_eq!(
+            texts[1..],
+            ["a person holding a cup", "a white cup", "a red car"]
+        );
     }
 }

@@ -25,37 +25,90 @@ pub const TAXONOMY: [(&str, &[&str]); 86] = [
     ("animal_dog", &["dog"]),
     ("animal_horse", &["horse"]),
     ("animal_panda", &["giant panda", "lesser panda"]),
-    ("building_", &["building", "house", "tower", "castle", "palace", "skyscraper"]),
+    (
+        "building_",
+        &[
+            "building",
+            "house",
+            "tower",
+            "castle",
+            "palace",
+            "skyscraper",
+        ],
+    ),
     ("building_arch", &["triumphal arch"]),
     ("building_brickwall", &[]),
-    ("building_church", &["church", "mosque", "monastery", "bell cote"]),
+    (
+        "building_church",
+        &["church", "mosque", "monastery", "bell cote"],
+    ),
     ("building_corner", &[]),
     ("building_doorwindows", &["door", "window"]),
     ("building_pillar", &[]),
     ("building_stair", &[]),
     ("building_street", &[]),
     ("dark_", &[]),
-    ("drink_", &["drink", "coffee", "beer", "wine", "juice", "cocktail"]),
+    (
+        "drink_",
+        &["drink", "coffee", "beer", "wine", "juice", "cocktail"],
+    ),
     ("drink_can", &["beer can", "pop bottle"]),
     ("dark_fire", &[]),
     ("dark_fireworks", &[]),
     ("dark_light", &[]),
-    ("food_", &["food", "fruit", "vegetable", "dessert", "baked goods"]),
+    (
+        "food_",
+        &["food", "fruit", "vegetable", "dessert", "baked goods"],
+    ),
     ("food_bread", &["bread", "bagel", "french loaf", "pretzel"]),
-    ("food_fastfood", &["fast food", "hot dog", "hamburger", "cheeseburger", "burrito"]),
+    (
+        "food_fastfood",
+        &[
+            "fast food",
+            "hot dog",
+            "hamburger",
+            "cheeseburger",
+            "burrito",
+        ],
+    ),
     ("food_grilled", &[]),
     ("food_pizza", &["pizza"]),
-    ("indoor_", &["furniture", "home appliance", "kitchen appliance"]),
+    (
+        "indoor_",
+        &["furniture", "home appliance", "kitchen appliance"],
+    ),
     ("indoor_churchwindow", &[]),
     ("indoor_court", &[]),
     ("indoor_doorwindows", &["window shade", "sliding door"]),
     (
         "indoor_marketstore",
-        &["grocery store", "toyshop", "shoe shop", "bookshop", "bakery", "butcher shop", "confectionery"],
+        &[
+            "grocery store",
+            "toyshop",
+            "shoe shop",
+            "bookshop",
+            "bakery",
+            "butcher shop",
+            "confectionery",
+        ],
     ),
-    ("indoor_room", &["bed", "couch", "dining table", "refrigerator", "oven", "toilet", "sink"]),
+    (
+        "indoor_room",
+        &[
+            "bed",
+            "couch",
+            "dining table",
+            "refrigerator",
+            "oven",
+            "toilet",
+            "sink",
+        ],
+    ),
     ("indoor_venue", &["theater curtain", "stage", "cinema"]),
-    ("object_screen", &["tv", "laptop", "monitor", "screen", "television"]),
+    (
+        "object_screen",
+        &["tv", "laptop", "monitor", "screen", "television"],
+    ),
     ("object_sculpture", &["sculpture", "statue", "totem pole"]),
     ("others_", &[]),
     ("outdoor_", &["land vehicle"]),
@@ -63,15 +116,30 @@ pub const TAXONOMY: [(&str, &[&str]); 86] = [
     ("outdoor_field", &[]),
     ("outdoor_grass", &[]),
     ("outdoor_house", &["house"]),
-    ("outdoor_mountain", &["alp", "volcano", "valley", "cliff", "mountain"]),
+    (
+        "outdoor_mountain",
+        &["alp", "volcano", "valley", "cliff", "mountain"],
+    ),
     ("outdoor_oceanbeach", &["seashore", "sandbar", "beach"]),
     ("outdoor_playground", &["swing"]),
     ("outdoor_pool", &[]),
     ("outdoor_railway", &["train"]),
     ("outdoor_road", &[]),
-    ("outdoor_sportsfield", &["baseball bat", "baseball glove", "tennis racket"]),
+    (
+        "outdoor_sportsfield",
+        &["baseball bat", "baseball glove", "tennis racket"],
+    ),
     ("outdoor_stonerock", &[]),
-    ("outdoor_street", &["traffic light", "street sign", "fire hydrant", "parking meter", "stop sign"]),
+    (
+        "outdoor_street",
+        &[
+            "traffic light",
+            "street sign",
+            "fire hydrant",
+            "parking meter",
+            "stop sign",
+        ],
+    ),
     ("outdoor_water", &["lakeside", "boat"]),
     ("outdoor_waterside", &["boathouse", "dock", "pier"]),
     ("people_", &[]),
@@ -101,7 +169,10 @@ pub const TAXONOMY: [(&str, &[&str]); 86] = [
     ("trans_bicycle", &["bicycle"]),
     ("trans_bus", &["bus"]),
     ("trans_car", &["car", "taxi"]),
-    ("trans_trainstation", &["passenger car", "electric locomotive", "streetcar"]),
+    (
+        "trans_trainstation",
+        &["passenger car", "electric locomotive", "streetcar"],
+    ),
 ];
 
 #[derive(Debug, Clone, PartialEq)]
@@ -145,7 +216,8 @@ pub fn categorize(score: impl Fn(&str) -> f32, people: &People, brightness: f32)
         })
         .filter(|c| c.score >= MIN_CATEGORY_SCORE)
         .collect();
-    if let Some(name) = people_category(people).filter(|_| people.confidence >= MIN_CATEGORY_SCORE) {
+    if let Some(name) = people_category(people).filter(|_| people.confidence >= MIN_CATEGORY_SCORE)
+    {
         found.push(Category {
             name,
             score: people.confidence,
@@ -226,14 +298,26 @@ mod tests {
             confidence: 0.9,
             largest_share: 0.1,
         };
-        assert_eq!(names(&categorize(scores(&[]), &group, 0.5)), ["people_group"]);
+        assert_eq!(
+            names(&categorize(scores(&[]), &group, 0.5)),
+            ["people_group"]
+        );
         let portrait = People {
             count: 1,
             confidence: 0.9,
             largest_share: 0.4,
         };
-        assert_eq!(names(&categorize(scores(&[]), &portrait, 0.5)), ["people_portrait"]);
-        assert_eq!(names(&categorize(scores(&[]), &People::default(), 0.5)), ["others_"]);
-        assert_eq!(names(&categorize(scores(&[]), &People::default(), 0.05)), ["dark_"]);
+        assert_eq!(
+            names(&categorize(scores(&[]), &portrait, 0.5)),
+            ["people_portrait"]
+        );
+        assert_eq!(
+            names(&categorize(scores(&[]), &People::default(), 0.5)),
+            ["others_"]
+        );
+        assert_eq!(
+            names(&categorize(scores(&[]), &People::default(), 0.05)),
+            ["dark_"]
+        );
     }
 }

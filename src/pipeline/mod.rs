@@ -24,8 +24,8 @@ use image::{DynamicImage, GrayImage, ImageFormat, RgbImage, RgbaImage};
 use self::decode::{decode, DecodeError, DecodedImage, ImageLimits};
 use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, Subject, Weighted};
 use crate::geometry::{nms_per_class, Detection, PixelRect};
-pub use crate::models::faceres::{FaceAttributes, Gender};
 use crate::models::e5::TextRole;
+pub use crate::models::faceres::{FaceAttributes, Gender};
 use crate::models::preprocess::resize;
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
@@ -397,9 +397,15 @@ impl Pipeline {
     fn unable_to_name_things(&self) -> Option<String> {
         let models = &self.models;
         let missing: Vec<&str> = [
-            (models.classifier.is_none(), "the classifier (efficientnet-lite0)"),
+            (
+                models.classifier.is_none(),
+                "the classifier (efficientnet-lite0)",
+            ),
             (models.detector.is_none(), "the object detector (centernet)"),
-            (models.hierarchy.is_none(), "the WordNet names (wordnet, wordtree)"),
+            (
+                models.hierarchy.is_none(),
+                "the WordNet names (wordnet, wordtree)",
+            ),
         ]
         .into_iter()
         .filter_map(|(missing, what)| missing.then_some(what))
@@ -716,9 +722,13 @@ impl Pipeline {
                 brightness(image),
             ));
         }
-        if [Feature::Caption, Feature::DenseCaptions, Feature::Description]
-            .iter()
-            .any(|f| wants(*f))
+        if [
+            Feature::Caption,
+            Feature::DenseCaptions,
+            Feature::Description,
+        ]
+        .iter()
+        .any(|f| wants(*f))
         {
             let class = probabilities
                 .iter()
@@ -740,7 +750,8 @@ impl Pipeline {
             };
             let captions = caption::captions(&facts);
             if wants(Feature::DenseCaptions) {
-                analysis.dense_captions = Some(caption::dense_captions(image, &facts, &captions[0]));
+                analysis.dense_captions =
+                    Some(caption::dense_captions(image, &facts, &captions[0]));
             }
             analysis.captions = Some(captions);
         }
@@ -764,7 +775,9 @@ impl Pipeline {
         let regions = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
         // One region may be a stray stroke; a few make text.
         let support = (regions.len() as f32 / 3.0).min(1.0);
-        Ok(Some(regions.iter().map(|r| r.score).fold(0.0, f32::max) * support))
+        Ok(Some(
+            regions.iter().map(|r| r.score).fold(0.0, f32::max) * support,
+        ))
     }
 
     /// The readable parents of a detector label that the deployment's tag rules allow.
@@ -789,7 +802,11 @@ impl Pipeline {
     /// The search vector of an image. With a CLIP, CLIP's; otherwise what the image shows put in
     /// words (its caption and tags), embedded as an e5 passage, so that text queries in any language
     /// e5 knows find it.
-    pub fn vectorize_image(&self, bytes: &[u8], limits: &ImageLimits) -> Result<Vec<f32>, PipelineError> {
+    pub fn vectorize_image(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+    ) -> Result<Vec<f32>, PipelineError> {
         self.check_vectors()?;
         if let Some(clip) = &self.models.clip {
             let image = decode(bytes, limits)?;
@@ -825,7 +842,11 @@ impl Pipeline {
     }
 
     fn embed(&self, text: &str, role: TextRole) -> Result<Vec<f32>, PipelineError> {
-        let encoder = self.models.text_encoder.as_ref().expect("checked by check_vectors()");
+        let encoder = self
+            .models
+            .text_encoder
+            .as_ref()
+            .expect("checked by check_vectors()");
         Ok(encoder.embed(text, role)?)
     }
 
@@ -1032,9 +1053,15 @@ mod tests {
         for feature in Feature::ALL {
             assert!(pipeline.unavailable(feature).is_some(), "{feature}");
         }
-        let russian = pipeline.unreadable_language("ru").expect("no Tesseract in an empty pack");
+        let russian = pipeline
+            .unreadable_language("ru")
+            .expect("no Tesseract in an empty pack");
         assert!(russian.contains("'rus'"), "{russian}");
-        assert_eq!(pipeline.unreadable_language("en"), None, "PP-OCR's language");
+        assert_eq!(
+            pipeline.unreadable_language("en"),
+            None,
+            "PP-OCR's language"
+        );
         let options = AnalysisOptions::default();
         let err = pipeline
             .analyze(

@@ -105,7 +105,9 @@ impl LineReader<'_> {
     fn recognize(&self, crops: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
         match self {
             LineReader::PpOcr(recognizer) => recognizer.recognize(crops),
-            LineReader::Tesseract(tesseract, traineddata) => tesseract.recognize(traineddata, crops),
+            LineReader::Tesseract(tesseract, traineddata) => {
+                tesseract.recognize(traineddata, crops)
+            }
         }
     }
 }
@@ -124,10 +126,12 @@ pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) ->
         .language
         .as_deref()
         .filter(|l| !l.eq_ignore_ascii_case("unk"));
-    let named = language.and_then(traineddata_for_language).and_then(|data| {
-        let tesseract = models.tesseract.filter(|t| t.has(data))?;
-        Some(LineReader::Tesseract(tesseract, data))
-    });
+    let named = language
+        .and_then(traineddata_for_language)
+        .and_then(|data| {
+            let tesseract = models.tesseract.filter(|t| t.has(data))?;
+            Some(LineReader::Tesseract(tesseract, data))
+        });
     let candidates = orientation_candidates(&regions, options.assume_upright);
     let mut reader = named.unwrap_or(LineReader::PpOcr(models.recognizer));
     let (mut orientation, mut sample) = choose_orientation(reader, image, &regions, candidates)?;
@@ -192,7 +196,8 @@ pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) ->
 fn is_sure(regions: &[TextRegion], sample: &[(usize, RecognizedLine)]) -> bool {
     let aspect = |i: usize| aspect(&regions[i]);
     let read = |line: &RecognizedLine, aspect: f32| {
-        line.confidence() >= SURE_READING && line.chars.len() as f32 >= MIN_CHARS_PER_ASPECT * aspect
+        line.confidence() >= SURE_READING
+            && line.chars.len() as f32 >= MIN_CHARS_PER_ASPECT * aspect
     };
     let total: f32 = sample.iter().map(|(i, _)| aspect(*i)).sum();
     let sure: f32 = sample
@@ -379,7 +384,11 @@ fn choose_orientation(
     sample.truncate(ORIENTATION_SAMPLE);
     let read_turned = |o: Orientation| -> Result<Vec<(usize, RecognizedLine)>> {
         let crops = sample_crops(image, regions, &sample, o)?;
-        Ok(sample.iter().copied().zip(reader.recognize(&crops)?).collect())
+        Ok(sample
+            .iter()
+            .copied()
+            .zip(reader.recognize(&crops)?)
+            .collect())
     };
     // With PP-OCR, the first candidate (upright, or turned right) read surely settles it: most pages
     // are upright, and PP-OCR never reads a page upside down surely. Tesseract's models can read
@@ -447,7 +456,10 @@ fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
     let centre = |i: usize| (line.chars[i].start + line.chars[i].end) / 2.0;
     let mut pitches: Vec<f32> = groups
         .iter()
-        .flat_map(|g| g.windows(2).map(|pair| (centre(pair[1]) - centre(pair[0])).abs()))
+        .flat_map(|g| {
+            g.windows(2)
+                .map(|pair| (centre(pair[1]) - centre(pair[0])).abs())
+        })
         .collect();
     pitches.sort_by(f32::total_cmp);
     let pitch = pitches
@@ -461,7 +473,10 @@ fn words_of(line: &RecognizedLine, quad: &Quad) -> Vec<TextWord> {
             let centres = g.iter().map(|&i| centre(i));
             let first = centres.clone().fold(f32::MAX, f32::min);
             let last = centres.fold(f32::MIN, f32::max);
-            ((first - pitch / 2.0).max(0.0), (last + pitch / 2.0).min(1.0))
+            (
+                (first - pitch / 2.0).max(0.0),
+                (last + pitch / 2.0).min(1.0),
+            )
         })
         .collect();
     // Neighbours across the line that overlap meet halfway.
@@ -621,7 +636,11 @@ fn natural_order(lines: Vec<TextLine>) -> Vec<TextLine> {
     let mut order = Vec::new();
     let mut left: Vec<usize> = (0..blocks.len()).collect();
     while !left.is_empty() {
-        let ready = |&&b: &&usize| !left.iter().any(|&a| a != b && before(&blocks[a].1, &blocks[b].1));
+        let ready = |&&b: &&usize| {
+            !left
+                .iter()
+                .any(|&a| a != b && before(&blocks[a].1, &blocks[b].1))
+        };
         let topmost = |a: &&usize, b: &&usize| blocks[**a].1[1].total_cmp(&blocks[**b].1[1]);
         let next = *left
             .iter()

@@ -55,7 +55,10 @@ impl TagScores {
         let mut hints = HashMap::new();
         let mut add = |name: &str, confidence: f32| {
             if confidence > 0.0 {
-                sources.entry(name.to_string()).or_default().push(confidence);
+                sources
+                    .entry(name.to_string())
+                    .or_default()
+                    .push(confidence);
             }
         };
         if let Some((probabilities, classes)) = evidence.classes {
@@ -103,7 +106,10 @@ impl TagScores {
             .into_iter()
             .filter(|(name, _)| filter.permits(name))
             .map(|(name, confidences)| {
-                let missed: f32 = confidences.iter().map(|c| 1.0 - c.clamp(0.0, 1.0)).product();
+                let missed: f32 = confidences
+                    .iter()
+                    .map(|c| 1.0 - c.clamp(0.0, 1.0))
+                    .product();
                 (name, 1.0 - missed)
             })
             .collect();
@@ -127,7 +133,11 @@ impl TagScores {
                 hint: self.hints.get(name).cloned(),
             })
             .collect();
-        tags.sort_by(|a, b| b.confidence.total_cmp(&a.confidence).then(a.name.cmp(&b.name)));
+        tags.sort_by(|a, b| {
+            b.confidence
+                .total_cmp(&a.confidence)
+                .then(a.name.cmp(&b.name))
+        });
         tags
     }
 }
@@ -168,8 +178,15 @@ impl TagFilter {
     pub fn permits(&self, name: &str) -> bool {
         let name = name.to_lowercase();
         let padded = format!(" {name} ");
-        let blocked = self.block.iter().any(|b| padded.contains(&format!(" {b} ")));
-        !blocked && self.allow.as_ref().is_none_or(|allow| allow.contains(&name))
+        let blocked = self
+            .block
+            .iter()
+            .any(|b| padded.contains(&format!(" {b} ")));
+        !blocked
+            && self
+                .allow
+                .as_ref()
+                .is_none_or(|allow| allow.contains(&name))
     }
 }
 
@@ -208,7 +225,11 @@ mod tests {
         assert!(scores.score("tiger cat") > 0.0 && scores.score("beagle") == 0.0);
         let tags = scores.tags(0.5);
         assert_eq!(names(&tags), ["animal", "mammal", "cat"]);
-        assert_eq!(scores.tags(0.35)[3].hint.as_deref(), Some("cat"), "tabby hints at cat");
+        assert_eq!(
+            scores.tags(0.35)[3].hint.as_deref(),
+            Some("cat"),
+            "tabby hints at cat"
+        );
     }
 
     #[test]
@@ -218,7 +239,11 @@ mod tests {
         let parents = vec!["animal".to_string()];
         let evidence = TagEvidence {
             classes: Some((&p, &classes)),
-            objects: vec![("cat", 0.5, &parents), ("cat", 0.8, &parents), ("person", 0.9, &[])],
+            objects: vec![
+                ("cat", 0.5, &parents),
+                ("cat", 0.8, &parents),
+                ("person", 0.9, &[]),
+            ],
             face: Some(0.7),
             text: Some(0.6),
             zero_shot: vec![("tabby".into(), 0.5)],
@@ -259,7 +284,10 @@ mod tests {
             objects: vec![("person", 0.9, &[]), ("cat", 0.9, &[])],
             ..Default::default()
         };
-        assert_eq!(names(&TagScores::fuse(&evidence, &block).tags(0.0)), ["cat"]);
+        assert_eq!(
+            names(&TagScores::fuse(&evidence, &block).tags(0.0)),
+            ["cat"]
+        );
         assert_eq!(
             TagFilter::read_list("cat # pets\n\n# comment\n dog\n"),
             ["cat", "dog"]

@@ -113,8 +113,8 @@ pub fn replica_file(path: &Path) -> Result<String> {
         std::fs::write(path, uuid::Uuid::new_v4().to_string())
             .with_context(|| format!("creating {}", path.display()))?;
     }
-    let name = std::fs::read_to_string(path)
-        .with_context(|| format!("reading {}", path.display()))?;
+    let name =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     Ok(name.trim().to_string())
 }
 
@@ -304,8 +304,7 @@ mod tests {
     #[test]
     fn an_operation_goes_from_accepted_to_succeeded_and_its_document_is_deleted() {
         let dir = temp("life");
-        let store =
-            open(&dir.join("ops.redb"), [7; 32], Duration::from_secs(60));
+        let store = open(&dir.join("ops.redb"), [7; 32], Duration::from_secs(60));
         let record = store
             .create(
                 "a",
@@ -364,14 +363,16 @@ mod tests {
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
         assert!(store.open_sealed("b", Table::Records, &flipped).is_err());
-        assert_eq!(store.open_sealed("b", Table::Records, &sealed).unwrap(), b"{}");
+        assert_eq!(
+            store.open_sealed("b", Table::Records, &sealed).unwrap(),
+            b"{}"
+        );
     }
 
     #[test]
     fn operations_expire_and_are_swept() {
         let dir = temp("ttl");
-        let store =
-            open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1));
+        let store = open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1));
         store.create("c", b"doc", serde_json::json!({})).unwrap();
         store.create("d", b"doc", serde_json::json!({})).unwrap();
         assert!(store.get("c").unwrap().is_some());
@@ -405,8 +406,15 @@ mod tests {
             Duration::from_secs(60),
             "b",
         );
-        let sealed = store.backend.get(Table::Records, "queued").unwrap().unwrap();
-        other.backend.put(Table::Records, "queued", &sealed, f64::MAX).unwrap();
+        let sealed = store
+            .backend
+            .get(Table::Records, "queued")
+            .unwrap()
+            .unwrap();
+        other
+            .backend
+            .put(Table::Records, "queued", &sealed, f64::MAX)
+            .unwrap();
         assert!(other.unfinished().unwrap().is_empty());
         assert!(other.get("queued").unwrap().is_some());
         assert_eq!(

@@ -86,7 +86,11 @@ impl Backend for Redis {
                     .arg(1000)
                     .query(c)
             })?;
-            ids.extend(keys.iter().filter_map(|k| k.strip_prefix(&prefix)).map(str::to_owned));
+            ids.extend(
+                keys.iter()
+                    .filter_map(|k| k.strip_prefix(&prefix))
+                    .map(str::to_owned),
+            );
             if next == 0 {
                 return Ok(ids);
             }

@@ -2,8 +2,10 @@
 (4.0 and 3.2) and plain HTTP for the vectors, against a running vista with the real model pack."""
 
 import io
+import json
 import os
 import re
+import subprocess
 
 import numpy as np
 import pytest
@@ -16,7 +18,7 @@ from azure.core.exceptions import HttpResponseError
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image
 
-from conftest import KEYS, MODELS, Server, photo
+from conftest import KEYS, MODELS, VISTA_BIN, Server, photo
 
 NAMING = [VisualFeatures.CAPTION, VisualFeatures.DENSE_CAPTIONS, VisualFeatures.TAGS]
 GENDERED = {"man", "men", "woman", "women", "boy", "girl", "he", "she", "his", "her", "lady", "guy"}
@@ -175,3 +177,26 @@ def test_without_the_classifier_captions_and_tags_are_refused_by_name(tmp_path):
     assert response.status_code == 400 and error["innererror"]["code"] == "NotSupportedVisualFeature"
     assert "efficientnet-lite0" in error["innererror"]["message"]
     assert objects.status_code == 200
+
+
+def test_cli_index_then_search_in_another_language(tmp_path):
+    folder = tmp_path / "photos" / "nested"
+    folder.mkdir(parents=True)
+    for name in PHOTO_SUBJECTS:
+        (folder / name).write_bytes(photo(name))
+    (folder / "notes.txt").write_text("not an image")
+    index = tmp_path / "index.json"
+    run = lambda *args: subprocess.run([VISTA_BIN, *args, "--models", MODELS, "--index", str(index)],
+                                       capture_output=True, text=True, timeout=300)
+    first = run("index", str(tmp_path / "photos"))
+    assert first.returncode == 0, first.stderr
+    assert f"{len(PHOTO_SUBJECTS)} images in" in first.stderr
+    stored = json.loads(index.read_text())
+    assert stored["modelVersion"] == "vista-e5-small-tags-1" and len(stored["images"]) == len(PHOTO_SUBJECTS)
+    found = run("search", "un gato dormido", "--top", "2")
+    assert found.returncode == 0, found.stderr
+    lines = found.stdout.splitlines()
+    assert len(lines) == 2 and lines[0].endswith("chelsea.png"), lines
+    # A second run finds nothing new to embed and keeps the same vectors.
+    again = run("index", str(tmp_path / "photos"))
+    assert again.returncode == 0 and json.loads(index.read_text())["images"] == stored["images"]
