@@ -1,7 +1,8 @@
 """Quality of the features that name things, on ../shared/evaldata/coco_mini (skips when absent):
 tag precision/recall against the COCO categories present in each image, caption BLEU-4 and CIDEr-D against
-the 5 COCO references, text→image retrieval recall@1/@5 with COCO captions as queries (English and Spanish
-when the server has vectors), and the p50 latency of 4.0 analyze with all seven features.
+the 5 COCO references, text→image retrieval recall@1/@5 with COCO captions as queries, category search in
+English and Spanish (this script's own translations of the COCO class names, not evaluation text), and the
+p50 latency of 4.0 analyze with all seven features.
 
     .venv-test/bin/python bench/eval_language.py [--evaldata DIR] [--url URL --key KEY]
 
@@ -125,6 +126,49 @@ def recall_at(queries, images, ks=(1, 5)):
     return {k: hits[k] / len(queries) for k in ks}
 
 
+# COCO's class names in Spanish (written for this script), for "una foto de ..." queries.
+SPANISH = {
+    "person": "una persona", "bicycle": "una bicicleta", "car": "un coche", "motorcycle": "una motocicleta",
+    "airplane": "un avión", "bus": "un autobús", "train": "un tren", "truck": "un camión", "boat": "un barco",
+    "traffic light": "un semáforo", "fire hydrant": "una boca de incendios", "stop sign": "una señal de alto",
+    "parking meter": "un parquímetro", "bench": "un banco", "bird": "un pájaro", "cat": "un gato",
+    "dog": "un perro", "horse": "un caballo", "sheep": "una oveja", "cow": "una vaca", "elephant": "un elefante",
+    "bear": "un oso", "zebra": "una cebra", "giraffe": "una jirafa", "backpack": "una mochila",
+    "umbrella": "un paraguas", "handbag": "un bolso", "tie": "una corbata", "suitcase": "una maleta",
+    "frisbee": "un frisbi", "skis": "unos esquís", "snowboard": "una tabla de snowboard", "sports ball": "una pelota",
+    "kite": "una cometa", "baseball bat": "un bate de béisbol", "baseball glove": "un guante de béisbol",
+    "skateboard": "un monopatín", "surfboard": "una tabla de surf", "tennis racket": "una raqueta de tenis",
+    "bottle": "una botella", "wine glass": "una copa de vino", "cup": "una taza", "fork": "un tenedor",
+    "knife": "un cuchillo", "spoon": "una cuchara", "bowl": "un cuenco", "banana": "un plátano",
+    "apple": "una manzana", "sandwich": "un sándwich", "orange": "una naranja", "broccoli": "brócoli",
+    "carrot": "una zanahoria", "hot dog": "un perrito caliente", "pizza": "una pizza", "donut": "un dónut",
+    "cake": "un pastel", "chair": "una silla", "couch": "un sofá", "potted plant": "una planta en maceta",
+    "bed": "una cama", "dining table": "una mesa", "toilet": "un inodoro", "tv": "un televisor",
+    "laptop": "un portátil", "mouse": "un ratón de ordenador", "remote": "un mando a distancia",
+    "keyboard": "un teclado", "cell phone": "un teléfono móvil", "microwave": "un microondas", "oven": "un horno",
+    "toaster": "una tostadora", "sink": "un fregadero", "refrigerator": "una nevera", "book": "un libro",
+    "clock": "un reloj", "vase": "un jarrón", "scissors": "unas tijeras", "teddy bear": "un oso de peluche",
+    "hair drier": "un secador de pelo", "toothbrush": "un cepillo de dientes",
+}
+
+
+def category_search(url, key, records, image_vectors, spanish):
+    """Mean precision@1 and @5 of a query naming a class ("a dog", "un perro") over the annotated images,
+    one query per class present in at least two of them."""
+    annotated = [(set(b[4] for b in r["boxes_xywh"]), v) for r, v in zip(records, image_vectors)
+                 if r["boxes_xywh"]]
+    counts = collections.Counter(c for classes, _ in annotated for c in classes)
+    p1 = p5 = 0.0
+    classes = sorted(c for c, n in counts.items() if n >= 2 and c in SPANISH)
+    for name in classes:
+        query = SPANISH[name] if spanish else f"a {name}"
+        q = vectors(url, key, query, "Text")
+        ranked = sorted(annotated, key=lambda item: -sum(a * b for a, b in zip(q, item[1])))
+        p1 += name in ranked[0][0]
+        p5 += sum(name in classes_ for classes_, _ in ranked[:5]) / 5
+    return p1 / len(classes), p5 / len(classes), len(classes)
+
+
 def main():
     args, coco_dir = evaluation_args(__doc__.splitlines()[0])
     if coco_dir is None:
@@ -162,8 +206,11 @@ def main():
             return
         queries = [(vectors(url, args.key, r["captions"][0], "Text"), i) for i, r in enumerate(records)]
         recall = recall_at(queries, image_vectors)
-        print(f"| text→image recall@1 / @5 (English, {len(records)} images) | "
+        print(f"| text→image recall@1 / @5 (a COCO caption as query, {len(records)} images) | "
               f"{100 * recall[1]:.1f}% / {100 * recall[5]:.1f}% |")
+        for spanish, language in [(False, "English"), (True, "Spanish")]:
+            p1, p5, n = category_search(url, args.key, records, image_vectors, spanish)
+            print(f"| class search precision@1 / @5 ({language}, {n} classes) | {100 * p1:.1f}% / {100 * p5:.1f}% |")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ pub const E5_MODEL_VERSION: &str = "vista-e5-small-tags-1";
 /// Tags the description names, at most (the strongest carry the meaning; a long tail adds noise).
 const MAX_TAGS: usize = 12;
 
-/// "two people at a table. person, dining table, furniture, human face".
+/// "a photo of two people at a table, with person, dining table, furniture, human face": phrased the
+/// way people search ("a photo of a dog"), which on the COCO development images found the right class
+/// first three to five times as often as "caption. tags" did (e5 passages share a strong common
+/// direction; wording close to the queries' stands out from it).
 pub fn image_passage(analysis: &Analysis) -> String {
     let caption = analysis
         .captions
@@ -25,7 +28,7 @@ pub fn image_passage(analysis: &Analysis) -> String {
         .take(MAX_TAGS)
         .map(|t| t.name.as_str())
         .collect();
-    format!("{caption}. {}", tags.join(", "))
+    format!("a photo of {caption}, with {}", tags.join(", "))
 }
 
 #[cfg(test)]
@@ -51,6 +54,9 @@ mod tests {
                 })
                 .collect(),
         );
-        assert_eq!(image_passage(&analysis), "a cat on a bed. cat, bed, animal");
+        assert_eq!(
+            image_passage(&analysis),
+            "a photo of a cat on a bed, with cat, bed, animal"
+        );
     }
 }
