@@ -483,46 +483,47 @@ fn index_images(args: IndexArgs) -> Result<ExitCode> {
     let (index, next, skipped) = (Mutex::new(index), AtomicUsize::new(0), AtomicUsize::new(0));
     std::thread::scope(|scope| {
         for _ in 0..args.engine.workers() {
-            scope.spawn(|| loop {
-                let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) else {
-                    break;
-                };
-                let key = file.to_string_lossy().into_owned();
-                let indexed = std::fs::metadata(file)
-                    .map_err(|e| e.to_string())
-                    .and_then(|meta| {
-                        let modified = meta
-                            .modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
-                        let (size, modified) = (meta.len(), modified.map_or(0, |d| d.as_secs()));
-                        if index
-                            .lock()
-                            .expect("index lock")
-                            .is_current(&key, size, modified)
-                        {
-                            return Ok(None);
+            scope.spawn(|| {
+                while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let key = file.to_string_lossy().into_owned();
+                    let indexed =
+                        std::fs::metadata(file)
+                            .map_err(|e| e.to_string())
+                            .and_then(|meta| {
+                                let modified = meta
+                                    .modified()
+                                    .ok()
+                                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+                                let (size, modified) =
+                                    (meta.len(), modified.map_or(0, |d| d.as_secs()));
+                                if index
+                                    .lock()
+                                    .expect("index lock")
+                                    .is_current(&key, size, modified)
+                                {
+                                    return Ok(None);
+                                }
+                                let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+                                let vector = pipeline
+                                    .vectorize_image(&bytes, &ANALYZE_V4)
+                                    .map_err(|e| e.to_string())?;
+                                Ok(Some(IndexedImage {
+                                    path: key,
+                                    size,
+                                    modified,
+                                    vector,
+                                }))
+                            });
+                    match indexed {
+                        Ok(Some(image)) => index.lock().expect("index lock").insert(image),
+                        Ok(None) => {}
+                        Err(e) => {
+                            skipped.fetch_add(1, Ordering::Relaxed);
+                            bar.println(format!("skipped {}: {e}", file.display()));
                         }
-                        let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
-                        let vector = pipeline
-                            .vectorize_image(&bytes, &ANALYZE_V4)
-                            .map_err(|e| e.to_string())?;
-                        Ok(Some(IndexedImage {
-                            path: key,
-                            size,
-                            modified,
-                            vector,
-                        }))
-                    });
-                match indexed {
-                    Ok(Some(image)) => index.lock().expect("index lock").insert(image),
-                    Ok(None) => {}
-                    Err(e) => {
-                        skipped.fetch_add(1, Ordering::Relaxed);
-                        bar.println(format!("skipped {}: {e}", file.display()));
                     }
+                    bar.inc(1);
                 }
-                bar.inc(1);
             });
         }
     });

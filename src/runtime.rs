@@ -137,6 +137,23 @@ impl SessionPool {
             .map_err(|e| anyhow!("{} inference failed: {e}", self.model))
     }
 
+    /// Runs the model on one input tensor and returns one output, flattened.
+    pub fn run_flat(
+        &self,
+        input: &str,
+        tensor: &ndarray::Array4<f32>,
+        output: &str,
+    ) -> Result<Vec<f32>> {
+        let inputs = ort::inputs![input => ort::value::TensorRef::from_array_view(tensor)?];
+        self.run(inputs, |outputs| {
+            Ok(outputs[output]
+                .try_extract_array::<f32>()?
+                .iter()
+                .copied()
+                .collect())
+        })
+    }
+
     /// A custom metadata entry of the model (e.g. a recogniser's character list).
     pub fn custom_metadata(&self, key: &str) -> Result<Option<String>> {
         let checkout = Checkout {

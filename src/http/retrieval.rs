@@ -63,15 +63,21 @@ fn check_query(params: &QueryParams, model: &str) -> Result<(), ApiError> {
     }
 }
 
+/// The model the vectors come from, once the query is valid and vectors can be made here (checked
+/// before the body is read).
+fn vector_model(state: &AppState, query: Option<&str>) -> Result<String, ApiError> {
+    let model = state.pipeline.vector_model();
+    check_query(&QueryParams::parse(query), &model)?;
+    state.pipeline.check_vectors()?;
+    Ok(model)
+}
+
 pub async fn vectorize_image(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<VectorResponse>, ApiError> {
-    let model = state.pipeline.vector_model();
-    check_query(&QueryParams::parse(query.as_deref()), &model)?;
-    // Refused before the body is read when the text encoder is missing.
-    state.pipeline.check_vectors()?;
+    let model = vector_model(&state, query.as_deref())?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
     let pipeline = Arc::clone(&state.pipeline);
     let vector = state
@@ -89,10 +95,7 @@ pub async fn vectorize_text(
     RawQuery(query): RawQuery,
     request: Request,
 ) -> Result<Json<VectorResponse>, ApiError> {
-    let model = state.pipeline.vector_model();
-    check_query(&QueryParams::parse(query.as_deref()), &model)?;
-    // Refused before the body is read when the text encoder is missing.
-    state.pipeline.check_vectors()?;
+    let model = vector_model(&state, query.as_deref())?;
     let body = to_bytes(request.into_body(), MAX_TEXT_BYTES)
         .await
         .map_err(|_| ApiError::invalid_request("The text body is too large or unreadable"))?;

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::{Extension, Json, Router};
 use image::ImageFormat;
 use serde::Serialize;
@@ -30,13 +30,16 @@ const THUMBNAIL_SIDES: std::ops::RangeInclusive<u32> = 1..=1024;
 pub fn routes() -> Router<Arc<AppState>> {
     Router::new()
         .route("/vision/v3.2/analyze", post(analyze))
-        .route("/vision/v3.2/detect", post(detect))
-        .route("/vision/v3.2/areaOfInterest", post(area_of_interest))
+        .route("/vision/v3.2/detect", fixed_feature(Feature::Objects))
+        .route(
+            "/vision/v3.2/areaOfInterest",
+            fixed_feature(Feature::AreaOfInterest),
+        )
         .route("/vision/v3.2/generateThumbnail", post(generate_thumbnail))
         .route("/vision/v3.2/models", get(list_models))
         .route("/vision/v3.2/models/{model}/analyze", post(domain_model))
         .route("/vision/v3.2/describe", post(describe))
-        .route("/vision/v3.2/tag", post(tag))
+        .route("/vision/v3.2/tag", fixed_feature(Feature::Tags))
 }
 
 /// The languages 3.2 lists for tags and descriptions; only English has words here.
@@ -498,44 +501,20 @@ async fn describe(
     .await
 }
 
-async fn tag(
-    State(state): State<Arc<AppState>>,
-    Extension(id): Extension<RequestId>,
-    RawQuery(query): RawQuery,
-    request: Request,
-) -> Result<Json<AnalyzeResponse>, ApiError> {
-    let params = QueryParams::parse(query.as_deref());
-    single_feature(&state, id, params, request, Feature::Tags, 1).await
-}
-
-async fn detect(
-    State(state): State<Arc<AppState>>,
-    Extension(id): Extension<RequestId>,
-    RawQuery(query): RawQuery,
-    request: Request,
-) -> Result<Json<AnalyzeResponse>, ApiError> {
-    single_feature(
-        &state,
-        id,
-        QueryParams::parse(query.as_deref()),
-        request,
-        Feature::Objects,
-        1,
+/// The route of an operation that is one fixed feature (`/tag`, `/detect`, `/areaOfInterest`).
+fn fixed_feature(feature: Feature) -> MethodRouter<Arc<AppState>> {
+    post(
+        move |State(state): State<Arc<AppState>>,
+              Extension(id): Extension<RequestId>,
+              RawQuery(query): RawQuery,
+              request: Request| async move {
+            let params = QueryParams::parse(query.as_deref());
+            single_feature(&state, id, params, request, feature, 1).await
+        },
     )
-    .await
 }
 
-async fn area_of_interest(
-    State(state): State<Arc<AppState>>,
-    Extension(id): Extension<RequestId>,
-    RawQuery(query): RawQuery,
-    request: Request,
-) -> Result<Json<AnalyzeResponse>, ApiError> {
-    let params = QueryParams::parse(query.as_deref());
-    single_feature(&state, id, params, request, Feature::AreaOfInterest, 1).await
-}
-
-/// The operations that are one fixed feature (`/describe`, `/tag`, `/detect`, `/areaOfInterest`).
+/// Runs one feature (`/describe` and the fixed-feature operations).
 async fn single_feature(
     state: &AppState,
     id: RequestId,

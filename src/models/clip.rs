@@ -156,15 +156,7 @@ impl Clip {
         let tensor = to_nchw(crop.as_raw(), side, side, |c, v| {
             (v as f32 / 255.0 - facts.mean[c]) / facts.std[c]
         });
-        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
-        let vector = self.visual.run(inputs, |outputs| {
-            Ok(outputs[facts.output.as_str()]
-                .try_extract_array::<f32>()?
-                .iter()
-                .copied()
-                .collect())
-        })?;
-        normalised(vector)
+        normalised(self.visual.run_flat(&facts.input, &tensor, &facts.output)?)
     }
 
     /// The unit-length embedding of a text.

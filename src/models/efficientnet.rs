@@ -5,7 +5,6 @@
 use anyhow::{bail, Result};
 use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
-use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
@@ -49,14 +48,9 @@ impl EfficientNet {
             ResizeAlg::Convolution(FilterType::Bilinear),
         )?;
         let tensor = to_nchw(&pixels, side, side, |_, v| (v as f32 - 127.0) / 128.0);
-        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
-        let logits = self.sessions.run(inputs, |outputs| {
-            Ok(outputs[facts.output.as_str()]
-                .try_extract_array::<f32>()?
-                .iter()
-                .copied()
-                .collect::<Vec<f32>>())
-        })?;
+        let logits = self
+            .sessions
+            .run_flat(&facts.input, &tensor, &facts.output)?;
         if logits.len() != facts.classes {
             bail!(
                 "the classifier gave {} logits, expected {}",

@@ -4,7 +4,6 @@
 use anyhow::{anyhow, Result};
 use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
-use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
@@ -55,14 +54,9 @@ impl Nsfw {
             ResizeAlg::Convolution(FilterType::Bilinear),
         )?;
         let tensor = to_nchw(&pixels, side, side, |_, v| v as f32 / 255.0);
-        let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
-        let probabilities = self.sessions.run(inputs, |outputs| {
-            Ok(outputs[facts.output.as_str()]
-                .try_extract_array::<f32>()?
-                .iter()
-                .copied()
-                .collect::<Vec<f32>>())
-        })?;
+        let probabilities = self
+            .sessions
+            .run_flat(&facts.input, &tensor, &facts.output)?;
         Ok(scores_by_name(&facts.classes, &probabilities))
     }
 }

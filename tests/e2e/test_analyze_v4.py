@@ -225,6 +225,8 @@ def test_probes_and_metrics(server, client):
     # Every model of the default pack is loaded; the optional age/gender model is installed (the tests
     # fetch it) but stays unused without --face-attributes.
     assert states.pop("faceres") == "installed"
+    # The CLIP tokenizer's vocabulary and the zero-shot names wait for a CLIP the user brings.
+    assert states.pop("clip-bpe") == states.pop("imagenet22k-names") == "installed"
     assert ready["ready"] and all(state == "loaded" for state in states.values()), states
     assert "gore" in [m["feature"] for m in ready["noModel"]]
     metrics = requests.get(server.url + "/metrics").text
