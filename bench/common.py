@@ -14,12 +14,15 @@ from conftest import DATA, MODELS, Server, encoded, photo  # noqa: E402,F401  (r
 PHOTOS = ["astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "camera.png"]
 
 
-def evaluation_args(description):
-    """Parses --evaldata/--url/--key; returns (args, coco_mini dir), or (args, None) after printing SKIP."""
+def evaluation_args(description, extra=()):
+    """Parses --evaldata/--url/--key and `extra` (flag, help) options; returns (args, coco_mini dir), or
+    (args, None) after printing SKIP."""
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
     parser.add_argument("--url", help="a running server (default: start one)")
     parser.add_argument("--key", default="eval-key")
+    for flag, help_text in extra:
+        parser.add_argument(flag, help=help_text)
     args = parser.parse_args()
     coco_dir = os.path.join(args.evaldata, "coco_mini")
     if not os.path.isdir(coco_dir):
