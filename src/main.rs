@@ -236,14 +236,20 @@ fn main() -> ExitCode {
         // of vista's own workers. Set before any thread exists and before the library is loaded.
         std::env::set_var("OMP_THREAD_LIMIT", "1");
     }
+    let command = Cli::parse().command;
+    // The server logs what it loads and serves; the one-shot commands only what went wrong.
+    let default_filter = match command {
+        Command::Serve(_) | Command::Models { .. } => "info,ort=warn",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG")
-                .unwrap_or_else(|_| "info,ort=warn".into()),
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let outcome = match Cli::parse().command {
+    let outcome = match command {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
         Command::Index(args) => index_images(args),
