@@ -56,11 +56,19 @@ pub struct DenseCaption {
 #[derive(Debug, Clone)]
 struct Group<'a> {
     label: &'a str,
+    /// How many are surely there (at least one).
     count: usize,
     confidence: f32,
     /// Share of the image the group covers, summed over its boxes.
     area: f32,
+    rects: Vec<PixelRect>,
 }
+
+/// A thing is counted from this confidence: a sentence says "two people" only of people surely there.
+const COUNT_CONFIDENCE: f32 = 0.6;
+/// A person rides, sits at or holds a thing only when their boxes overlap by this share of the
+/// smaller one.
+const TOUCHING: f32 = 0.2;
 
 /// ImageNet classes that name a place, with the phrase that puts a subject in it.
 const PLACES: [(&str, &str); 24] = [
@@ -180,19 +188,25 @@ fn groups(facts: &Facts) -> Vec<Group<'_>> {
         .filter(|t| t.confidence >= MIN_CAPTION_CONFIDENCE)
     {
         let area = thing.rect.w as f32 * thing.rect.h as f32 / image_area;
+        let sure = (thing.confidence >= COUNT_CONFIDENCE) as usize;
         match groups.iter_mut().find(|g| g.label == thing.label) {
             Some(group) => {
-                group.count += 1;
+                group.count += sure;
                 group.confidence = group.confidence.max(thing.confidence);
                 group.area += area;
+                group.rects.push(thing.rect);
             }
             None => groups.push(Group {
                 label: &thing.label,
-                count: 1,
+                count: sure,
                 confidence: thing.confidence,
                 area,
+                rects: vec![thing.rect],
             }),
         }
+    }
+    for group in &mut groups {
+        group.count = group.count.max(1);
     }
     // People lead, surfaces (tables, beds) come last: they are where things are; otherwise what
     // covers most of the picture, surely.
@@ -228,13 +242,25 @@ pub fn captions(facts: &Facts) -> Vec<Caption> {
             text: sentence.clone(),
             confidence: subject.confidence,
         };
-        // A person's sentence names what they ride, sit on or hold before what is merely there.
-        let related = |g: &&Group| subject.label == "person" && person_relation(g.label) != "with";
+        // A person's sentence names what they ride, sit on or hold (a thing touching them) before
+        // what is merely there.
+        let touches = |g: &Group| {
+            subject.label == "person"
+                && g.rects.iter().any(|r| {
+                    subject
+                        .rects
+                        .iter()
+                        .any(|p| covered(r, p).max(covered(p, r)) >= TOUCHING)
+                })
+        };
+        let related = |g: &&Group| touches(g) && person_relation(g.label) != "with";
         let other = groups[1..].iter().find(related).or(groups.get(1));
         if let Some(other) = other {
             let object = format!("{} {}", article(spoken(other.label)), spoken(other.label));
-            let relation = if subject.label == "person" {
+            let relation = if touches(other) {
                 person_relation(other.label)
+            } else if subject.label == "person" {
+                "with"
             } else if is_surface(other.label) {
                 "on"
             } else {
@@ -493,6 +519,22 @@ mod tests {
         assert_eq!(captions[0].text, "two people at a table");
         assert_eq!(captions[1].text, "two people");
         assert!(captions[0].confidence < 0.9 && captions[0].confidence > 0.7);
+    }
+
+    #[test]
+    fn relations_need_touching_boxes_and_counts_need_sure_things() {
+        let far = facts(vec![
+            thing("person", 10, 10, 100, 300, 0.9),
+            thing("person", 400, 10, 100, 300, 0.55),
+            thing("cup", 550, 400, 40, 40, 0.8),
+        ]);
+        // The second person is likely there but not sure enough to count; the cup is out of reach.
+        assert_eq!(captions(&far)[0].text, "a person with a cup");
+        let near = facts(vec![
+            thing("person", 10, 10, 100, 300, 0.9),
+            thing("cup", 60, 150, 40, 40, 0.8),
+        ]);
+        assert_eq!(captions(&near)[0].text, "a person holding a cup");
     }
 
     #[test]
