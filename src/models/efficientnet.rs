@@ -3,12 +3,11 @@
 //! TensorFlow training did, (v - 127) / 128.
 
 use anyhow::{bail, Result};
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw};
+use crate::models::preprocess::stretched_nchw;
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -40,14 +39,7 @@ impl EfficientNet {
     /// The probability of each class (softmax of the logits).
     pub fn classify(&self, image: &RgbImage) -> Result<Vec<f32>> {
         let facts = &self.facts;
-        let side = facts.input_size;
-        let pixels = resize(
-            image,
-            side,
-            side,
-            ResizeAlg::Convolution(FilterType::Bilinear),
-        )?;
-        let tensor = to_nchw(&pixels, side, side, |_, v| (v as f32 - 127.0) / 128.0);
+        let tensor = stretched_nchw(image, facts.input_size, |_, v| (v as f32 - 127.0) / 128.0)?;
         let logits = self
             .sessions
             .run_flat(&facts.input, &tensor, &facts.output)?;

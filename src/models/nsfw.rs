@@ -2,12 +2,11 @@
 //! image, stretched to 224x224 and scaled to 0..1, as nsfwjs feeds it.
 
 use anyhow::{anyhow, Result};
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use serde::Deserialize;
 
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw};
+use crate::models::preprocess::stretched_nchw;
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,14 +45,7 @@ impl Nsfw {
 
     pub fn classify(&self, image: &RgbImage) -> Result<NsfwScores> {
         let facts = &self.facts;
-        let side = facts.input_size;
-        let pixels = resize(
-            image,
-            side,
-            side,
-            ResizeAlg::Convolution(FilterType::Bilinear),
-        )?;
-        let tensor = to_nchw(&pixels, side, side, |_, v| v as f32 / 255.0);
+        let tensor = stretched_nchw(image, facts.input_size, |_, v| v as f32 / 255.0)?;
         let probabilities = self
             .sessions
             .run_flat(&facts.input, &tensor, &facts.output)?;

@@ -3,7 +3,7 @@
 
 use anyhow::{anyhow, Context, Result};
 use fast_image_resize::images::{Image, ImageRef};
-use fast_image_resize::{PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use ndarray::Array4;
 
@@ -36,6 +36,22 @@ pub fn to_nchw(
     value: impl Fn(usize, u8) -> f32,
 ) -> Array4<f32> {
     planes(pixels, width, height, [0, 1, 2], value)
+}
+
+/// The image stretched (bilinear) to a `side` x `side` square, as a [1, 3, side, side] RGB tensor
+/// with each value mapped by `value(channel, byte)`: how whole-image classifiers see a picture.
+pub fn stretched_nchw(
+    image: &RgbImage,
+    side: u32,
+    value: impl Fn(usize, u8) -> f32,
+) -> Result<Array4<f32>> {
+    let pixels = resize(
+        image,
+        side,
+        side,
+        ResizeAlg::Convolution(FilterType::Bilinear),
+    )?;
+    Ok(to_nchw(&pixels, side, side, value))
 }
 
 /// The same with the planes in blue, green, red order: PP-OCR's models were trained on OpenCV's BGR

@@ -79,6 +79,17 @@ def client(server):
     return ImageAnalysisClient(endpoint=server.url, credential=AzureKeyCredential(KEYS[0]))
 
 
+def pack_without(tmp_path, excluded):
+    """A models directory beside `tmp_path` with every file of the real pack linked in except those
+    for which `excluded(name)` is true."""
+    pack = tmp_path / "models"
+    pack.mkdir()
+    for name in os.listdir(MODELS):
+        if not excluded(name):
+            os.symlink(os.path.join(MODELS, name), pack / name)
+    return pack
+
+
 def photo(name):
     path = os.path.join(DATA, name)
     if not os.path.exists(path):

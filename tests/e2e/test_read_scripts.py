@@ -12,7 +12,7 @@ from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageDraw, ImageFont
 
-from conftest import KEYS, MODELS, Server
+from conftest import KEYS, Server, pack_without
 from rendered_text import FONTS, VARIANTS, cer, render
 from test_read import submit, wait_for
 
@@ -93,12 +93,7 @@ def test_natural_reading_order_reads_column_by_column(cv):
 
 
 def test_a_language_whose_model_is_not_installed_is_refused(tmp_path):
-    # The pack without Tesseract: every other file linked in.
-    pack = tmp_path / "models"
-    pack.mkdir()
-    for name in os.listdir(MODELS):
-        if name != "tesseract":
-            os.symlink(os.path.join(MODELS, name), pack / name)
+    pack = pack_without(tmp_path, lambda name: name == "tesseract")
     image, _ = render("cyrillic")
     headers = {"Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream"}
     with Server(models=str(pack)) as server:
