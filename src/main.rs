@@ -491,37 +491,11 @@ fn index_images(args: IndexArgs) -> Result<ExitCode> {
         for _ in 0..args.engine.workers() {
             scope.spawn(|| {
                 while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    let key = file.to_string_lossy().into_owned();
-                    let indexed =
-                        std::fs::metadata(file)
-                            .map_err(|e| e.to_string())
-                            .and_then(|meta| {
-                                let modified = meta
-                                    .modified()
-                                    .ok()
-                                    .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
-                                let (size, modified) =
-                                    (meta.len(), modified.map_or(0, |d| d.as_secs()));
-                                if index
-                                    .lock()
-                                    .expect("index lock")
-                                    .is_current(&key, size, modified)
-                                {
-                                    return Ok(None);
-                                }
-                                let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
-                                let vector = pipeline
-                                    .vectorize_image(&bytes, &ANALYZE_V4)
-                                    .map_err(|e| e.to_string())?;
-                                Ok(Some(IndexedImage {
-                                    path: key,
-                                    size,
-                                    modified,
-                                    vector,
-                                }))
-                            });
-                    match indexed {
-                        Ok(Some(image)) => index.lock().expect("index lock").insert(image),
+                    match index_file(&pipeline, &index, file) {
+                        Ok(Some(image)) => {
+                            let path = file.to_string_lossy().into_owned();
+                            index.lock().expect("index lock").insert(path, image);
+                        }
                         Ok(None) => {}
                         Err(e) => {
                             skipped.fetch_add(1, Ordering::Relaxed);
@@ -544,6 +518,37 @@ fn index_images(args: IndexArgs) -> Result<ExitCode> {
         index.model_version
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// The vector of one image file, or None when the index has it unchanged (same size and time).
+fn index_file(
+    pipeline: &Pipeline,
+    index: &Mutex<SearchIndex>,
+    file: &Path,
+) -> std::result::Result<Option<IndexedImage>, String> {
+    let meta = std::fs::metadata(file).map_err(|e| e.to_string())?;
+    let modified = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    let (size, modified) = (meta.len(), modified.map_or(0, |d| d.as_secs()));
+    let key = file.to_string_lossy();
+    if index
+        .lock()
+        .expect("index lock")
+        .is_current(&key, size, modified)
+    {
+        return Ok(None);
+    }
+    let bytes = std::fs::read(file).map_err(|e| e.to_string())?;
+    let vector = pipeline
+        .vectorize_image(&bytes, &ANALYZE_V4)
+        .map_err(|e| e.to_string())?;
+    Ok(Some(IndexedImage {
+        size,
+        modified,
+        vector,
+    }))
 }
 
 /// `vista search`: prints the best matches, one "score<TAB>path" line each.

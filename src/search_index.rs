@@ -2,6 +2,7 @@
 //! search vector and what it was made from (size and modification time, so an unchanged file is not
 //! embedded again). The file names the vector model: vectors of another model are not mixed in.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
@@ -11,12 +12,12 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "camelCase")]
 pub struct SearchIndex {
     pub model_version: String,
-    pub images: Vec<IndexedImage>,
+    /// By file path: one entry per file, found without a scan.
+    pub images: BTreeMap<String, IndexedImage>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct IndexedImage {
-    pub path: String,
     pub size: u64,
     /// Seconds since the epoch.
     pub modified: u64,
@@ -37,7 +38,7 @@ impl SearchIndex {
                 .with_context(|| format!("{} is not a vista search index", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => SearchIndex {
                 model_version: model_version.to_string(),
-                images: Vec::new(),
+                images: BTreeMap::new(),
             },
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
         };
@@ -62,14 +63,13 @@ impl SearchIndex {
     /// Whether `path` is indexed with this size and modification time.
     pub fn is_current(&self, path: &str, size: u64, modified: u64) -> bool {
         self.images
-            .iter()
-            .any(|i| i.path == path && i.size == size && i.modified == modified)
+            .get(path)
+            .is_some_and(|i| i.size == size && i.modified == modified)
     }
 
     /// Adds an image, replacing an older entry of the same path.
-    pub fn insert(&mut self, image: IndexedImage) {
-        self.images.retain(|i| i.path != image.path);
-        self.images.push(image);
+    pub fn insert(&mut self, path: String, image: IndexedImage) {
+        self.images.insert(path, image);
     }
 
     /// The `top` images nearest `query` (cosine similarity of unit vectors), best first.
@@ -77,9 +77,9 @@ impl SearchIndex {
         let mut scored: Vec<(&str, f32)> = self
             .images
             .iter()
-            .map(|i| {
+            .map(|(path, i)| {
                 let score = i.vector.iter().zip(query).map(|(a, b)| a * b).sum();
-                (i.path.as_str(), score)
+                (path.as_str(), score)
             })
             .collect();
         scored.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -92,9 +92,8 @@ impl SearchIndex {
 mod tests {
     use super::*;
 
-    fn image(path: &str, vector: [f32; 2]) -> IndexedImage {
+    fn image(vector: [f32; 2]) -> IndexedImage {
         IndexedImage {
-            path: path.into(),
             size: 1,
             modified: 2,
             vector: vector.to_vec(),
@@ -105,11 +104,11 @@ mod tests {
     fn search_ranks_by_similarity_and_entries_are_replaced() {
         let mut index = SearchIndex {
             model_version: "m".into(),
-            images: vec![],
+            images: BTreeMap::new(),
         };
-        index.insert(image("a.jpg", [1.0, 0.0]));
-        index.insert(image("b.jpg", [0.0, 1.0]));
-        index.insert(image("a.jpg", [0.6, 0.8]));
+        index.insert("a.jpg".into(), image([1.0, 0.0]));
+        index.insert("b.jpg".into(), image([0.0, 1.0]));
+        index.insert("a.jpg".into(), image([0.6, 0.8]));
         assert_eq!(index.images.len(), 2);
         let found = index.search(&[0.0, 1.0], 5);
         assert_eq!(
@@ -126,7 +125,7 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let path = dir.join("index.json");
         let mut index = SearchIndex::open(&path, "m1").unwrap();
-        index.insert(image("a.jpg", [1.0, 0.0]));
+        index.insert("a.jpg".into(), image([1.0, 0.0]));
         index.save(&path).unwrap();
         assert_eq!(SearchIndex::open(&path, "m1").unwrap().images, index.images);
         assert!(

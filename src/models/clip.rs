@@ -108,10 +108,8 @@ impl Clip {
                 rows
             }
         };
-        self.vocabulary = Some((
-            names.clone(),
-            Array2::from_shape_vec((names.len(), dim), rows)?,
-        ));
+        let vectors = Array2::from_shape_vec((names.len(), dim), rows)?;
+        self.vocabulary = Some((names, vectors));
         Ok(self)
     }
 

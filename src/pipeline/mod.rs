@@ -808,13 +808,14 @@ impl Pipeline {
         limits: &ImageLimits,
     ) -> Result<Vec<f32>, PipelineError> {
         self.check_vectors()?;
+        let words = [Feature::Caption, Feature::Tags];
+        if self.models.clip.is_none() {
+            self.check_available(&words)?;
+        }
+        let image = decode(bytes, limits)?;
         if let Some(clip) = &self.models.clip {
-            let image = decode(bytes, limits)?;
             return Ok(clip.embed_image(&image.rgb)?);
         }
-        let words = [Feature::Caption, Feature::Tags];
-        self.check_available(&words)?;
-        let image = decode(bytes, limits)?;
         let analysis = self.run_features(&image, &words, &AnalysisOptions::default())?;
         let passage = vectors::image_passage(&analysis);
         tracing::debug!(%passage, "image passage");
