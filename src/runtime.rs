@@ -216,4 +216,20 @@ mod denormals {
     pub fn flushed_on_this_thread() -> Flushed {
         Flushed(0)
     }
+
+    #[cfg(all(test, target_arch = "x86_64"))]
+    mod tests {
+        use std::hint::black_box;
+
+        #[test]
+        fn subnormal_results_are_zero_only_while_flushed() {
+            let half_of_smallest_normal = || black_box(f32::MIN_POSITIVE) * black_box(0.5);
+            assert!(half_of_smallest_normal() > 0.0, "subnormal before");
+            {
+                let _flushing = super::flushed_on_this_thread();
+                assert_eq!(half_of_smallest_normal(), 0.0);
+            }
+            assert!(half_of_smallest_normal() > 0.0, "the flags are put back");
+        }
+    }
 }
