@@ -222,8 +222,8 @@ fn is_sure(regions: &[TextRegion], sample: &[(usize, RecognizedLine)]) -> bool {
     sure >= 0.75 * total
 }
 
-/// The script of the page's sample lines among those Tesseract reads, unless Tesseract's script
-/// detector names a script PP-OCR reads.
+/// The script of the page's sample lines among those Tesseract reads (as its script detector or the
+/// letters PP-OCR read name it), unless the detector names a script PP-OCR reads.
 fn other_script(
     tesseract: &Tesseract,
     image: &RgbImage,
@@ -234,10 +234,14 @@ fn other_script(
     let indices: Vec<usize> = sample.iter().map(|(i, _)| *i).collect();
     let crops = sample_crops(image, regions, &indices, candidates[0])?;
     let script = tesseract.detect_script(&stacked(&crops))?;
+    let installed = |s: &Script| tesseract.has(s.traineddata);
     let named = script
         .as_deref()
         .and_then(script_named)
-        .filter(|s| tesseract.has(s.traineddata));
+        .filter(|s| installed(s))
+        // The detector is often unsure of a few lines; PP-OCR knows some Greek and Cyrillic
+        // letters, and a reading made mostly of them names the script.
+        .or_else(|| script_of_letters(sample, installed));
     match script {
         _ if named.is_some() => Ok(named),
         Some(script) if PPOCR_SCRIPTS.contains(&script.as_str()) => Ok(None),
@@ -265,6 +269,24 @@ fn other_script(
             Ok(best.map(|(script, _)| script))
         }
     }
+}
+
+/// The installed script that most of the sample's letters (at least three, more than half) belong to.
+fn script_of_letters(
+    sample: &[(usize, RecognizedLine)],
+    installed: impl Fn(&Script) -> bool,
+) -> Option<&'static Script> {
+    let letters: Vec<char> = sample
+        .iter()
+        .flat_map(|(_, line)| line.chars.iter().flat_map(|c| c.text.chars()))
+        .filter(|c| c.is_alphabetic())
+        .collect();
+    let (script, count) = SCRIPTS
+        .iter()
+        .filter(|s| installed(s))
+        .map(|s| (s, letters.iter().filter(|&&c| s.contains(c)).count()))
+        .max_by_key(|&(_, count)| count)?;
+    (count >= 3 && 2 * count > letters.len()).then_some(script)
 }
 
 /// Whether PP-OCR found next to nothing in the sample: fewer characters than a fifth of what its
@@ -694,6 +716,25 @@ mod tests {
                 })
                 .collect(),
         }
+    }
+
+    #[test]
+    fn a_reading_made_mostly_of_one_installed_scripts_letters_names_it() {
+        let sample_of = |text: &str| {
+            let spans: Vec<(String, f32, f32)> =
+                text.chars().map(|c| (c.to_string(), 0.0, 0.1)).collect();
+            let spans: Vec<(&str, f32, f32)> =
+                spans.iter().map(|(t, a, b)| (t.as_str(), *a, *b)).collect();
+            vec![(0, line_of(&spans))]
+        };
+        let all = |_: &Script| true;
+        let greek = script_of_letters(&sample_of("πνω α τ τεπλι συλ"), all);
+        assert_eq!(greek.map(|s| s.name), Some("Greek"));
+        // A stray lookalike in Latin text, too few letters, or a script not installed: no script.
+        assert!(script_of_letters(&sample_of("Total α 12.00"), all).is_none());
+        assert!(script_of_letters(&sample_of("αλ 12"), all).is_none());
+        let no_greek = |s: &Script| s.name != "Greek";
+        assert!(script_of_letters(&sample_of("πνω α τ τεπλι συλ"), no_greek).is_none());
     }
 
     fn rect(x: f32, y: f32, w: f32, h: f32) -> Quad {

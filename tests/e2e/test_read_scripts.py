@@ -24,8 +24,6 @@ CER_BOUNDS = {"cyrillic": 0.02, "arabic": 0.02, "greek": 0.22, "hebrew": 0.02, "
 # Turned pages that read worse than their script's bound: the Arabic page turned 180° loses its first
 # word (10%).
 VARIANT_BOUNDS = {("arabic", "rot180"): 0.12}
-# A known gap, stated in the README: the Greek page turned 90° is misread (66%).
-UNREADABLE = {("greek", "rot90")}
 
 
 @pytest.fixture(scope="module")
@@ -36,8 +34,6 @@ def cv(server):
 @pytest.mark.parametrize("variant", VARIANTS)
 @pytest.mark.parametrize("script", list(CER_BOUNDS))
 def test_other_scripts_are_detected_and_read_within_their_error_bound(client, script, variant):
-    if (script, variant) in UNREADABLE:
-        pytest.skip("a known gap, stated in the README")
     image, expected = render(script, variant)
     result = client.analyze(image_data=image, visual_features=[VisualFeatures.READ]).read
     lines = [line.text for line in result.blocks[0].lines]
