@@ -607,10 +607,21 @@ fn fetch_models(dir: &Path, include: &[String]) -> Result<ExitCode> {
 fn list_models(dir: &Path) -> Result<Vec<vista::models::ModelStatus>> {
     let (manifest, _) = Manifest::for_dir(dir)?;
     let rows = inspect(&manifest, dir);
-    println!("{:<12} {:<16} {:<26} STATE", "MODEL", "TASK", "FILE");
+    // Columns as wide as their widest entry.
+    let width = |column: fn(&vista::models::ModelStatus) -> &str, title: &str| {
+        rows.iter()
+            .map(|r| column(r).len())
+            .fold(title.len(), usize::max)
+    };
+    let (id, task, file) = (
+        width(|r| &r.id, "MODEL"),
+        width(|r| &r.task, "TASK"),
+        width(|r| &r.file, "FILE"),
+    );
+    println!("{:<id$} {:<task$} {:<file$} STATE", "MODEL", "TASK", "FILE");
     for row in &rows {
         println!(
-            "{:<12} {:<16} {:<26} {}",
+            "{:<id$} {:<task$} {:<file$} {}",
             row.id, row.task, row.file, row.state
         );
     }

@@ -13,6 +13,7 @@ pub mod manifest;
 pub mod nsfw;
 pub mod preprocess;
 pub mod tesseract;
+pub mod text_cls;
 pub mod text_det;
 pub mod text_rec;
 pub mod u2net;
@@ -32,6 +33,7 @@ use self::hierarchy::Hierarchy;
 use self::manifest::{sha256_file, FileState, Manifest, PackEntry};
 use self::nsfw::Nsfw;
 use self::tesseract::Tesseract;
+use self::text_cls::TextLineClassifier;
 use self::text_det::TextDetector;
 use self::text_rec::TextRecognizer;
 use self::u2net::U2Net;
@@ -73,6 +75,8 @@ pub struct ModelPack {
     pub classifier: Option<EfficientNet>,
     pub text_detector: Option<TextDetector>,
     pub text_recognizer: Option<TextRecognizer>,
+    /// Picks out upside-down lines on a page read the other way up.
+    pub text_line_classifier: Option<TextLineClassifier>,
     /// Reads the scripts PP-OCR does not (Cyrillic, Arabic, Hangul...), with their traineddata.
     pub tesseract: Option<Tesseract>,
     /// Parents of the detector's classes for 3.2 objects (without it they have none), and the
@@ -182,6 +186,9 @@ impl ModelPack {
         }
         if let Some((sessions, entry)) = sessions_for("text-recognition")? {
             pack.text_recognizer = Some(TextRecognizer::new(sessions, entry)?);
+        }
+        if let Some((sessions, entry)) = sessions_for("text-line-orientation")? {
+            pack.text_line_classifier = Some(TextLineClassifier::new(sessions, entry)?);
         }
         if let Some((sessions, entry)) = sessions_for("salience")? {
             pack.salience = Some(U2Net::new(sessions, entry)?);

@@ -96,23 +96,12 @@ impl TextRecognizer {
                 .map(|&i| ratio(i))
                 .fold(self.facts.min_width as f32 / height as f32, f32::max);
             let batch_width = (height as f32 * widest).ceil() as u32;
-            let mut tensor =
-                Array4::<f32>::zeros((batch.len(), 3, height as usize, batch_width as usize));
-            let mut content = Vec::with_capacity(batch.len());
-            for (slot, &i) in batch.iter().enumerate() {
-                let width = ((height as f32 * ratio(i)).ceil() as u32).clamp(1, batch_width);
-                let pixels = resize(
-                    &lines[i],
-                    width,
-                    height,
-                    ResizeAlg::Convolution(FilterType::Bilinear),
-                )?;
-                let line = to_nchw_bgr(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
-                tensor
-                    .slice_mut(s![slot..=slot, .., .., ..width as usize])
-                    .assign(&line);
-                content.push(width as f32 / batch_width as f32);
-            }
+            let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
+            let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
+            let content: Vec<f32> = widths
+                .iter()
+                .map(|&w| w as f32 / batch_width as f32)
+                .collect();
             let inputs =
                 ort::inputs![self.facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
             let decoded = self.sessions.run(inputs, |outputs| {
@@ -132,6 +121,34 @@ impl TextRecognizer {
         }
         Ok(results)
     }
+}
+
+/// Line images as PP-OCR's line models take them: each scaled to `height` keeping its aspect (at most
+/// `batch_width` wide), BGR values in [-1, 1], left-aligned in a zero-padded [N, 3, height,
+/// batch_width] batch; and the width each line took.
+pub fn line_batch(
+    lines: &[&RgbImage],
+    height: u32,
+    batch_width: u32,
+) -> Result<(Array4<f32>, Vec<u32>)> {
+    let mut tensor = Array4::<f32>::zeros((lines.len(), 3, height as usize, batch_width as usize));
+    let mut widths = Vec::with_capacity(lines.len());
+    for (slot, line) in lines.iter().enumerate() {
+        let ratio = line.width() as f32 / line.height().max(1) as f32;
+        let width = ((height as f32 * ratio).ceil() as u32).clamp(1, batch_width);
+        let pixels = resize(
+            line,
+            width,
+            height,
+            ResizeAlg::Convolution(FilterType::Bilinear),
+        )?;
+        let scaled = to_nchw_bgr(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
+        tensor
+            .slice_mut(s![slot..=slot, .., .., ..width as usize])
+            .assign(&scaled);
+        widths.push(width);
+    }
+    Ok((tensor, widths))
 }
 
 /// Greedy CTC: the best class per column, repeats merged, blanks (class 0) dropped. `content` is the

@@ -856,6 +856,7 @@ impl Pipeline {
         Some(read::TextModels {
             detector: self.models.text_detector.as_ref()?,
             recognizer: self.models.text_recognizer.as_ref()?,
+            line_classifier: self.models.text_line_classifier.as_ref(),
             tesseract: self.models.tesseract.as_ref(),
         })
     }

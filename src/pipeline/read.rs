@@ -13,6 +13,7 @@ use crate::geometry::Quad;
 use crate::models::tesseract::{
     script_named, traineddata_for_language, Script, Tesseract, SCRIPTS,
 };
+use crate::models::text_cls::TextLineClassifier;
 use crate::models::text_det::{TextDetector, TextRegion};
 use crate::models::text_rec::{crop_line, RecognizedLine, TextRecognizer};
 
@@ -33,6 +34,8 @@ const ORIENTATION_SAMPLE: usize = 4;
 const PPOCR_SCRIPTS: [&str; 5] = ["Latin", "Han", "Japanese", "Hiragana", "Katakana"];
 /// A sample read with less confidence per character than this may be in a script the reader lacks.
 const SURE_READING: f32 = 0.9;
+/// The line classifier's chance from which a line is taken for upside down (PP-OCR's `cls_thresh`).
+const SURELY_UPSIDE_DOWN: f32 = 0.9;
 /// A sample read with less confidence per character than this is next to unread.
 const DOUBTFUL_READING: f32 = 0.75;
 /// A line read fully has at least this many characters per unit of its region's width / height
@@ -80,11 +83,12 @@ pub struct PageText {
 }
 
 /// The models that read text: the line detector, PP-OCR's recogniser (Latin, Chinese, Japanese), and
-/// Tesseract for the scripts PP-OCR lacks when the pack has it.
+/// when the pack has them the line orientation classifier and Tesseract for the scripts PP-OCR lacks.
 #[derive(Clone, Copy)]
 pub struct TextModels<'a> {
     pub detector: &'a TextDetector,
     pub recognizer: &'a TextRecognizer,
+    pub line_classifier: Option<&'a TextLineClassifier>,
     pub tesseract: Option<&'a Tesseract>,
 }
 
@@ -157,7 +161,7 @@ pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) ->
             }
         }
     }
-    let quads: Vec<Quad> = regions
+    let mut quads: Vec<Quad> = regions
         .iter()
         .map(|r| turned(&r.quad, orientation))
         .collect();
@@ -176,7 +180,13 @@ pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) ->
     for (&i, line) in pending.iter().zip(reader.recognize(&crops)?) {
         recognized[i] = Some(line);
     }
-    let recognized = recognized.into_iter().map(Option::unwrap_or_default);
+    let mut recognized: Vec<RecognizedLine> = recognized
+        .into_iter()
+        .map(Option::unwrap_or_default)
+        .collect();
+    if let Some(classifier) = models.line_classifier {
+        reread_upside_down_lines(classifier, reader, image, &mut quads, &mut recognized)?;
+    }
     let read: Vec<(&Quad, RecognizedLine)> = quads
         .iter()
         .zip(recognized)
@@ -202,6 +212,49 @@ pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) ->
         orientation: Some(orientation),
         angle,
     })
+}
+
+/// Lines the page's orientation reads doubtfully that the classifier finds upside down (a label
+/// turned over on an upright page) are read again turned half way; a sure reading that is more
+/// convincing replaces the first, with its quad renumbered to match.
+fn reread_upside_down_lines(
+    classifier: &TextLineClassifier,
+    reader: LineReader,
+    image: &RgbImage,
+    quads: &mut [Quad],
+    lines: &mut [RecognizedLine],
+) -> Result<()> {
+    let doubtful: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].confidence() < SURE_READING)
+        .collect();
+    if doubtful.is_empty() {
+        return Ok(());
+    }
+    let crops = doubtful
+        .iter()
+        .map(|&i| crop_line(image, &quads[i]))
+        .collect::<Result<Vec<_>>>()?;
+    let upside_down: Vec<(usize, Quad)> = doubtful
+        .iter()
+        .zip(classifier.upside_down(&crops)?)
+        .filter(|&(_, chance)| chance >= SURELY_UPSIDE_DOWN)
+        .map(|(&i, _)| (i, turned(&quads[i], Orientation::Down)))
+        .collect();
+    if upside_down.is_empty() {
+        return Ok(());
+    }
+    let crops = upside_down
+        .iter()
+        .map(|(_, quad)| crop_line(image, quad))
+        .collect::<Result<Vec<_>>>()?;
+    for ((i, quad), line) in upside_down.into_iter().zip(reader.recognize(&crops)?) {
+        let convincing = line.confidence() >= SURE_READING
+            && evidence(std::iter::once(&line)) > evidence(std::iter::once(&lines[i]));
+        if convincing {
+            (quads[i], lines[i]) = (quad, line);
+        }
+    }
+    Ok(())
 }
 
 /// Whether the sample was read as a script the reader knows: most of its length (three quarters)

@@ -92,6 +92,23 @@ def render(script, variant="clean", size=32):
     return out.getvalue(), lines
 
 
+def page_with_a_line_upside_down(script="latin", size=32):
+    """PNG bytes of the script's page with its last line turned over in place (a label upside down on
+    an upright page), and the lines it holds."""
+    font_file, lines = PAGES[script]
+    font = ImageFont.truetype(os.path.join(FONTS, font_file), size)
+    width = max(int(font.getlength(line)) for line in lines) + 2 * size
+    pitch = int(size * 1.8)
+    image = Image.new("RGB", (width, len(lines) * pitch + 2 * size), "white")
+    for i, line in enumerate(lines):
+        strip = Image.new("RGB", (width, pitch), "white")
+        ImageDraw.Draw(strip).text((size, (pitch - size) // 2), line, font=font, fill=(20, 20, 20))
+        image.paste(strip.rotate(180) if i == len(lines) - 1 else strip, (0, size + i * pitch))
+    out = io.BytesIO()
+    image.save(out, "PNG")
+    return out.getvalue(), lines
+
+
 def edit_distance(a, b):
     previous = list(range(len(b) + 1))
     for i, ca in enumerate(a, 1):

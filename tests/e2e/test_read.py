@@ -13,8 +13,9 @@ from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageFont
 
-from conftest import KEYS, Server
-from rendered_text import FONTS, PAGES, VARIANTS, cer, pdf_of_scans, pdf_with_text, render
+from conftest import KEYS, Server, pack_without
+from rendered_text import (FONTS, PAGES, VARIANTS, cer, page_with_a_line_upside_down, pdf_of_scans, pdf_with_text,
+                           render)
 
 # The most errors each page may have (share of characters): Latin scripts read perfectly today; the
 # bounds leave room for a stray accent or punctuation mark, not for a lost word.
@@ -38,6 +39,26 @@ def test_pages_are_read_within_their_error_bound(client, script, variant):
     assert len(result.blocks) == 1
     lines = [line.text for line in result.blocks[0].lines]
     assert cer(expected, lines) <= CER_BOUNDS[script], f"{script}/{variant} read as {lines}"
+
+
+@pytest.mark.parametrize("script", ["latin", "accented", "chinese"])
+def test_a_line_upside_down_on_an_upright_page_is_turned_and_read(client, script):
+    image, expected = page_with_a_line_upside_down(script)
+    lines = read(client, image).blocks[0].lines
+    assert cer(expected, [line.text for line in lines]) <= CER_BOUNDS[script], [line.text for line in lines]
+    # The turned line's polygon starts at its own top-left: the bottom right of the ink as drawn.
+    turned = lines[-1].bounding_polygon
+    assert turned[0].x > turned[1].x and turned[0].y > turned[3].y
+
+
+def test_without_the_line_classifier_the_line_upside_down_is_lost(tmp_path):
+    image, expected = page_with_a_line_upside_down("accented")
+    with Server(models=str(pack_without(tmp_path, lambda name: name == "ppocr-cls.onnx"))) as server:
+        response = requests.post(f"{server.url}/computervision/imageanalysis:analyze?api-version=2024-02-01"
+                                 "&features=read", data=image, headers={"Ocp-Apim-Subscription-Key": KEYS[0],
+                                                                         "Content-Type": "application/octet-stream"})
+    lines = [line["text"] for line in response.json()["readResult"]["blocks"][0]["lines"]]
+    assert lines[:-1] == expected[:-1] and expected[-1] not in lines
 
 
 def test_lines_and_words_have_polygons_inside_the_image_and_words_make_the_line(client):
