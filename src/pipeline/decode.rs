@@ -94,7 +94,7 @@ pub const READ: ImageLimits = ImageLimits {
     ],
 };
 
-/// Every page of a document: the frames of a TIFF (8-bit grey, RGB or RGBA), or the one image of any
+/// Every page of a document: the frames of a TIFF (1-bit or 8-bit grey, RGB or RGBA), or the one image of any
 /// other format `limits` allows. Each page's sides are checked before its pixels are read.
 pub fn decode_pages(
     bytes: &[u8],
@@ -128,6 +128,18 @@ pub fn decode_pages(
             return Err(DecodeError::InvalidFormat);
         };
         let image = match colour {
+            // One bit a pixel (scans and faxes, often CCITT Group 4): rows padded to whole bytes,
+            // the first pixel in the highest bit, 1 white (the decoder inverts WhiteIsZero).
+            tiff::ColorType::Gray(1) => {
+                let row_bytes = width.div_ceil(8) as usize;
+                let pixels = data
+                    .chunks_exact(row_bytes)
+                    .flat_map(|row| {
+                        (0..width as usize).map(move |x| 255 * ((row[x / 8] >> (7 - x % 8)) & 1))
+                    })
+                    .collect();
+                image::GrayImage::from_raw(width, height, pixels).map(DynamicImage::ImageLuma8)
+            }
             tiff::ColorType::Gray(8) => {
                 image::GrayImage::from_raw(width, height, data).map(DynamicImage::ImageLuma8)
             }

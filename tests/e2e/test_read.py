@@ -148,10 +148,10 @@ def submit(cv, body, **kwargs):
     return response.headers["Operation-Location"].split("/")[-1]
 
 
-def tiff_of(*pages):
-    images = [Image.open(io.BytesIO(page)).convert("RGB") for page in pages]
+def tiff_of(*pages, mode="RGB", compression=None):
+    images = [Image.open(io.BytesIO(page)).convert(mode) for page in pages]
     out = io.BytesIO()
-    images[0].save(out, "TIFF", save_all=True, append_images=images[1:])
+    images[0].save(out, "TIFF", save_all=True, append_images=images[1:], compression=compression)
     return out.getvalue()
 
 
@@ -176,6 +176,14 @@ def test_read_api_reads_every_page_of_a_tiff_and_honours_page_ranges(cv):
     assert cer(render("accented")[1], [line.text for line in second.lines]) <= CER_BOUNDS["accented"]
     chosen = wait_for(cv, submit(cv, tiff_of(*pages), pages=["1", "3-"]))
     assert [p.page for p in chosen.analyze_result.read_results] == [1, 3]
+
+
+def test_read_api_reads_a_bilevel_fax_tiff(cv):
+    # Scanners and fax software write one bit per pixel, CCITT Group 4 compressed.
+    pages = [render("latin")[0], render("accented")[0]]
+    result = wait_for(cv, submit(cv, tiff_of(*pages, mode="1", compression="group4")))
+    for page, script in zip(result.analyze_result.read_results, ["latin", "accented"]):
+        assert cer(render(script)[1], [line.text for line in page.lines]) <= CER_BOUNDS[script]
 
 
 def test_read_api_errors_unknown_ids_and_unreadable_documents(server, cv):
