@@ -25,7 +25,6 @@ pub enum FetchError {
 pub struct UrlFetcher {
     client: reqwest::Client,
     allow_private: bool,
-    max_bytes: usize,
 }
 
 /// An error with its whole chain of causes: reqwest's own message alone hides the reason.
@@ -113,7 +112,7 @@ fn url_allowed(url: &reqwest::Url, allow_private: bool) -> Result<(), String> {
 }
 
 impl UrlFetcher {
-    pub fn new(allow_private: bool, max_bytes: usize) -> anyhow::Result<Self> {
+    pub fn new(allow_private: bool) -> anyhow::Result<Self> {
         let policy = redirect::Policy::custom(move |attempt| {
             if attempt.previous().len() >= MAX_REDIRECTS {
                 attempt.error("too many redirects")
@@ -133,12 +132,12 @@ impl UrlFetcher {
         Ok(UrlFetcher {
             client,
             allow_private,
-            max_bytes,
         })
     }
 
-    /// Downloads the body, stopping as soon as it exceeds the size cap.
-    pub async fn fetch(&self, url: &str) -> Result<Bytes, FetchError> {
+    /// Downloads the body, stopping as soon as it exceeds `max_bytes` (the caller's API's limit: 20 MB
+    /// for an image, more for a Read document).
+    pub async fn fetch(&self, url: &str, max_bytes: usize) -> Result<Bytes, FetchError> {
         let parsed = reqwest::Url::parse(url)
             .map_err(|e| FetchError::NotAccessible(format!("bad url: {e}")))?;
         url_allowed(&parsed, self.allow_private).map_err(FetchError::NotAccessible)?;
@@ -156,16 +155,16 @@ impl UrlFetcher {
         }
         if response
             .content_length()
-            .is_some_and(|n| n as usize > self.max_bytes)
+            .is_some_and(|n| n as usize > max_bytes)
         {
-            return Err(FetchError::TooLarge(self.max_bytes));
+            return Err(FetchError::TooLarge(max_bytes));
         }
         let mut body = BytesMut::new();
         let mut stream = response.bytes_stream();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| FetchError::NotAccessible(describe(&e)))?;
-            if body.len() + chunk.len() > self.max_bytes {
-                return Err(FetchError::TooLarge(self.max_bytes));
+            if body.len() + chunk.len() > max_bytes {
+                return Err(FetchError::TooLarge(max_bytes));
             }
             body.extend_from_slice(&chunk);
         }
@@ -214,8 +213,11 @@ mod tests {
 
     #[tokio::test]
     async fn names_resolving_to_loopback_are_refused() {
-        let fetcher = UrlFetcher::new(false, 1024).unwrap();
-        let err = fetcher.fetch("http://localhost:9/x.jpg").await.unwrap_err();
+        let fetcher = UrlFetcher::new(false).unwrap();
+        let err = fetcher
+            .fetch("http://localhost:9/x.jpg", 1024)
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("non-public"), "{err}");
     }
 }

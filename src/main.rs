@@ -381,7 +381,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
     };
     let pipeline = Arc::new(args.engine.pipeline()?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
-    let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
+    let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -429,11 +429,11 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         .collect::<Result<Vec<_>>>()?;
     let pipeline = args.engine.pipeline()?;
     let bytes = if args.input.starts_with("http://") || args.input.starts_with("https://") {
-        let fetcher = UrlFetcher::new(args.engine.allow_private_urls, ANALYZE_V4.max_bytes)?;
+        let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        match runtime.block_on(fetcher.fetch(&args.input)) {
+        match runtime.block_on(fetcher.fetch(&args.input, ANALYZE_V4.max_bytes)) {
             Ok(bytes) => bytes.to_vec(),
             Err(e) => return Ok(print_error(ApiError::from(e))),
         }

@@ -92,7 +92,7 @@ pub async fn image_bytes(
                     "Image URL is badly formatted or not accessible",
                 )
             })?;
-            fetcher.fetch(&url).await?
+            fetcher.fetch(&url, max_bytes).await?
         }
         "multipart/form-data" => first_multipart_file(request, max_bytes).await?,
         other => {

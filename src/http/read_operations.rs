@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{HOST, LOCATION};
-use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::http::header::{FORWARDED, HOST, LOCATION};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -205,12 +205,7 @@ async fn analyze(
     state
         .pipeline
         .check_available(&[crate::pipeline::Feature::Read])?;
-    let host = request
-        .headers()
-        .get(HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost")
-        .to_string();
+    let base = public_base(request.headers());
     let document = image_bytes(request, &state.fetcher, READ.max_bytes).await?;
     if document.starts_with(b"%PDF") {
         // A damaged or encrypted PDF is refused now, not accepted to fail later.
@@ -233,7 +228,7 @@ async fn analyze(
     jobs.queue
         .send(id.clone())
         .map_err(|_| ApiError::internal())?;
-    let location = format!("http://{host}/vision/v3.2/read/analyzeResults/{id}");
+    let location = format!("{base}/vision/v3.2/read/analyzeResults/{id}");
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -335,9 +330,79 @@ fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::V
     json!({"version": "3.2.0", "modelVersion": READ_MODEL_VERSION, "readResults": read_results})
 }
 
+/// The scheme and host the client reached us by, for `Operation-Location`: what a TLS-terminating
+/// proxy in front says (`Forwarded`, else `X-Forwarded-Proto` / `X-Forwarded-Host`), else `Host` over
+/// plain HTTP.
+fn public_base(headers: &HeaderMap) -> String {
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    // The first proxy's element of `Forwarded: for=...;proto=https;host=example.com, for=...`.
+    let forwarded = |key: &str| {
+        header(FORWARDED.as_str())?
+            .split(',')
+            .next()?
+            .split(';')
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.trim_matches('"').to_string())
+    };
+    let first = |name: &str| {
+        header(name)
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+    };
+    let scheme = forwarded("proto")
+        .or_else(|| first("x-forwarded-proto").map(str::to_string))
+        .filter(|s| s == "https" || s == "http")
+        .unwrap_or_else(|| "http".to_string());
+    let host = forwarded("host")
+        .or_else(|| first("x-forwarded-host").map(str::to_string))
+        .or_else(|| header(HOST.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{scheme}://{host}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn operation_location_follows_what_a_proxy_in_front_says() {
+        let base = |pairs: &[(&'static str, &'static str)]| {
+            let mut headers = HeaderMap::new();
+            for (name, value) in pairs {
+                headers.insert(*name, HeaderValue::from_static(value));
+            }
+            public_base(&headers)
+        };
+        assert_eq!(base(&[("host", "10.0.0.5:5000")]), "http://10.0.0.5:5000");
+        assert_eq!(
+            base(&[("host", "10.0.0.5:5000"), ("x-forwarded-proto", "https")]),
+            "https://10.0.0.5:5000"
+        );
+        assert_eq!(
+            base(&[
+                ("host", "10.0.0.5:5000"),
+                ("x-forwarded-proto", "https, http"),
+                ("x-forwarded-host", "vision.example.com")
+            ]),
+            "https://vision.example.com"
+        );
+        assert_eq!(
+            base(&[
+                ("host", "10.0.0.5:5000"),
+                (
+                    "forwarded",
+                    "for=1.2.3.4;Proto=https;host=\"ocr.example.com\", for=5.6.7.8"
+                )
+            ]),
+            "https://ocr.example.com"
+        );
+        // Only http and https are schemes a client can poll.
+        assert_eq!(
+            base(&[("host", "a:1"), ("x-forwarded-proto", "javascript")]),
+            "http://a:1"
+        );
+    }
 
     #[test]
     fn page_ranges_take_azures_forms_and_refuse_the_rest() {

@@ -13,7 +13,7 @@ from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 from PIL import Image, ImageFont
 
-from conftest import KEYS, Server, pack_without
+from conftest import DATA, KEYS, Server, pack_without
 from rendered_text import (FONTS, PAGES, VARIANTS, cer, page_with_a_line_upside_down, pdf_of_scans, pdf_with_text,
                            render)
 
@@ -184,6 +184,30 @@ def test_read_api_reads_a_bilevel_fax_tiff(cv):
     result = wait_for(cv, submit(cv, tiff_of(*pages, mode="1", compression="group4")))
     for page, script in zip(result.analyze_result.read_results, ["latin", "accented"]):
         assert cer(render(script)[1], [line.text for line in page.lines]) <= CER_BOUNDS[script]
+
+
+def test_read_api_fetches_a_document_larger_than_an_image_may_be_by_url(cv, file_server):
+    # An uncompressed 4000 x 2000 scan after a page of text: 24 MB, over analyze's 20 MB, within Read's 50.
+    blank = io.BytesIO()
+    Image.new("RGB", (4000, 2000), "white").save(blank, "PNG")
+    document = tiff_of(render("latin")[0], blank.getvalue())
+    assert 20 * 2**20 < len(document) < 50 * 2**20
+    with open(os.path.join(DATA, "large-document.tif"), "wb") as f:
+        f.write(document)
+    response = cv.read(f"{file_server}/large-document.tif", raw=True)
+    result = wait_for(cv, response.headers["Operation-Location"].split("/")[-1])
+    first, second = result.analyze_result.read_results
+    assert cer(render("latin")[1], [line.text for line in first.lines]) <= CER_BOUNDS["latin"]
+    assert second.lines == []
+
+
+def test_operation_location_names_the_scheme_and_host_a_tls_proxy_in_front_gives(server):
+    response = requests.post(f"{server.url}/vision/v3.2/read/analyze", data=render("latin")[0], headers={
+        "Ocp-Apim-Subscription-Key": KEYS[0], "Content-Type": "application/octet-stream",
+        "X-Forwarded-Proto": "https", "X-Forwarded-Host": "vision.example.com"})
+    assert response.status_code == 202
+    location = response.headers["Operation-Location"]
+    assert location.startswith("https://vision.example.com/vision/v3.2/read/analyzeResults/")
 
 
 def test_read_api_errors_unknown_ids_and_unreadable_documents(server, cv):
