@@ -174,6 +174,13 @@ struct ServeArgs {
     /// Serve without API keys. Only for trusted networks.
     #[arg(long)]
     no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); without it vista speaks plain HTTP,
+    /// for a TLS proxy in front or a trusted network.
+    #[arg(long, env = "VISTA_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "VISTA_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Accepted requests that may wait for a worker; beyond that the server answers 429.
     #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
     queue: usize,
@@ -389,21 +396,36 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         let _inside = runtime.enter();
         ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline))?
     };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),
+        _ => None,
+    };
     let state = Arc::new(AppState {
         pipeline,
         workers,
         fetcher,
         reads,
+        scheme: if tls.is_some() { "https" } else { "http" },
     });
     let app = router(state, keys);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
-        tracing::info!(addr = %args.addr, "vista is listening");
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        tracing::info!(addr = %args.addr, tls = tls.is_some(), "vista is listening");
+        match tls {
+            Some(acceptor) => {
+                let listener = vista::http::tls::TlsListener::new(listener, acceptor)?;
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?
+            }
+            None => {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown_signal())
+                    .await?
+            }
+        }
         tracing::info!("in-flight requests finished; bye");
         Ok(ExitCode::SUCCESS)
     })

@@ -9,6 +9,7 @@ pub mod read;
 pub mod read_operations;
 pub mod retrieval;
 pub mod segment;
+pub mod tls;
 pub mod v3;
 pub mod v4;
 
@@ -36,6 +37,9 @@ pub struct AppState {
     pub workers: WorkerPool,
     pub fetcher: UrlFetcher,
     pub reads: read_operations::ReadJobs,
+    /// "https" when vista terminates TLS itself, else "http": the scheme of `Operation-Location`
+    /// unless a proxy in front names another.
+    pub scheme: &'static str,
 }
 
 /// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).

@@ -205,7 +205,7 @@ async fn analyze(
     state
         .pipeline
         .check_available(&[crate::pipeline::Feature::Read])?;
-    let base = public_base(request.headers());
+    let base = public_base(request.headers(), state.scheme);
     let document = image_bytes(request, &state.fetcher, READ.max_bytes).await?;
     if document.starts_with(b"%PDF") {
         // A damaged or encrypted PDF is refused now, not accepted to fail later.
@@ -331,9 +331,9 @@ fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::V
 }
 
 /// The scheme and host the client reached us by, for `Operation-Location`: what a TLS-terminating
-/// proxy in front says (`Forwarded`, else `X-Forwarded-Proto` / `X-Forwarded-Host`), else `Host` over
-/// plain HTTP.
-fn public_base(headers: &HeaderMap) -> String {
+/// proxy in front says (`Forwarded`, else `X-Forwarded-Proto` / `X-Forwarded-Host`), else `Host` and
+/// our own `scheme`.
+fn public_base(headers: &HeaderMap, scheme: &str) -> String {
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     // The first proxy's element of `Forwarded: for=...;proto=https;host=example.com, for=...`.
     let forwarded = |key: &str| {
@@ -353,7 +353,7 @@ fn public_base(headers: &HeaderMap) -> String {
     let scheme = forwarded("proto")
         .or_else(|| first("x-forwarded-proto").map(str::to_string))
         .filter(|s| s == "https" || s == "http")
-        .unwrap_or_else(|| "http".to_string());
+        .unwrap_or_else(|| scheme.to_string());
     let host = forwarded("host")
         .or_else(|| first("x-forwarded-host").map(str::to_string))
         .or_else(|| header(HOST.as_str()).map(str::to_string))
@@ -372,7 +372,7 @@ mod tests {
             for (name, value) in pairs {
                 headers.insert(*name, HeaderValue::from_static(value));
             }
-            public_base(&headers)
+            public_base(&headers, "http")
         };
         assert_eq!(base(&[("host", "10.0.0.5:5000")]), "http://10.0.0.5:5000");
         assert_eq!(
@@ -402,6 +402,8 @@ mod tests {
             base(&[("host", "a:1"), ("x-forwarded-proto", "javascript")]),
             "http://a:1"
         );
+        let direct_tls = HeaderMap::from_iter([(HOST, HeaderValue::from_static("a:1"))]);
+        assert_eq!(public_base(&direct_tls, "https"), "https://a:1");
     }
 
     #[test]

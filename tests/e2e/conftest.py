@@ -29,11 +29,15 @@ def free_port():
 class Server:
     """A running `vista serve`; `stop()` sends SIGTERM and returns the exit code."""
 
-    def __init__(self, *args, keys=KEYS, env=None, models=MODELS):
+    def __init__(self, *args, keys=KEYS, env=None, models=MODELS, tls=None):
+        """`tls`: (certificate, key) PEM paths to serve HTTPS with; `verify` is then the certificate."""
         self.port = free_port()
         # Each server keeps its Read operations in a directory of its own unless the test names one.
         data_dir = [] if "--data-dir" in args else ["--data-dir", tempfile.mkdtemp(prefix="vista-data-")]
-        self.url = f"http://127.0.0.1:{self.port}"
+        if tls:
+            args = (*args, "--tls-cert", tls[0], "--tls-key", tls[1])
+        self.verify = tls[0] if tls else True
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         environment = {**os.environ, "VISTA_API_KEYS": ",".join(keys), "VISTA_LOG": "info", **(env or {})}
         self.process = subprocess.Popen(
             [VISTA_BIN, "serve", "--addr", f"127.0.0.1:{self.port}", "--models", models, *data_dir, *args],
@@ -45,7 +49,7 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"vista serve exited early: {''.join(self.log)}")
             try:
-                if requests.get(self.url + "/ready", timeout=1).status_code == 200:
+                if requests.get(self.url + "/ready", timeout=1, verify=self.verify).status_code == 200:
                     return
             except requests.ConnectionError:
                 pass
