@@ -142,13 +142,18 @@ impl SessionPool {
             .map_err(|e| anyhow!("{} inference failed: {e}", self.model))
     }
 
-    /// Runs the model on one input tensor and returns one output, flattened.
-    pub fn run_flat(
+    /// Runs the model on one input tensor (of any element type and rank) and returns one output,
+    /// flattened.
+    pub fn run_flat<T, D>(
         &self,
         input: &str,
-        tensor: &ndarray::Array4<f32>,
+        tensor: &ndarray::Array<T, D>,
         output: &str,
-    ) -> Result<Vec<f32>> {
+    ) -> Result<Vec<f32>>
+    where
+        T: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+        D: ndarray::Dimension + 'static,
+    {
         let inputs = ort::inputs![input => ort::value::TensorRef::from_array_view(tensor)?];
         self.run(inputs, |outputs| {
             Ok(outputs[output]
@@ -189,7 +194,7 @@ impl SessionPool {
 /// threads; the thread that calls `run` computes too, so it gets them here for the run's length.
 mod denormals {
     /// The flags as they were, put back on drop.
-    pub struct Flushed(#[allow(dead_code)] u32);
+    pub struct Flushed(#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] u32);
 
     #[cfg(target_arch = "x86_64")]
     pub fn flushed_on_this_thread() -> Flushed {

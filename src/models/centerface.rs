@@ -3,7 +3,6 @@
 //! and both sides are multiples of 32, as the network needs.
 
 use anyhow::Result;
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ndarray::{ArrayView2, ArrayView3};
 use ort::value::TensorRef;
@@ -11,7 +10,7 @@ use serde::Deserialize;
 
 use crate::geometry::{nms_per_class, BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw};
+use crate::models::preprocess::{resize_bilinear, to_nchw};
 use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,12 +52,7 @@ impl CenterFace {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);
-        let pixels = resize(
-            image,
-            in_w,
-            in_h,
-            ResizeAlg::Convolution(FilterType::Bilinear),
-        )?;
+        let pixels = resize_bilinear(image, in_w, in_h)?;
         let tensor = to_nchw(&pixels, in_w, in_h, |_, v| v as f32);
         let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
         let faces = self.sessions.run(inputs, |outputs| {

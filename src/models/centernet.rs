@@ -3,7 +3,6 @@
 //! ONNX graph stops at the heads, and that decoding lives here, where thresholds are ours to set.
 
 use anyhow::Result;
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ndarray::{Array4, ArrayView3};
 use ort::value::TensorRef;
@@ -11,7 +10,7 @@ use serde::Deserialize;
 
 use crate::geometry::{BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::resize;
+use crate::models::preprocess::resize_bilinear;
 use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -88,12 +87,7 @@ pub fn letterbox(image: &RgbImage, size: u32) -> Result<Letterboxed> {
     let scale = size as f32 / width.max(height) as f32;
     let fit_w = ((width as f32 * scale).round() as u32).clamp(1, size);
     let fit_h = ((height as f32 * scale).round() as u32).clamp(1, size);
-    let pixels = resize(
-        image,
-        fit_w,
-        fit_h,
-        ResizeAlg::Convolution(FilterType::Bilinear),
-    )?;
+    let pixels = resize_bilinear(image, fit_w, fit_h)?;
 
     let side = size as usize;
     let mut tensor = Array4::<f32>::zeros((1, 3, side, side));

@@ -9,7 +9,6 @@ use anyhow::{bail, Context, Result};
 use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ndarray::Array2;
-use ort::value::TensorRef;
 use serde::Deserialize;
 
 use crate::models::clip_tokenizer::ClipTokenizer;
@@ -162,21 +161,13 @@ impl Clip {
         let facts = &self.textual_facts;
         let ids = self.tokenizer.encode(text, facts.context_length);
         let shape = (1, ids.len());
-        let read = |outputs: &ort::session::SessionOutputs<'_>| -> ort::Result<Vec<f32>> {
-            Ok(outputs[facts.output.as_str()]
-                .try_extract_array::<f32>()?
-                .iter()
-                .copied()
-                .collect())
-        };
+        let (input, output) = (facts.input.as_str(), facts.output.as_str());
         let vector = if facts.int32_tokens {
             let ids = Array2::from_shape_vec(shape, ids.iter().map(|&i| i as i32).collect())?;
-            let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&ids)?];
-            self.textual.run(inputs, read)?
+            self.textual.run_flat(input, &ids, output)?
         } else {
-            let ids = Array2::from_shape_vec(shape, ids)?;
-            let inputs = ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&ids)?];
-            self.textual.run(inputs, read)?
+            self.textual
+                .run_flat(input, &Array2::from_shape_vec(shape, ids)?, output)?
         };
         normalised(vector)
     }

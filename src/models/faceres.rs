@@ -4,7 +4,6 @@
 //! model (`vista models fetch --include faceres`).
 
 use anyhow::{anyhow, Result};
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use ndarray::{concatenate, Array4, Axis};
 use ort::value::TensorRef;
@@ -12,7 +11,7 @@ use serde::Deserialize;
 
 use crate::geometry::PixelRect;
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw};
+use crate::models::preprocess::stretched_nchw;
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,13 +60,7 @@ impl FaceRes {
             .map(|face| {
                 let (x, y, w, h) = square_around(*face, image.width(), image.height());
                 let crop = image::imageops::crop_imm(image, x, y, w, h).to_image();
-                let pixels = resize(
-                    &crop,
-                    side,
-                    side,
-                    ResizeAlg::Convolution(FilterType::Bilinear),
-                )?;
-                Ok(to_nchw(&pixels, side, side, |_, v| v as f32))
+                stretched_nchw(&crop, side, |_, v| v as f32)
             })
             .collect::<Result<Vec<Array4<f32>>>>()?;
         let views: Vec<_> = crops.iter().map(|c| c.view()).collect();

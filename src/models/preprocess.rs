@@ -27,6 +27,16 @@ pub fn resize(image: &RgbImage, width: u32, height: u32, algorithm: ResizeAlg) -
     RgbImage::from_raw(width, height, target.into_vec()).context("resized buffer size")
 }
 
+/// `image` stretched to `width` x `height` with a bilinear filter: how the models' inputs are scaled.
+pub fn resize_bilinear(image: &RgbImage, width: u32, height: u32) -> Result<RgbImage> {
+    resize(
+        image,
+        width,
+        height,
+        ResizeAlg::Convolution(FilterType::Bilinear),
+    )
+}
+
 /// Packed RGB bytes of a `width` x `height` image as a [1, 3, height, width] tensor, each value mapped
 /// by `value(channel, byte)`.
 pub fn to_nchw(
@@ -45,12 +55,7 @@ pub fn stretched_nchw(
     side: u32,
     value: impl Fn(usize, u8) -> f32,
 ) -> Result<Array4<f32>> {
-    let pixels = resize(
-        image,
-        side,
-        side,
-        ResizeAlg::Convolution(FilterType::Bilinear),
-    )?;
+    let pixels = resize_bilinear(image, side, side)?;
     Ok(to_nchw(&pixels, side, side, value))
 }
 

@@ -13,11 +13,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
 
-use crate::models::preprocess::resize;
+use crate::models::preprocess::resize_bilinear;
 use crate::models::text_rec::{RecognizedChar, RecognizedLine};
 
 /// A script Tesseract reads for vista.
@@ -447,12 +446,7 @@ fn is_all(text: &str, name: &str) -> bool {
 fn framed_line(line: &RgbImage) -> Result<(RgbImage, u32)> {
     let height = line.height().clamp(MIN_LINE_HEIGHT, MAX_LINE_HEIGHT);
     let width = (line.width() as u64 * height as u64 / line.height().max(1) as u64).max(1) as u32;
-    let scaled = resize(
-        line,
-        width,
-        height,
-        ResizeAlg::Convolution(FilterType::Bilinear),
-    )?;
+    let scaled = resize_bilinear(line, width, height)?;
     let margin = height / 4;
     let mut framed = RgbImage::from_pixel(
         width + 2 * margin,

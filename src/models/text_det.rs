@@ -3,7 +3,6 @@
 //! (the model is trained on shrunk text regions), and kept if the map is confident inside it.
 
 use anyhow::Result;
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::{GrayImage, Luma, RgbImage};
 use imageproc::contours::{find_contours, BorderType};
 use imageproc::geometry::min_area_rect;
@@ -14,7 +13,7 @@ use serde::Deserialize;
 
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw_bgr};
+use crate::models::preprocess::{resize_bilinear, to_nchw_bgr};
 use crate::runtime::{first_in_batch, SessionPool};
 
 #[derive(Debug, Clone, Deserialize)]
@@ -62,12 +61,7 @@ impl TextDetector {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (map_w, map_h) = input_size(width, height, max_side.min(facts.max_side));
-        let pixels = resize(
-            image,
-            map_w,
-            map_h,
-            ResizeAlg::Convolution(FilterType::Bilinear),
-        )?;
+        let pixels = resize_bilinear(image, map_w, map_h)?;
         let tensor = to_nchw_bgr(&pixels, map_w, map_h, |_, v| {
             (v as f32 / 255.0 - facts.mean) / facts.std
         });

@@ -3,7 +3,6 @@
 //! is what lets words get boxes of their own. The character list ships inside the model's metadata.
 
 use anyhow::{anyhow, Context, Result};
-use fast_image_resize::{FilterType, ResizeAlg};
 use image::RgbImage;
 use imageproc::geometric_transformations::{warp_into_with, Border, Interpolation, Projection};
 use ndarray::{s, Array4, ArrayView2, Axis};
@@ -12,7 +11,7 @@ use serde::Deserialize;
 
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
-use crate::models::preprocess::{resize, to_nchw_bgr};
+use crate::models::preprocess::{resize_bilinear, to_nchw_bgr};
 use crate::runtime::SessionPool;
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,12 +135,7 @@ pub fn line_batch(
     for (slot, line) in lines.iter().enumerate() {
         let ratio = line.width() as f32 / line.height().max(1) as f32;
         let width = ((height as f32 * ratio).ceil() as u32).clamp(1, batch_width);
-        let pixels = resize(
-            line,
-            width,
-            height,
-            ResizeAlg::Convolution(FilterType::Bilinear),
-        )?;
+        let pixels = resize_bilinear(line, width, height)?;
         let scaled = to_nchw_bgr(&pixels, width, height, |_, v| v as f32 / 127.5 - 1.0);
         tensor
             .slice_mut(s![slot..=slot, .., .., ..width as usize])

@@ -26,7 +26,7 @@ use self::smart_crop::{area_of_interest, best_crop, default_ratio, Importance, S
 use crate::geometry::{nms_per_class, Detection, PixelRect};
 use crate::models::e5::TextRole;
 pub use crate::models::faceres::{FaceAttributes, Gender};
-use crate::models::preprocess::resize;
+use crate::models::preprocess::{resize, resize_bilinear};
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
 
@@ -1020,7 +1020,7 @@ fn cutout(image: &RgbImage, salience: &SalienceMap) -> anyhow::Result<RgbaImage>
             ((width as f64 * factor) as u32).max(1),
             ((height as f64 * factor) as u32).max(1),
         );
-        scaled = resize(image, w, h, ResizeAlg::Convolution(FilterType::Bilinear))?;
+        scaled = resize_bilinear(image, w, h)?;
         &scaled
     } else {
         image
