@@ -9,6 +9,7 @@ use super::{Backend, Table};
 
 const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
 const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 pub struct Embedded {
     db: Database,
@@ -18,22 +19,40 @@ fn definition(table: Table) -> TableDefinition<'static, &'static str, &'static [
     match table {
         Table::Records => RECORDS,
         Table::Documents => DOCUMENTS,
+        Table::Meta => META,
     }
 }
 
 impl Embedded {
+    /// Opens (or creates) the store file, readable and writable by its owner only.
     pub fn open(path: &Path) -> Result<Self> {
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true).write(true).create(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let file = options
+            .open(path)
+            .with_context(|| format!("opening the operation store {}", path.display()))?;
+        #[cfg(unix)]
+        file.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .with_context(|| format!("restricting {}", path.display()))?;
+        drop(file);
         let db = Database::create(path)
             .with_context(|| format!("opening the operation store {}", path.display()))?;
         let txn = db.begin_write()?;
         txn.open_table(RECORDS)?;
         txn.open_table(DOCUMENTS)?;
+        txn.open_table(META)?;
         txn.commit()?;
         Ok(Embedded { db })
     }
 }
 
 impl Backend for Embedded {
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Expiry is the store's to enforce here (its sweeper and its check on read).
     fn put(&self, table: Table, id: &str, value: &[u8], _expires: f64) -> Result<()> {
         let txn = self.db.begin_write()?;

@@ -23,12 +23,16 @@ pub use self::embedded::Embedded;
 pub use self::redis::Redis;
 
 const NONCE_BYTES: usize = 12;
+/// The id of the sealed check value that tells whether a key is the store's own.
+const KEY_CHECK_ID: &str = "key-check";
+const KEY_CHECK_TEXT: &[u8] = b"vista read operation store";
 
-/// The two kinds of value an operation has.
+/// The two kinds of value an operation has, and the store's own values (its key check).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     Records,
     Documents,
+    Meta,
 }
 
 impl Table {
@@ -36,12 +40,16 @@ impl Table {
         match self {
             Table::Records => "records",
             Table::Documents => "documents",
+            Table::Meta => "meta",
         }
     }
 }
 
-/// Where sealed values live. A value written with an expiry may be dropped by the backend after it.
+/// Where sealed values live. A value written with a finite expiry may be dropped by the backend after
+/// it; one written with an infinite expiry is kept.
 pub trait Backend: Send + Sync {
+    /// Whether the backend answers now (for `/ready`).
+    fn check(&self) -> Result<()>;
     fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()>;
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>>;
     fn remove(&self, table: Table, id: &str) -> Result<()>;
@@ -134,6 +142,39 @@ impl OperationStore {
             ttl,
             replica: replica.to_string(),
         }
+    }
+
+    /// Refuses a key that is not the one the store was written with, before anything is read, swept
+    /// or written: a wrong key would make every operation look unreadable. A store without a check
+    /// value (new, or written before it existed) gets one, once the key opens an existing record.
+    pub fn verify_key(&self) -> Result<()> {
+        let wrong_key = || {
+            anyhow!(
+                "the store key (VISTA_STORE_KEY, or store.key in the data directory) does not open \
+                 this operation store: it is not the key the store was written with. Start with the \
+                 right key; nothing was read or deleted"
+            )
+        };
+        if let Some(sealed) = self.backend.get(Table::Meta, KEY_CHECK_ID)? {
+            return match self.open_sealed(KEY_CHECK_ID, Table::Meta, &sealed) {
+                Ok(text) if text == KEY_CHECK_TEXT => Ok(()),
+                _ => Err(wrong_key()),
+            };
+        }
+        if let Some(id) = self.backend.ids()?.first() {
+            if let Some(sealed) = self.backend.get(Table::Records, id)? {
+                self.open_sealed(id, Table::Records, &sealed)
+                    .map_err(|_| wrong_key())?;
+            }
+        }
+        let check = self.seal(KEY_CHECK_ID, Table::Meta, KEY_CHECK_TEXT)?;
+        self.backend
+            .put(Table::Meta, KEY_CHECK_ID, &check, f64::INFINITY)
+    }
+
+    /// Whether the backend answers now.
+    pub fn check(&self) -> Result<()> {
+        self.backend.check()
     }
 
     fn seal(&self, id: &str, table: Table, plain: &[u8]) -> Result<Vec<u8>> {
@@ -249,20 +290,16 @@ impl OperationStore {
         self.backend.remove(Table::Records, id)
     }
 
-    /// Deletes every expired operation; returns how many. A value that cannot be opened is deleted too:
-    /// it can never be served.
+    /// Deletes every expired operation; returns how many. A value that cannot be opened is left alone
+    /// and reported: only an operation whose expiry was read may be deleted (the key is checked at
+    /// start, so such a value is damage to look at, not garbage).
     pub fn sweep(&self) -> Result<usize> {
         let mut removed = 0;
         for id in self.backend.ids()? {
-            let expired = match self.get(&id) {
-                Ok(record) => record.is_none(),
-                Err(e) => {
-                    tracing::warn!("deleting unreadable operation: {e:#}");
-                    self.delete(&id)?;
-                    true
-                }
-            };
-            removed += usize::from(expired);
+            match self.get(&id) {
+                Ok(record) => removed += usize::from(record.is_none()),
+                Err(e) => tracing::warn!("kept an operation that cannot be opened: {e:#}"),
+            }
         }
         Ok(removed)
     }
@@ -370,6 +407,48 @@ mod tests {
     }
 
     #[test]
+    fn a_wrong_key_is_refused_at_start_and_deletes_nothing() {
+        let dir = temp("wrong-key");
+        let path = dir.join("ops.redb");
+        {
+            let store = open(&path, [5; 32], Duration::from_secs(60));
+            store.verify_key().unwrap();
+            for id in ["x", "y"] {
+                store.create(id, b"doc", serde_json::json!({})).unwrap();
+            }
+        }
+        let wrong = open(&path, [6; 32], Duration::from_secs(60));
+        let error = wrong.verify_key().unwrap_err().to_string();
+        assert!(error.contains("not the key"), "{error}");
+        // Even a sweep run with the wrong key deletes nothing it cannot open.
+        assert_eq!(wrong.sweep().unwrap(), 0);
+        drop(wrong);
+        let right = open(&path, [5; 32], Duration::from_secs(60));
+        right.verify_key().unwrap();
+        assert_eq!(right.unfinished().unwrap().len(), 2, "nothing was lost");
+    }
+
+    #[test]
+    fn a_store_from_before_the_check_value_is_checked_against_its_records() {
+        let dir = temp("legacy-key");
+        let path = dir.join("ops.redb");
+        {
+            let store = open(&path, [8; 32], Duration::from_secs(60));
+            store.create("old", b"doc", serde_json::json!({})).unwrap();
+        }
+        assert!(open(&path, [9; 32], Duration::from_secs(60))
+            .verify_key()
+            .is_err());
+        let store = open(&path, [8; 32], Duration::from_secs(60));
+        store.verify_key().unwrap();
+        assert!(store
+            .backend
+            .get(Table::Meta, KEY_CHECK_ID)
+            .unwrap()
+            .is_some());
+    }
+
+    #[test]
     fn operations_expire_and_are_swept() {
         let dir = temp("ttl");
         let store = open(&dir.join("ops.redb"), [3; 32], Duration::from_secs(1));
@@ -421,6 +500,21 @@ mod tests {
             store.get("done").unwrap().unwrap().error.as_deref(),
             Some("unreadable")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn the_store_file_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = temp("mode");
+        let path = dir.join("ops.redb");
+        drop(open(&path, [1; 32], Duration::from_secs(60)));
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), 0o600);
+        // A file an earlier version left world-readable is restricted when opened.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        drop(open(&path, [1; 32], Duration::from_secs(60)));
+        assert_eq!(mode(&path), 0o600);
     }
 
     #[test]

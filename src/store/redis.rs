@@ -3,6 +3,7 @@
 //! operation expires (`SET ... PXAT`).
 
 use std::sync::Mutex;
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use redis::{Client, Connection};
@@ -11,6 +12,9 @@ use super::{Backend, Table};
 
 /// Every key starts with this, so one Redis can hold other data too.
 const PREFIX: &str = "vista:read";
+/// The longest a store call waits on Redis (connect, send or answer): an outage fails requests fast
+/// (503) instead of holding them and the Read runner.
+const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct Redis {
     client: Client,
@@ -40,7 +44,12 @@ impl Redis {
         let mut held = self.connection.lock().expect("the Redis connection lock");
         let connection = match held.as_mut() {
             Some(connection) => connection,
-            None => held.insert(self.client.get_connection()?),
+            None => {
+                let connection = self.client.get_connection_with_timeout(TIMEOUT)?;
+                connection.set_read_timeout(Some(TIMEOUT))?;
+                connection.set_write_timeout(Some(TIMEOUT))?;
+                held.insert(connection)
+            }
         };
         let outcome = command(connection);
         if outcome.is_err() {
@@ -51,16 +60,18 @@ impl Redis {
 }
 
 impl Backend for Redis {
+    fn check(&self) -> Result<()> {
+        self.run(|c| redis::cmd("PING").query::<String>(c))
+            .map(drop)
+    }
+
     fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()> {
-        let expires_ms = (expires * 1000.0) as u64;
-        self.run(|c| {
-            redis::cmd("SET")
-                .arg(key(table, id))
-                .arg(value)
-                .arg("PXAT")
-                .arg(expires_ms)
-                .query::<()>(c)
-        })
+        let mut command = redis::cmd("SET");
+        command.arg(key(table, id)).arg(value);
+        if expires.is_finite() {
+            command.arg("PXAT").arg((expires * 1000.0) as u64);
+        }
+        self.run(|c| command.query::<()>(c))
     }
 
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>> {
