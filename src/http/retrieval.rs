@@ -24,6 +24,9 @@ pub const API_VERSIONS: [&str; 4] = [
 ];
 /// Azure's limit on a text query, in words.
 const MAX_WORDS: usize = 70;
+/// vista's limit in characters, for text without spaces (CJK) and single runaway "words": 70 long
+/// words fit, and the encoder's cost stays within two of its 512-token windows.
+pub const MAX_TEXT_CHARS: usize = 1000;
 const MAX_TEXT_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Serialize)]
@@ -72,6 +75,23 @@ fn vector_model(state: &AppState, query: Option<&str>) -> Result<String, ApiErro
     Ok(model)
 }
 
+/// 1 to 70 words, at most `MAX_TEXT_CHARS` characters.
+fn check_text(text: &str) -> Result<(), ApiError> {
+    let words = text.split_whitespace().count();
+    if words == 0 || words > MAX_WORDS {
+        return Err(ApiError::invalid_request(format!(
+            "The text must have 1 to {MAX_WORDS} words; it has {words}"
+        )));
+    }
+    let chars = text.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(ApiError::invalid_request(format!(
+            "The text must have at most {MAX_TEXT_CHARS} characters; it has {chars}"
+        )));
+    }
+    Ok(())
+}
+
 pub async fn vectorize_image(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -104,12 +124,7 @@ pub async fn vectorize_text(
             ApiError::invalid_request(format!("The body must be {{\"text\": \"...\"}}: {e}"))
         })?
         .text;
-    let words = text.split_whitespace().count();
-    if words == 0 || words > MAX_WORDS {
-        return Err(ApiError::invalid_request(format!(
-            "The text must have 1 to {MAX_WORDS} words; it has {words}"
-        )));
-    }
+    check_text(&text)?;
     let pipeline = Arc::clone(&state.pipeline);
     let vector = state
         .workers
@@ -135,5 +150,14 @@ mod tests {
         assert!(check("api-version=2024-02-01&model-version=2023-04-15").is_err());
         assert!(check("api-version=2022-01-01").is_err());
         assert!(check("").is_err());
+    }
+
+    #[test]
+    fn texts_are_limited_in_words_and_characters() {
+        assert!(check_text("a cat on a sofa").is_ok());
+        assert!(check_text("  ").is_err());
+        assert!(check_text(&"word ".repeat(71)).is_err());
+        assert!(check_text(&"猫".repeat(MAX_TEXT_CHARS)).is_ok());
+        assert!(check_text(&"a".repeat(60_000)).is_err(), "one runaway word");
     }
 }

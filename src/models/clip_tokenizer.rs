@@ -13,6 +13,8 @@ use anyhow::{bail, Context, Result};
 /// How many merges CLIP uses from the file (49152 tokens - 256 bytes - 2 specials).
 const MERGES: usize = 49152 - 256 - 2;
 const END_OF_WORD: &str = "</w>";
+/// Symbols merged at once: longer than any token in CLIP's vocabulary, so real words are unaffected.
+const MAX_BPE_SYMBOLS: usize = 64;
 
 pub struct ClipTokenizer {
     encoder: HashMap<String, i64>,
@@ -113,12 +115,20 @@ impl ClipTokenizer {
             .join(" ")
             .to_lowercase();
         for piece in pieces(&clean) {
-            let symbols: String = piece
+            if ids.len() >= context {
+                break; // the rest would be cut
+            }
+            let symbols: Vec<char> = piece
                 .bytes()
                 .map(|b| self.byte_symbols[b as usize])
                 .collect();
-            for token in self.bpe(&symbols) {
-                ids.extend(self.encoder.get(&token));
+            // BPE is quadratic in a word's length: a runaway word is merged in bounded pieces, so
+            // encoding stays linear in the text (no real word is this long).
+            for chunk in symbols.chunks(MAX_BPE_SYMBOLS) {
+                let last = chunk.as_ptr_range().end == symbols.as_ptr_range().end;
+                for token in self.bpe(chunk, last) {
+                    ids.extend(self.encoder.get(&token));
+                }
             }
         }
         ids.truncate(context.saturating_sub(1).max(1));
@@ -127,10 +137,11 @@ impl ClipTokenizer {
         ids
     }
 
-    /// Merges a word's symbols, lowest rank first, until no known pair is left.
-    fn bpe(&self, word: &str) -> Vec<String> {
-        let mut parts: Vec<String> = word.chars().map(String::from).collect();
-        if let Some(last) = parts.last_mut() {
+    /// Merges a word's symbols, lowest rank first, until no known pair is left; `word_end` marks the
+    /// last symbol as ending the word.
+    fn bpe(&self, word: &[char], word_end: bool) -> Vec<String> {
+        let mut parts: Vec<String> = word.iter().map(|c| c.to_string()).collect();
+        if let (Some(last), true) = (parts.last_mut(), word_end) {
             last.push_str(END_OF_WORD);
         }
         loop {
@@ -195,6 +206,7 @@ fn pieces(text: &str) -> Vec<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::ops::Add;
 
     /// A vocabulary of two merges: "c a" → "ca" (id 512), "ca t</w>" → "cat</w>" (513); the
     /// specials follow (514, 515).
@@ -213,12 +225,24 @@ mod tests {
     #[test]
     fn merges_apply_by_rank_and_ids_are_framed_and_padded() {
         let t = tiny();
-        assert_eq!(t.bpe("cat"), ["cat</w>"]);
-        assert_eq!(t.bpe("ac"), ["a", "c</w>"]);
+        let chars = |s: &str| s.chars().collect::<Vec<_>>();
+        assert_eq!(t.bpe(&chars("cat"), true), ["cat</w>"]);
+        assert_eq!(t.bpe(&chars("ac"), true), ["a", "c</w>"]);
         // "a</w>": the 65th printable byte (after "!" .. "`"), in the second block of 256.
         assert_eq!(t.encode("A  CAT", 7), [514, 256 + 64, 513, 515, 0, 0, 0]);
         // Too long a text keeps its end token.
         assert_eq!(t.encode("cat cat cat cat", 4), [514, 513, 513, 515]);
+    }
+
+    #[test]
+    fn a_runaway_word_is_encoded_in_bounded_pieces_and_cut_to_the_context() {
+        let t = tiny();
+        // 60,000 characters in one word: merged in 64-symbol pieces, and no further than the context.
+        let ids = t.encode(&"ca".repeat(30_000), 77);
+        assert_eq!(ids.len(), 77);
+        assert_eq!((ids[0], ids[1], ids[76]), (514, 512, 515));
+        // A word within the piece size is merged whole, end-of-word mark included.
+        assert_eq!(t.encode(&"ca".repeat(31).add("t"), 40)[31], 513);
     }
 
     /// The real vocabulary, when the pack is installed (`vista models fetch`): CLIP's own ids.
