@@ -1,11 +1,12 @@
 //! The `vista` command: `serve` the API, `analyze` images from the shell, manage the model pack.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
@@ -15,7 +16,8 @@ use clap::{Args, Parser, Subcommand};
 use vista::fetch::UrlFetcher;
 use vista::http::auth::ApiKeys;
 use vista::http::error::ApiError;
-use vista::http::read_operations::ReadJobs;
+use vista::http::read_operations::{BacklogLimits, ReadJobs};
+use vista::http::serve::{serve as serve_connections, Timeouts};
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
@@ -65,6 +67,15 @@ const FETCH_TOOLS: [(&str, &str); 7] = [
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Log lines as text (coloured only on a terminal) or as one JSON object a line, for collectors.
+    #[arg(long, global = true, env = "VISTA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -152,6 +163,11 @@ struct EngineArgs {
     /// Overlap above which per-class NMS drops the weaker box.
     #[arg(long, env = "VISTA_NMS_IOU", default_value_t = DetectionSettings::default().nms_iou)]
     nms_iou: f32,
+    /// Decoded megapixels all requests may hold at once (images, TIFF pages, rendered PDF pages); a
+    /// request waits for them in the queue, and an image larger than all of it is refused. Each
+    /// megapixel costs up to about 17 MB at the peak of an analysis.
+    #[arg(long, env = "VISTA_MAX_DECODE_MEGAPIXELS", default_value_t = vista::pipeline::DEFAULT_DECODE_MEGAPIXELS)]
+    max_decode_megapixels: u64,
     /// Allow image URLs that resolve to private, loopback or link-local addresses.
     #[arg(long, env = "VISTA_ALLOW_PRIVATE_URLS")]
     allow_private_urls: bool,
@@ -196,6 +212,19 @@ struct ServeArgs {
     /// VISTA_STORE_KEY.
     #[arg(long, env = "VISTA_REDIS_URL")]
     redis_url: Option<String>,
+    /// Seconds a client has to send a request's headers; also the longest a kept-alive connection may
+    /// sit idle between requests.
+    #[arg(long, env = "VISTA_HEADER_TIMEOUT", default_value_t = 20)]
+    header_timeout: u64,
+    /// Seconds a client has to send a request's body, counted from its headers (50 MB at 0.5 MB/s).
+    #[arg(long, env = "VISTA_BODY_TIMEOUT", default_value_t = 120)]
+    body_timeout: u64,
+    /// Read documents that may wait to be read; beyond this the Read API answers 429.
+    #[arg(long, env = "VISTA_READ_QUEUE", default_value_t = 100)]
+    read_queue: usize,
+    /// Megabytes of Read documents that may wait to be read; beyond this the Read API answers 429.
+    #[arg(long, env = "VISTA_READ_QUEUE_MB", default_value_t = 1024)]
+    read_queue_mb: usize,
     /// This replica's name among those sharing a Redis: after a restart it resumes the operations it
     /// accepted. Default: a name made once and kept in the data directory.
     #[arg(long, env = "VISTA_REPLICA_ID")]
@@ -243,19 +272,27 @@ fn main() -> ExitCode {
         // of vista's own workers. Set before any thread exists and before the library is loaded.
         std::env::set_var("OMP_THREAD_LIMIT", "1");
     }
-    let command = Cli::parse().command;
+    vista::pipeline::budget::map_large_allocations();
+    let Cli {
+        command,
+        log_format,
+    } = Cli::parse();
     // The server logs what it loads and serves; the one-shot commands only what went wrong.
     let default_filter = match command {
         Command::Serve(_) | Command::Models { .. } => "info,ort=warn",
         _ => "warn",
     };
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("VISTA_LOG")
                 .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
-        .init();
+        .with_ansi(std::io::stderr().is_terminal());
+    match log_format {
+        LogFormat::Text => logs.init(),
+        LogFormat::Json => logs.json().init(),
+    }
     let outcome = match command {
         Command::Serve(args) => serve(args),
         Command::Analyze(args) => analyze(args),
@@ -321,7 +358,9 @@ impl EngineArgs {
             list(&self.tag_allow_list)?,
             list(&self.tag_block_list)?.unwrap_or_default(),
         );
-        Ok(Pipeline::new(pack, detection).with_tag_filter(filter))
+        Ok(Pipeline::new(pack, detection)
+            .with_tag_filter(filter)
+            .with_decode_megapixels(self.max_decode_megapixels))
     }
 }
 
@@ -372,8 +411,10 @@ fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
         Some(name) => name.clone(),
         None => store::replica_file(&engine.data_dir.join("replica.id"))?,
     };
-    let ttl = std::time::Duration::from_secs(engine.read_ttl);
-    Ok(OperationStore::new(backend, key, ttl, &replica))
+    let ttl = Duration::from_secs(engine.read_ttl);
+    let store = OperationStore::new(backend, key, ttl, &replica);
+    store.verify_key()?;
+    Ok(store)
 }
 
 fn serve(args: ServeArgs) -> Result<ExitCode> {
@@ -394,7 +435,11 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         .build()?;
     let reads = {
         let _inside = runtime.enter();
-        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline))?
+        let limits = BacklogLimits {
+            documents: args.read_queue.max(1),
+            bytes: args.read_queue_mb.saturating_mul(1024 * 1024),
+        };
+        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline), limits)?
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),
@@ -413,18 +458,16 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("binding {}", args.addr))?;
         tracing::info!(addr = %args.addr, tls = tls.is_some(), "vista is listening");
+        let timeouts = Timeouts {
+            header: Duration::from_secs(args.header_timeout.max(1)),
+            body: Duration::from_secs(args.body_timeout.max(1)),
+        };
         match tls {
             Some(acceptor) => {
                 let listener = vista::http::tls::TlsListener::new(listener, acceptor)?;
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?
+                serve_connections(listener, app, timeouts, shutdown_signal()).await
             }
-            None => {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(shutdown_signal())
-                    .await?
-            }
+            None => serve_connections(listener, app, timeouts, shutdown_signal()).await,
         }
         tracing::info!("in-flight requests finished; bye");
         Ok(ExitCode::SUCCESS)

@@ -44,6 +44,14 @@ pub static QUEUE_DEPTH: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static DECODE_PIXELS_IN_USE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vista_decode_pixels_in_use",
+        "Decoded image pixels held from the shared pixel budget"
+    )
+    .expect("metric registers once")
+});
+
 /// All metrics in the Prometheus text format.
 pub fn render() -> String {
     // Touch every metric so that it is listed before its first observation.
@@ -51,6 +59,7 @@ pub fn render() -> String {
     LazyLock::force(&HTTP_LATENCY);
     LazyLock::force(&INFERENCE_SECONDS);
     LazyLock::force(&QUEUE_DEPTH);
+    LazyLock::force(&DECODE_PIXELS_IN_USE);
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&prometheus::gather(), &mut out)

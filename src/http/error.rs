@@ -20,6 +20,8 @@ pub struct ApiError {
     pub code: String,
     pub message: String,
     pub inner: Option<(String, String)>,
+    /// Seconds sent as `Retry-After` (429 and 503).
+    pub retry_after: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -48,6 +50,15 @@ impl ApiError {
             code: code.into(),
             message: message.into(),
             inner: None,
+            retry_after: (status == StatusCode::TOO_MANY_REQUESTS).then_some(SECONDS_TO_RETRY),
+        }
+    }
+
+    /// The same error, telling the client to wait `seconds` before trying again.
+    pub fn retry_after(self, seconds: u64) -> Self {
+        ApiError {
+            retry_after: Some(seconds),
+            ..self
         }
     }
 
@@ -122,8 +133,8 @@ impl IntoResponse for ApiError {
         if let Ok(code) = HeaderValue::from_str(&self.code) {
             headers.insert("x-ms-error-code", code);
         }
-        if self.status == StatusCode::TOO_MANY_REQUESTS {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(SECONDS_TO_RETRY));
+        if let Some(seconds) = self.retry_after {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
         }
         response
     }
@@ -136,7 +147,7 @@ impl From<DecodeError> for ApiError {
             DecodeError::InvalidFormat => {
                 ApiError::invalid(message.clone(), "InvalidImageFormat", message)
             }
-            DecodeError::InvalidSize { .. } => {
+            DecodeError::InvalidSize { .. } | DecodeError::TooManyPixels { .. } => {
                 ApiError::invalid(message.clone(), "InvalidImageSize", message)
             }
             DecodeError::InvalidByteSize { .. } => ApiError::invalid_request(message),
@@ -185,9 +196,11 @@ impl From<FetchError> for ApiError {
     fn from(e: FetchError) -> Self {
         tracing::info!(reason = %e, "image url refused or failed");
         match e {
-            FetchError::NotAccessible(_) => {
-                ApiError::invalid_request("The provided image url is not accessible.")
-            }
+            FetchError::NotAccessible(_) => ApiError::invalid(
+                "The provided image url is not accessible.",
+                "InvalidImageUrl",
+                "Image URL is badly formatted or not accessible.",
+            ),
             FetchError::TooLarge(max) => ApiError::from(DecodeError::InvalidByteSize { max }),
         }
     }
@@ -224,6 +237,13 @@ mod tests {
         let body = body_json(response).await;
         assert_eq!(body["error"]["code"], "429");
         assert!(body["error"].get("innererror").is_none());
+    }
+
+    #[test]
+    fn url_failures_carry_azures_inner_code() {
+        let error = ApiError::from(FetchError::NotAccessible("dns".into()));
+        assert_eq!(error.code, "InvalidRequest");
+        assert_eq!(error.inner.unwrap().0, "InvalidImageUrl");
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod read;
 pub mod read_operations;
 pub mod retrieval;
 pub mod segment;
+pub mod serve;
 pub mod tls;
 pub mod v3;
 pub mod v4;
@@ -17,6 +18,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -79,10 +81,12 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
         .layer(middleware::from_fn(observe))
 }
 
-/// `/ready`: 200 once the detector is loaded, 503 with each model's state otherwise.
+/// `/ready`: 200 once the detector is loaded and the operation store answers, 503 with each model's
+/// state and the store's otherwise.
 async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let models = state.pipeline.models();
-    let status = if models.detector.is_some() {
+    let store_reachable = state.reads.store_reachable().await;
+    let status = if models.detector.is_some() && store_reachable {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -94,7 +98,8 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
     (
         status,
         Json(
-            json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing}),
+            json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing,
+                "store": if store_reachable { "reachable" } else { "unreachable" }}),
         ),
     )
         .into_response()
@@ -103,6 +108,53 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// The id of a request: sent back as `apim-request-id` / `request-id`, and as `requestId` in 3.2 bodies.
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
+
+/// Bodies of error responses made below the handlers (wrong method, a path no route has, an extractor's
+/// refusal) are replaced by Azure's envelope, so every error a client sees has a code and a message.
+fn with_envelope(response: Response) -> Response {
+    let status = response.status();
+    let has_body = response.headers().contains_key(CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || has_body {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "The HTTP method is not allowed for this resource.",
+        StatusCode::NOT_FOUND => "Resource not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.",
+        _ => status.canonical_reason().unwrap_or("The request failed."),
+    };
+    let mut enveloped = ApiError::new(status, status.as_str(), message).into_response();
+    for (name, value) in response.headers() {
+        if !enveloped.headers().contains_key(name) && name != CONTENT_LENGTH {
+            enveloped.headers_mut().insert(name, value.clone());
+        }
+    }
+    enveloped
+}
+
+/// The Read operations' errors as the 3.2 SDK reads them: besides Azure's envelope, the error's `code`,
+/// `message` and `requestId` at the top level (msrest deserialises these operations' errors as the flat
+/// `ComputerVisionOcrError` and otherwise shows only "Operation returned an invalid status code").
+async fn with_flat_read_error(response: Response, request_id: &str) -> Response {
+    if response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::internal().into_response();
+    };
+    let mut json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json @ serde_json::Value::Object(_)) => json,
+        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    for field in ["code", "message"] {
+        json[field] = json["error"][field].clone();
+    }
+    json["requestId"] = json!(request_id);
+    let mut parts = parts;
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json.to_string()))
+}
 
 /// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
 async fn observe(mut request: Request, next: Next) -> Response {
@@ -113,11 +165,15 @@ async fn observe(mut request: Request, next: Next) -> Response {
         .map_or("unmatched", |p| p.as_str())
         .to_string();
     let method = request.method().clone();
+    let read_operation = request.uri().path().starts_with("/vision/v3.2/read/");
     let request_id = uuid::Uuid::new_v4().to_string();
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
-    let mut response = next.run(request).await;
+    let mut response = with_envelope(next.run(request).await);
+    if read_operation {
+        response = with_flat_read_error(response, &request_id).await;
+    }
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();
     metrics::HTTP_REQUESTS

@@ -4,7 +4,8 @@
 //! `succeeded` (with `analyzeResult`) or `failed`. Operations live in the [`OperationStore`] until
 //! their time to live ends.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
@@ -22,9 +23,9 @@ use super::intake::image_bytes;
 use super::query::QueryParams;
 use super::AppState;
 use crate::geometry::Quad;
-use crate::pipeline::decode::READ;
+use crate::pipeline::decode::{DecodeError, READ};
 use crate::pipeline::read::ReadOptions;
-use crate::pipeline::{Pipeline, ReadPage};
+use crate::pipeline::{Pipeline, PipelineError, ReadPage};
 use crate::store::{OperationStore, Record, Status};
 
 /// What the Read API's `modelVersion` says; vista has one reading model.
@@ -33,6 +34,11 @@ const READ_MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-12", "2022-04-30"];
 /// Pages read from one document at most (Azure's limit).
 pub const MAX_PAGES: usize = 2000;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often the runner looks for this replica's unfinished operations that nothing is processing
+/// (an operation a store outage interrupted is resumed once the store answers again).
+const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// What a client is told to wait when the store is unreachable or the backlog is full.
+const RETRY_AFTER_SECONDS: u64 = 5;
 
 // Read errors carry their fine code as the outer `code` (Ocr.json), unlike the rest of 3.2: hence
 // `ApiError::new` without an inner error throughout.
@@ -43,32 +49,97 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/read/analyzeResults/{id}", get(results))
 }
 
+/// How many accepted documents may wait to be read, in count and in bytes; beyond either the API
+/// answers 429 with Retry-After.
+#[derive(Debug, Clone, Copy)]
+pub struct BacklogLimits {
+    pub documents: usize,
+    pub bytes: usize,
+}
+
+/// The operations this replica accepted and has not finished, with their document sizes: what bounds
+/// the queue, and what keeps an operation from being queued twice.
+#[derive(Default)]
+struct Backlog {
+    pending: HashMap<String, usize>,
+    bytes: usize,
+}
+
+impl Backlog {
+    /// Takes `id` in if the limits allow a document of `size` (resumed operations always: they were
+    /// accepted already). False if it is already in, or the backlog is full.
+    fn admit(&mut self, id: &str, size: usize, limits: Option<BacklogLimits>) -> bool {
+        let full = limits
+            .is_some_and(|l| self.pending.len() >= l.documents || self.bytes + size > l.bytes);
+        if full || self.pending.contains_key(id) {
+            return false;
+        }
+        self.pending.insert(id.to_string(), size);
+        self.bytes += size;
+        true
+    }
+
+    fn release(&mut self, id: &str) {
+        if let Some(size) = self.pending.remove(id) {
+            self.bytes -= size;
+        }
+    }
+}
+
 /// The queue of accepted operations and the store they live in.
 pub struct ReadJobs {
     store: Arc<OperationStore>,
     queue: mpsc::UnboundedSender<String>,
+    backlog: Arc<Mutex<Backlog>>,
+    limits: BacklogLimits,
 }
 
 impl ReadJobs {
-    /// Starts the runner (one document at a time, beside the interactive workers) and the sweeper, and
-    /// queues what a previous run left unfinished. Call from inside the tokio runtime.
-    pub fn start(store: OperationStore, pipeline: Arc<Pipeline>) -> anyhow::Result<Self> {
+    /// Starts the runner (one document at a time, beside the interactive workers), the sweeper and
+    /// the resumer, which queues what a previous run or a store outage left unfinished. Call from
+    /// inside the tokio runtime.
+    pub fn start(
+        store: OperationStore,
+        pipeline: Arc<Pipeline>,
+        limits: BacklogLimits,
+    ) -> anyhow::Result<Self> {
         let store = Arc::new(store);
         let (queue, mut pending) = mpsc::unbounded_channel::<String>();
-        for id in store.unfinished()? {
-            tracing::info!(operation = %id, "resuming an operation accepted before the restart");
-            queue.send(id).expect("the receiver is alive");
-        }
-        let runner_store = Arc::clone(&store);
+        let backlog = Arc::new(Mutex::new(Backlog::default()));
+        let runner = (Arc::clone(&store), Arc::clone(&backlog));
         tokio::spawn(async move {
             while let Some(id) = pending.recv().await {
-                let (store, pipeline) = (Arc::clone(&runner_store), Arc::clone(&pipeline));
+                let (store, pipeline, done) =
+                    (Arc::clone(&runner.0), Arc::clone(&pipeline), id.clone());
                 let outcome =
                     tokio::task::spawn_blocking(move || process(&store, &pipeline, &id)).await;
                 match outcome {
-                    Ok(Err(e)) => tracing::error!("read operation store failure: {e:#}"),
+                    Ok(Err(e)) => tracing::error!(
+                        "read operation store failure (the operation resumes when the store \
+                         answers): {e:#}"
+                    ),
                     Err(e) => tracing::error!("read operation panicked: {e}"),
                     Ok(Ok(())) => {}
+                }
+                lock(&runner.1).release(&done);
+            }
+        });
+        let resumer = (Arc::clone(&store), Arc::clone(&backlog), queue.clone());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(RESUME_EVERY);
+            loop {
+                every.tick().await;
+                let store = Arc::clone(&resumer.0);
+                let Ok(Ok(unfinished)) =
+                    tokio::task::spawn_blocking(move || store.unfinished()).await
+                else {
+                    continue; // the store is unreachable: try again at the next tick
+                };
+                for id in unfinished {
+                    if lock(&resumer.1).admit(&id, 0, None) {
+                        tracing::info!(operation = %id, "resuming an unfinished operation");
+                        let _ = resumer.2.send(id);
+                    }
                 }
             }
         });
@@ -87,11 +158,23 @@ impl ReadJobs {
                 }
             }
         });
-        Ok(ReadJobs { store, queue })
+        Ok(ReadJobs {
+            store,
+            queue,
+            backlog,
+            limits,
+        })
+    }
+
+    /// Whether the store answers now (`/ready`).
+    pub async fn store_reachable(&self) -> bool {
+        self.with_store("checking the operation store", |store| store.check())
+            .await
+            .is_ok()
     }
 
     /// Runs `work` on the store off the async threads; a store failure is logged and answered with
-    /// a 500.
+    /// 503 and Retry-After (the store is unreachable or failing; nothing was accepted).
     async fn with_store<T: Send + 'static>(
         &self,
         what: &'static str,
@@ -103,9 +186,20 @@ impl ReadJobs {
             .map_err(|_| ApiError::internal())?
             .map_err(|e| {
                 tracing::error!("{what} failed: {e:#}");
-                ApiError::internal()
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "ServiceUnavailable",
+                    "The operation store is unavailable; try again later.",
+                )
+                .retry_after(RETRY_AFTER_SECONDS)
             })
     }
+}
+
+fn lock(backlog: &Mutex<Backlog>) -> std::sync::MutexGuard<'_, Backlog> {
+    backlog
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Reads one operation's document and records the outcome; a document that cannot be read makes the
@@ -128,6 +222,30 @@ fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Res
         Err(e) => Err(e.to_string()),
     };
     store.finish(id, outcome)
+}
+
+/// An error of the Read API: the fine code as the outer `code`, as Read's `Ocr.json` has it (a URL
+/// that cannot be fetched: `InvalidImageUrl`).
+fn read_error(error: ApiError) -> ApiError {
+    match error.inner.clone() {
+        Some((code, message)) => ApiError::new(error.status, &code, message),
+        None => error,
+    }
+}
+
+/// Why a document cannot be accepted, in Read's codes: `InvalidImageFormat`, `InvalidImageDimension`
+/// (sides or pixels), `InvalidImageSize` (bytes), `InvalidImage` (a damaged or encrypted PDF).
+fn document_error(error: PipelineError) -> ApiError {
+    let code = match &error {
+        PipelineError::Decode(DecodeError::InvalidFormat) => "InvalidImageFormat",
+        PipelineError::Decode(
+            DecodeError::InvalidSize { .. } | DecodeError::TooManyPixels { .. },
+        ) => "InvalidImageDimension",
+        PipelineError::Decode(DecodeError::InvalidByteSize { .. }) => "InvalidImageSize",
+        PipelineError::Pdf(_) => "InvalidImage",
+        PipelineError::Unavailable { .. } | PipelineError::Internal(_) => return error.into(),
+    };
+    ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
 }
 
 /// `pages`: a comma-separated list of `N`, `N-M`, `N-` and `-M` (1-based); empty selects all.
@@ -206,25 +324,48 @@ async fn analyze(
         .pipeline
         .check_available(&[crate::pipeline::Feature::Read])?;
     let base = public_base(request.headers(), state.scheme);
-    let document = image_bytes(request, &state.fetcher, READ.max_bytes).await?;
-    if document.starts_with(b"%PDF") {
-        // A damaged or encrypted PDF is refused now, not accepted to fail later.
-        let (pipeline, pdf) = (Arc::clone(&state.pipeline), document.clone());
-        let checked = tokio::task::spawn_blocking(move || pipeline.pdf_page_count(&pdf))
-            .await
-            .map_err(|_| ApiError::internal())?;
-        checked
-            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "InvalidImage", e.to_string()))?;
+    let document = image_bytes(request, &state.fetcher, READ.max_bytes)
+        .await
+        .map_err(read_error)?;
+    // The document is checked now (format, sides, pages; a damaged or encrypted PDF), not accepted
+    // to fail later.
+    let (pipeline, checked) = (Arc::clone(&state.pipeline), document.clone());
+    let page_count = tokio::task::spawn_blocking(move || pipeline.count_pages(&checked))
+        .await
+        .map_err(|_| ApiError::internal())?
+        .map_err(document_error)?;
+    let selection = PageRanges::parse(pages).unwrap_or(PageRanges(Vec::new()));
+    if !(1..=page_count.min(MAX_PAGES)).any(|page| selection.contains(page)) {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "InvalidPageRange",
+            format!("The page range '{pages}' selects none of the document's {page_count} pages."),
+        ));
     }
     let id = uuid::Uuid::new_v4().to_string();
     let params =
         json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
     let jobs = &state.reads;
+    if !lock(&jobs.backlog).admit(&id, document.len(), Some(jobs.limits)) {
+        return Err(ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "429",
+            format!(
+                "Too many documents are waiting to be read. Try again in {RETRY_AFTER_SECONDS} seconds."
+            ),
+        )
+        .retry_after(RETRY_AFTER_SECONDS));
+    }
     let stored_id = id.clone();
-    jobs.with_store("storing a read operation", move |store| {
-        store.create(&stored_id, &document, params)
-    })
-    .await?;
+    let stored = jobs
+        .with_store("storing a read operation", move |store| {
+            store.create(&stored_id, &document, params)
+        })
+        .await;
+    if let Err(error) = stored {
+        lock(&jobs.backlog).release(&id);
+        return Err(error);
+    }
     jobs.queue
         .send(id.clone())
         .map_err(|_| ApiError::internal())?;
@@ -250,6 +391,15 @@ struct ReadOperation {
     last_updated_date_time: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     analyze_result: Option<serde_json::Value>,
+    /// Why a `failed` operation failed (the SDK keeps it in the raw response).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<FailureJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct FailureJson {
+    code: &'static str,
+    message: String,
 }
 
 fn timestamp(unix_seconds: f64) -> String {
@@ -277,18 +427,28 @@ async fn results(
         created_date_time: timestamp(record.created),
         last_updated_date_time: timestamp(record.updated),
         analyze_result: record.result,
+        error: record.error.map(|message| FailureJson {
+            code: "InvalidImage",
+            message,
+        }),
     }))
+}
+
+/// An f32 as the f64 JSON numbers are made of, with the shortest decimal that reads back as the same
+/// f32 (0.685, not 0.6850000023841858 as a widened f32 prints).
+fn decimal(value: f32) -> f64 {
+    value.to_string().parse().unwrap_or(f64::from(value))
 }
 
 /// The 8-number box of 3.2 Read: four corners, clockwise from the text's top-left; whole pixels, or
 /// inches to four decimals.
-fn box_of(quad: &Quad, in_inches: bool) -> [f32; 8] {
+fn box_of(quad: &Quad, in_inches: bool) -> [f64; 8] {
     let round = |v: f32| {
-        if in_inches {
+        decimal(if in_inches {
             (v.max(0.0) * 1e4).round() / 1e4
         } else {
             v.max(0.0).round()
-        }
+        })
     };
     let [a, b, c, d] = quad.0.map(|(x, y)| (round(x), round(y)));
     [a.0, a.1, b.0, b.1, c.0, c.1, d.0, d.1]
@@ -308,16 +468,16 @@ fn analyze_result(pages: Vec<ReadPage>, language: Option<&str>) -> serde_json::V
                         "text": line.text,
                         "appearance": {"style": {"name": "other", "confidence": 1.0}},
                         "words": line.words.iter().map(|w| json!({
-                            "boundingBox": box_of(&w.polygon, page.in_inches), "text": w.text, "confidence": w.confidence,
+                            "boundingBox": box_of(&w.polygon, page.in_inches), "text": w.text, "confidence": decimal(w.confidence),
                         })).collect::<Vec<_>>(),
                     })
                 })
                 .collect();
             let mut result = json!({
                 "page": page.number,
-                "angle": page.text.angle,
-                "width": page.width,
-                "height": page.height,
+                "angle": decimal(page.text.angle),
+                "width": decimal(page.width),
+                "height": decimal(page.height),
                 "unit": if page.in_inches { "inch" } else { "pixel" },
                 "lines": lines,
             });
@@ -407,6 +567,27 @@ mod tests {
     }
 
     #[test]
+    fn the_backlog_is_bounded_by_count_and_bytes_and_never_holds_an_id_twice() {
+        let limits = Some(BacklogLimits {
+            documents: 2,
+            bytes: 100,
+        });
+        let mut backlog = Backlog::default();
+        assert!(backlog.admit("a", 60, limits));
+        assert!(!backlog.admit("b", 41, limits), "bytes over the limit");
+        assert!(backlog.admit("b", 40, limits));
+        assert!(!backlog.admit("c", 0, limits), "count over the limit");
+        assert!(!backlog.admit("a", 0, None), "already queued");
+        backlog.release("a");
+        assert_eq!(backlog.bytes, 40);
+        assert!(backlog.admit("c", 60, limits));
+        assert!(
+            backlog.admit("resumed", 0, None),
+            "resumed work is always taken back"
+        );
+    }
+
+    #[test]
     fn page_ranges_take_azures_forms_and_refuse_the_rest() {
         let ranges = PageRanges::parse("1-2, 5,7-").unwrap();
         let selected: Vec<usize> = (1..=9).filter(|&p| ranges.contains(p)).collect();
@@ -465,5 +646,10 @@ mod tests {
         assert_eq!(first["lines"][0]["appearance"]["style"]["name"], "other");
         assert_eq!(first["lines"][0]["words"][0]["text"], "Hi");
         assert_eq!(timestamp(0.0), "1970-01-01T00:00:00.000Z");
+        // Numbers print as their shortest f32 decimal, not the widened f64's digits.
+        let inches = Quad([(0.685, 1.1), (8.5, 1.1), (8.5, 1.3), (0.685, 1.3)]);
+        let text = serde_json::to_string(&box_of(&inches, true)).unwrap();
+        assert_eq!(text, "[0.685,1.1,8.5,1.1,8.5,1.3,0.685,1.3]");
+        assert_eq!(serde_json::to_string(&json!(decimal(0.9))).unwrap(), "0.9");
     }
 }

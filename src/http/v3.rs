@@ -45,16 +45,13 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// The languages 3.2 lists for tags and descriptions; only English has words here.
 const LANGUAGES: [&str; 5] = ["en", "es", "ja", "pt", "zh"];
 
-/// Tags, captions and categories are English only: another language Azure lists is refused, not
-/// answered in English.
+/// Tags and captions are English only: another language Azure lists is refused, not answered in
+/// English. Categories are names of a fixed taxonomy (`animal_dog`), the same in every language.
 fn check_language(params: &QueryParams, features: &[Feature]) -> Result<(), ApiError> {
     let language = params.get("language").unwrap_or("en");
-    let naming = features.iter().any(|f| {
-        matches!(
-            f,
-            Feature::Tags | Feature::Description | Feature::Categories
-        )
-    });
+    let naming = features
+        .iter()
+        .any(|f| matches!(f, Feature::Tags | Feature::Description));
     if language.eq_ignore_ascii_case("en") || (!naming && LANGUAGES.contains(&language)) {
         return Ok(());
     }
@@ -62,8 +59,8 @@ fn check_language(params: &QueryParams, features: &[Feature]) -> Result<(), ApiE
         "Analyze query is invalid",
         "NotSupportedLanguage",
         format!(
-            "The input language '{language}' is not supported: tags, descriptions and categories are \
-             in English ('en') only on this server"
+            "The input language '{language}' is not supported: tags and descriptions are in English \
+             ('en') only on this server"
         ),
     ))
 }
@@ -337,18 +334,21 @@ impl AnalyzeResponse {
     ) -> Self {
         let wants = |f: Feature| features.contains(&f);
         let tags = analysis.tags.unwrap_or_default();
+        // The fullest captions are chosen, then listed most confident first, as Azure lists them.
+        let mut captions: Vec<CaptionJson> = analysis
+            .captions
+            .unwrap_or_default()
+            .into_iter()
+            .take(max_captions)
+            .map(|c| CaptionJson {
+                text: c.text,
+                confidence: c.confidence,
+            })
+            .collect();
+        captions.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
         let description = wants(Feature::Description).then(|| Description {
             tags: tags.iter().map(|t| t.name.clone()).collect(),
-            captions: analysis
-                .captions
-                .unwrap_or_default()
-                .into_iter()
-                .take(max_captions)
-                .map(|c| CaptionJson {
-                    text: c.text,
-                    confidence: c.confidence,
-                })
-                .collect(),
+            captions,
         });
         AnalyzeResponse {
             categories: analysis.categories.map(|categories| {
@@ -611,6 +611,54 @@ mod tests {
             visual_feature("smell").unwrap_err().inner.unwrap().0,
             "NotSupportedVisualFeature"
         );
+    }
+
+    #[test]
+    fn categories_are_served_in_every_listed_language_and_words_only_in_english() {
+        let check = |q: &str, features: &[Feature]| {
+            check_language(&QueryParams::parse(Some(q)), features).is_ok()
+        };
+        for language in LANGUAGES {
+            let query = format!("language={language}");
+            assert!(check(&query, &[Feature::Categories]), "{language}");
+            assert_eq!(check(&query, &[Feature::Tags]), language == "en");
+            assert_eq!(
+                check(&query, &[Feature::Categories, Feature::Description]),
+                language == "en"
+            );
+        }
+        assert!(!check("language=de", &[Feature::Categories]));
+    }
+
+    #[test]
+    fn described_captions_are_listed_most_confident_first() {
+        let mut analysis = Analysis::new(10, 20, ImageFormat::Png);
+        analysis.captions = Some(
+            [
+                ("a person with a dog on a sofa", 0.4),
+                ("a person", 0.9),
+                ("a dog", 0.6),
+            ]
+            .map(|(text, confidence)| crate::pipeline::caption::Caption {
+                text: text.into(),
+                confidence,
+            })
+            .to_vec(),
+        );
+        let json = serde_json::to_value(AnalyzeResponse::new(
+            analysis,
+            RequestId("id".into()),
+            &[Feature::Description],
+            2,
+        ))
+        .unwrap();
+        let texts: Vec<_> = json["description"]["captions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["a person", "a person with a dog on a sofa"]);
     }
 
     #[test]

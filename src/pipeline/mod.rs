@@ -2,6 +2,7 @@
 //! (no HTTP types, no tensors). Every API family (4.0, 3.2, the CLI) goes through here.
 
 pub mod adult;
+pub mod budget;
 pub mod caption;
 pub mod categories;
 pub mod color;
@@ -16,6 +17,7 @@ pub mod workers;
 
 use std::fmt;
 use std::io::Cursor;
+use std::sync::Arc;
 
 use anyhow::Context;
 use fast_image_resize::{FilterType, ResizeAlg};
@@ -301,7 +303,7 @@ pub enum PipelineError {
         reason: String,
     },
     #[error(transparent)]
-    Pdf(pdf::PdfError),
+    Pdf(#[from] pdf::PdfError),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -311,7 +313,13 @@ pub struct Pipeline {
     detection: DetectionSettings,
     tag_filter: tags::TagFilter,
     pdf: Option<pdf::PdfReader>,
+    budget: Arc<budget::PixelBudget>,
 }
+
+/// Decoded megapixels all requests may hold at once unless the deployment says otherwise: one
+/// 16000x8000 image, or a dozen 10-megapixel photos. A 16000x16000 PNG peaked at 4.5 GiB resident
+/// (about 17 bytes a pixel through the whole analysis), so this keeps a 2-core, 4 GiB machine safe.
+pub const DEFAULT_DECODE_MEGAPIXELS: u64 = 128;
 
 impl Pipeline {
     pub fn new(models: ModelPack, detection: DetectionSettings) -> Self {
@@ -325,7 +333,23 @@ impl Pipeline {
             detection,
             tag_filter: tags::TagFilter::default(),
             pdf,
+            budget: budget::PixelBudget::new(DEFAULT_DECODE_MEGAPIXELS * 1_000_000),
         }
+    }
+
+    /// Bounds the pixels all requests may hold decoded at once (see [`budget`]).
+    pub fn with_decode_megapixels(mut self, megapixels: u64) -> Self {
+        self.budget = budget::PixelBudget::new(megapixels.max(1) * 1_000_000);
+        self
+    }
+
+    /// How many pages a document has, from its headers, after checking its format and page sides:
+    /// what the Read API checks before accepting it.
+    pub fn count_pages(&self, bytes: &[u8]) -> Result<usize, PipelineError> {
+        if bytes.starts_with(b"%PDF") {
+            return self.pdf_page_count(bytes);
+        }
+        Ok(decode::count_pages(bytes, &decode::READ)?)
     }
 
     /// Applies the deployment's allow-list and block-list to every name derived from tags.
@@ -452,7 +476,7 @@ impl Pipeline {
     ) -> Result<Analysis, PipelineError> {
         self.check_available(features)?;
         let started = std::time::Instant::now();
-        let image = decode(bytes, limits)?;
+        let image = decode(bytes, limits, &self.budget)?;
         tracing::debug!(decode_ms = started.elapsed().as_secs_f64() * 1e3, "decoded");
         self.run_features(&image, features, options)
     }
@@ -812,7 +836,7 @@ impl Pipeline {
         if self.models.clip.is_none() {
             self.check_available(&words)?;
         }
-        let image = decode(bytes, limits)?;
+        let image = decode(bytes, limits, &self.budget)?;
         if let Some(clip) = &self.models.clip {
             return Ok(clip.embed_image(&image.rgb)?);
         }
@@ -871,14 +895,13 @@ impl Pipeline {
     ) -> Result<Vec<ReadPage>, PipelineError> {
         self.check_available(&[Feature::Read])?;
         let models = self.text_models().expect("checked by check_available()");
+        let mut read = Vec::new();
         if bytes.starts_with(b"%PDF") {
-            let pages = self
-                .pdf_reader()?
-                .pages(bytes, selected, max_pages)
-                .map_err(PipelineError::Pdf)?;
-            return pages
-                .into_iter()
-                .map(|(number, page)| {
+            self.pdf_reader()?.for_each_page(
+                bytes,
+                (selected, max_pages),
+                &self.budget,
+                |number, page| {
                     let (width, height, text) = match page {
                         pdf::PdfPage::Text {
                             width,
@@ -889,32 +912,40 @@ impl Pipeline {
                             width,
                             height,
                             image,
+                            dpi,
                         } => {
                             let text = read::read_page(models, &image, options)?;
-                            (width, height, text.scaled(1.0 / pdf::RENDER_DPI))
+                            (width, height, text.scaled(1.0 / dpi))
                         }
                     };
-                    Ok(ReadPage {
+                    read.push(ReadPage {
                         number,
                         width,
                         height,
                         in_inches: true,
                         text,
-                    })
-                })
-                .collect();
+                    });
+                    Ok::<_, PipelineError>(())
+                },
+            )?;
+            return Ok(read);
         }
-        let pages = decode::decode_pages(bytes, &decode::READ, max_pages)?;
-        let mut read = Vec::new();
-        for (index, page) in pages.iter().enumerate().filter(|(i, _)| selected(i + 1)) {
-            read.push(ReadPage {
-                number: index + 1,
-                width: page.width() as f32,
-                height: page.height() as f32,
-                in_inches: false,
-                text: read::read_page(models, page, options)?,
-            });
-        }
+        decode::for_each_page(
+            bytes,
+            &decode::READ,
+            (selected, max_pages),
+            &self.budget,
+            |number, page| {
+                read.push(ReadPage {
+                    number,
+                    width: page.width() as f32,
+                    height: page.height() as f32,
+                    in_inches: false,
+                    text: read::read_page(models, page, options)?,
+                });
+                Ok::<_, PipelineError>(())
+            },
+        )?;
         Ok(read)
     }
 
@@ -931,13 +962,14 @@ impl Pipeline {
                 reason,
             });
         }
-        let image = decode(bytes, limits)?.rgb;
-        let salience = self.salience(&image)?;
+        let decoded = decode(bytes, limits, &self.budget)?;
+        let image = &decoded.rgb;
+        let salience = self.salience(image)?;
         let output = match mode {
             SegmentMode::ForegroundMatting => {
                 DynamicImage::ImageLuma8(salience.to_mask(image.width(), image.height())?)
             }
-            SegmentMode::BackgroundRemoval => DynamicImage::ImageRgba8(cutout(&image, &salience)?),
+            SegmentMode::BackgroundRemoval => DynamicImage::ImageRgba8(cutout(image, &salience)?),
         };
         let mut png = Cursor::new(Vec::new());
         output
@@ -960,7 +992,7 @@ impl Pipeline {
             self.check_available(&[Feature::SmartCrops])?;
         }
         let ratio = width as f32 / height as f32;
-        let decoded = decode(bytes, limits)?;
+        let decoded = decode(bytes, limits, &self.budget)?;
         let (w, h) = decoded.rgb.dimensions();
         let window = if smart {
             let options = AnalysisOptions {

@@ -3,16 +3,23 @@
 //! (a scan) is rendered and read by OCR. Read reports PDF pages in inches, the unit of the page itself.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::{anyhow, Result};
 use image::RgbImage;
 use pdfium_render::prelude::*;
 
 use crate::geometry::Quad;
+use crate::pipeline::budget::PixelBudget;
+use crate::pipeline::decode::{DecodeError, PageSelection};
 use crate::pipeline::read::{Orientation, PageText, TextLine, TextWord};
 
 /// Scans are rendered at this resolution for OCR (text 8 pt and up stays legible).
 pub const RENDER_DPI: f32 = 200.0;
+/// A page is rendered at most this large, its resolution lowered to fit: a poster-sized page (a
+/// 337-byte PDF can declare 7200 pt) would otherwise render at 20000 px a side (4.2 GiB). 40
+/// megapixels is an A1 sheet at 200 dpi.
+pub const MAX_RENDER_PIXELS: f32 = 40e6;
 const POINTS_PER_INCH: f32 = 72.0;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -34,7 +41,16 @@ pub enum PdfPage {
         width: f32,
         height: f32,
         image: RgbImage,
+        /// The resolution it was rendered at (pixels an inch).
+        dpi: f32,
     },
+}
+
+/// The resolution a page of `width` x `height` inches is rendered at: `RENDER_DPI`, lowered so that
+/// the rendering stays within `MAX_RENDER_PIXELS`.
+pub fn render_dpi(width: f32, height: f32) -> f32 {
+    let area = (width * height).max(f32::MIN_POSITIVE);
+    RENDER_DPI.min((MAX_RENDER_PIXELS / area).sqrt())
 }
 
 pub struct PdfReader {
@@ -68,18 +84,20 @@ impl PdfReader {
         Ok(document.pages().len() as usize)
     }
 
-    /// The selected pages (numbered from 1), at most `max_pages` of the document.
-    pub fn pages(
+    /// Hands each selected page (numbered from 1, at most `max_pages` of the document) to `read`, one
+    /// at a time: a scan is rendered only once its pixels are free in the budget, and released before
+    /// the next page is rendered.
+    pub fn for_each_page<E: From<PdfError> + From<DecodeError>>(
         &self,
         bytes: &[u8],
-        selected: &dyn Fn(usize) -> bool,
-        max_pages: usize,
-    ) -> Result<Vec<(usize, PdfPage)>, PdfError> {
+        (selected, max_pages): PageSelection,
+        budget: &Arc<PixelBudget>,
+        mut read: impl FnMut(usize, PdfPage) -> Result<(), E>,
+    ) -> Result<(), E> {
         let document = self
             .pdfium
             .load_pdf_from_byte_slice(bytes, None)
             .map_err(load_error)?;
-        let mut pages = Vec::new();
         for (index, page) in document.pages().iter().enumerate().take(max_pages) {
             if !selected(index + 1) {
                 continue;
@@ -92,36 +110,50 @@ impl PdfReader {
                 .text()
                 .map(|text| text_lines(&text, page.height().value))
                 .unwrap_or_default();
-            let content = if lines.is_empty() {
-                let config =
-                    PdfRenderConfig::new().set_target_width((width * RENDER_DPI).round() as i32);
-                let bitmap = page
-                    .render_with_config(&config)
-                    .map_err(|_| PdfError::Invalid)?;
-                let image = bitmap
-                    .as_image()
-                    .map_err(|_| PdfError::Invalid)?
-                    .into_rgb8();
-                PdfPage::Scan {
-                    width,
-                    height,
-                    image,
-                }
-            } else {
+            if !lines.is_empty() {
                 let text = PageText {
                     lines,
                     orientation: Some(Orientation::Up),
                     angle: 0.0,
                 };
-                PdfPage::Text {
-                    width,
-                    height,
-                    text,
-                }
+                read(
+                    index + 1,
+                    PdfPage::Text {
+                        width,
+                        height,
+                        text,
+                    },
+                )?;
+                continue;
+            }
+            let dpi = render_dpi(width, height);
+            let (columns, rows) = ((width * dpi).round(), (height * dpi).round());
+            let permit =
+                budget
+                    .acquire((columns * rows) as u64)
+                    .ok_or(DecodeError::TooManyPixels {
+                        megapixels: (columns * rows / 1e6).ceil() as u64,
+                        budget: budget.total() / 1_000_000,
+                    })?;
+            let config = PdfRenderConfig::new().set_target_width(columns as i32);
+            let bitmap = page
+                .render_with_config(&config)
+                .map_err(|_| PdfError::Invalid)?;
+            let image = bitmap
+                .as_image()
+                .map_err(|_| PdfError::Invalid)?
+                .into_rgb8();
+            drop(bitmap);
+            let scan = PdfPage::Scan {
+                width,
+                height,
+                image,
+                dpi,
             };
-            pages.push((index + 1, content));
+            read(index + 1, scan)?;
+            drop(permit);
         }
-        Ok(pages)
+        Ok(())
     }
 }
 

@@ -149,9 +149,11 @@ def pdf_with_text(pages):
     return out
 
 
-def pdf_of_scans(pages):
-    """A PDF of page images without any text layer, as a scanner makes (PNG bytes in, 200 dpi)."""
+def pdf_of_scans(pages, inches=None):
+    """A PDF of page images without any text layer, as a scanner makes (PNG bytes in, 200 dpi; or each
+    page stretched to `inches` wide)."""
     images = [Image.open(io.BytesIO(page)).convert("RGB") for page in pages]
+    resolution = images[0].width / inches if inches else 200.0
     out = io.BytesIO()
-    images[0].save(out, "PDF", resolution=200.0, save_all=True, append_images=images[1:])
+    images[0].save(out, "PDF", resolution=resolution, save_all=True, append_images=images[1:])
     return out.getvalue()

@@ -217,9 +217,14 @@ def test_read_api_errors_unknown_ids_and_unreadable_documents(server, cv):
     bad_range = requests.post(f"{server.url}/vision/v3.2/read/analyze?pages=3-1", data=render("latin")[0],
                               headers=headers)
     assert bad_range.status_code == 400 and bad_range.json()["error"]["code"] == "InvalidPageRange"
-    # A body that is not an image is accepted (as Azure does) and the operation fails; it is not lost.
-    failed = wait_for(cv, submit(cv, b"II*\0 this is not really a tiff"))
+    # A document that only turns out unreadable when its pages are decoded (a Group 3 fax TIFF: its
+    # headers are fine) makes its operation fail, with a reason in the body; it is not lost.
+    fax = tiff_of(render("latin")[0], mode="1", compression="group3")
+    operation = submit(cv, fax)
+    failed = wait_for(cv, operation)
     assert failed.status == "failed" and failed.analyze_result is None
+    body = requests.get(f"{server.url}/vision/v3.2/read/analyzeResults/{operation}", headers=headers).json()
+    assert body["error"]["code"] == "InvalidImage" and "format" in body["error"]["message"].lower(), body
 
 
 def test_read_operations_survive_a_restart_and_expire(tmp_path):
