@@ -32,6 +32,18 @@ impl Quad {
             )
         })
     }
+
+    /// The area it encloses (the shoelace formula).
+    pub fn area(&self) -> f32 {
+        let p = self.0;
+        let twice: f32 = (0..4)
+            .map(|i| {
+                let (a, b) = (p[i], p[(i + 1) % 4]);
+                a.0 * b.1 - b.0 * a.1
+            })
+            .sum();
+        twice.abs() / 2.0
+    }
 }
 
 /// A detector's raw finding: a box, its score and the index of its class.

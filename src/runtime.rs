@@ -52,14 +52,28 @@ pub fn load(library: &Path, threads: usize) -> Result<&'static Environment> {
     Ok(ENVIRONMENT.get_or_init(|| env))
 }
 
-/// Threads come from the environment's shared pool unless `own_threads` gives the session a pool of its own.
+/// How each session of a model is built.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionSettings {
+    /// A thread pool of the session's own with this many threads; None shares the environment's.
+    pub own_threads: Option<usize>,
+    /// ONNX Runtime's memory arena, which keeps each session's largest working set for the next run.
+    /// Without it memory goes back after every run, at a cost: 4.0 analyze with all seven features
+    /// took 320 ms instead of 213 (p50, 2 workers), and settled at 0.3 GiB instead of 2.4 GiB.
+    pub arena: bool,
+}
+
 fn build_session(
     env: &Environment,
     path: &Path,
-    own_threads: Option<usize>,
+    settings: SessionSettings,
 ) -> ort::Result<Session> {
-    let builder = Session::builder(env)?.with_optimization_level(GraphOptimizationLevel::Level3)?;
-    let mut builder = match own_threads {
+    let builder = Session::builder(env)?
+        .with_optimization_level(GraphOptimizationLevel::Level3)?
+        .with_execution_providers([ort::ep::CPU::default()
+            .with_arena_allocator(settings.arena)
+            .build()])?;
+    let mut builder = match settings.own_threads {
         Some(threads) => builder
             .with_independent_thread_pool()?
             .with_intra_threads(threads)?
@@ -102,11 +116,11 @@ impl SessionPool {
         model: &str,
         path: &Path,
         instances: usize,
-        own_threads: Option<usize>,
+        settings: SessionSettings,
     ) -> Result<Self> {
         let sessions = (0..instances.max(1))
             .map(|_| {
-                build_session(env, path, own_threads)
+                build_session(env, path, settings)
                     .with_context(|| format!("loading {}", path.display()))
             })
             .collect::<Result<Vec<_>>>()?;

@@ -1,13 +1,18 @@
 """Fetch the end-to-end tests' inputs from registry packages, checking each package's sha256:
 photos from the scikit-image wheel (astronaut: a person, coffee: a cup, chelsea: a cat, motorcycle_left,
-camera: a grayscale person) and fonts from Debian packages, with which the OCR tests render their own
-text (DejaVu: Latin, accents, Cyrillic, Greek; Droid Sans Fallback: Chinese and Japanese)."""
+camera: a grayscale person), Azure's own sample image from the Image Analysis SDK's source distribution,
+and fonts from Debian packages, with which the OCR tests render their own text (DejaVu: Latin, accents,
+Cyrillic, Greek; Droid Sans Fallback: Chinese and Japanese)."""
 
 import hashlib
 import os
 import subprocess
 import sys
+import tarfile
 import zipfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from fetch_models import apt_download  # noqa: E402  (apt-get update once when the lists are stale)
 
 PHOTOS = {
     "package": "scikit-image==0.24.0",
@@ -15,6 +20,14 @@ PHOTOS = {
     "sha256": "fa27b3a0dbad807b966b8db2d78da734cb812ca4787f7fbb143764800ce2fa9c",
     "members": {f"skimage/data/{name}": name for name in
                 ["astronaut.png", "coffee.png", "chelsea.png", "motorcycle_left.png", "camera.png"]},
+}
+# The photo Azure's SDK samples analyze: a person at a laptop, with "Sample text", "Hand writing" and
+# "123 456" printed in its corner.
+AZURE_SAMPLE = {
+    "package": "azure-ai-vision-imageanalysis==1.0.0",
+    "file": "azure_ai_vision_imageanalysis-1.0.0.tar.gz",
+    "sha256": "a79bbbb9c6992fef3be53395d339c9db850719583ef96ac64e054b00b545b3b6",
+    "members": {"azure_ai_vision_imageanalysis-1.0.0/samples/sample.jpg": "sample.jpg"},
 }
 FONT_PACKAGES = [
     {
@@ -87,9 +100,12 @@ def download(source, cache):
             subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
                             "--python-version", "3.11", "--platform", "manylinux_2_17_x86_64",
                             "--disable-pip-version-check", "-q", source["package"], "-d", cache], check=True)
+        elif source["file"].endswith(".tar.gz"):
+            subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
+                            "--disable-pip-version-check", "-q", source["package"], "-d", cache], check=True)
         else:
-            subprocess.run(["apt-get", "download", "-q", source["package"]], cwd=cache, check=True,
-                           stdout=subprocess.DEVNULL)
+            name, version = source["package"].split("=", 1)
+            apt_download({"id": name, "package": name, "version": version}, cache)
     actual = sha256_of(path)
     if actual != source["sha256"]:
         os.remove(path)
@@ -98,6 +114,12 @@ def download(source, cache):
 
 
 def extract(source, package, dest, cache):
+    if package.endswith(".tar.gz"):
+        with tarfile.open(package) as archive:
+            for member, name in source["members"].items():
+                with open(os.path.join(dest, name), "wb") as out:
+                    out.write(archive.extractfile(member).read())
+        return
     if package.endswith(".whl"):
         with zipfile.ZipFile(package) as archive:
             for member, name in source["members"].items():
@@ -115,7 +137,7 @@ def main(dest):
     cache = os.path.join(dest, ".cache")
     os.makedirs(os.path.join(dest, "fonts"), exist_ok=True)
     os.makedirs(cache, exist_ok=True)
-    for source in [PHOTOS, *FONT_PACKAGES, *REDIS_PACKAGES]:
+    for source in [PHOTOS, AZURE_SAMPLE, *FONT_PACKAGES, *REDIS_PACKAGES]:
         if all(os.path.exists(os.path.join(dest, name)) for name in source["members"].values()):
             continue
         extract(source, download(source, cache), dest, cache)

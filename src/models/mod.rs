@@ -37,7 +37,7 @@ use self::text_cls::TextLineClassifier;
 use self::text_det::TextDetector;
 use self::text_rec::TextRecognizer;
 use self::u2net::U2Net;
-use crate::runtime::{self, SessionPool};
+use crate::runtime::{self, SessionPool, SessionSettings};
 
 /// How many sessions each model gets, the size of the inference thread pool they share, and the
 /// threads of each session of a model that has a pool of its own.
@@ -49,6 +49,8 @@ pub struct LoadOptions {
     pub own_pool_threads: usize,
     /// Load the optional age/gender model; an error if it is not installed.
     pub face_attributes: bool,
+    /// Keep ONNX Runtime's memory arenas (see [`runtime::SessionSettings::arena`]).
+    pub model_arena: bool,
 }
 
 /// One row of `vista models list` and of `/ready`.
@@ -158,8 +160,11 @@ impl ModelPack {
                 return Ok(None);
             };
             let path = entry.path(&options.dir);
-            let own = entry.own_thread_pool.then_some(options.own_pool_threads);
-            let sessions = SessionPool::load(env, &entry.id, &path, options.instances, own)?;
+            let settings = SessionSettings {
+                own_threads: entry.own_thread_pool.then_some(options.own_pool_threads),
+                arena: options.model_arena,
+            };
+            let sessions = SessionPool::load(env, &entry.id, &path, options.instances, settings)?;
             loaded.push(entry.id.clone());
             Ok(Some((sessions, entry)))
         };

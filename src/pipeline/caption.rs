@@ -8,12 +8,16 @@ use std::collections::HashMap;
 use image::RgbImage;
 
 use super::color::{self, ColorName};
+use super::image_type::Signals;
 use crate::geometry::PixelRect;
 
 /// A detection is worth a caption from this confidence (the chance it is right).
 pub const MIN_CAPTION_CONFIDENCE: f32 = 0.5;
 /// The classifier's class is named from this probability.
 const MIN_CLASS_PROBABILITY: f32 = 0.25;
+/// A tag ends a caption ("a picture of a cat") only from this confidence: below it, an all-black image
+/// was "a picture of an animal".
+const MIN_TAG_CONFIDENCE: f32 = 0.5;
 /// Dense captions: the whole image, then at most this many regions.
 pub const MAX_REGIONS: usize = 9;
 const MAX_COUNT_WORD: usize = 4;
@@ -37,6 +41,74 @@ pub struct Facts {
     pub class: Option<(String, f32)>,
     /// The most confident tag, the last resort of a caption.
     pub top_tag: Option<(String, f32)>,
+    /// What the pixels and the text on them show, when that is all there is to say.
+    pub look: Option<(Look, f32)>,
+}
+
+/// What an image is, told from measurements rather than a model's classes: a classifier trained on
+/// photos names a printed page "a food" and a black frame "an animal".
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Look {
+    /// One colour all over.
+    Plain(ColorName),
+    /// Lines of text on a light ground, and little else.
+    PageOfText,
+    /// Text on a light ground with pictures or colour besides.
+    Document,
+    /// Text on flat panels of colour: an application's window.
+    Screenshot,
+}
+
+impl Look {
+    fn phrase(self) -> String {
+        match self {
+            Look::Plain(colour) => {
+                format!("a {} background", colour.as_str().to_ascii_lowercase())
+            }
+            Look::PageOfText => "a page of text".into(),
+            Look::Document => "a document".into(),
+            Look::Screenshot => "a screenshot".into(),
+        }
+    }
+}
+
+/// The text an image shows, as the text detector found it on a small copy.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct TextCoverage {
+    pub regions: usize,
+    /// Share of the image the regions cover.
+    pub share: f32,
+}
+
+/// Text makes an image a text image when it is many regions over a fair share of it, or a few over a
+/// large share: a page of three printed lines has them over 40% of it; a photo with a sign or two has
+/// 1 to 3 regions over a few percent.
+const TEXT_IMAGE: [(usize, f32); 2] = [(5, 0.08), (3, 0.15)];
+
+/// What an image is when its pixels say so (see [`Look`]), with how sure that is.
+pub fn look(signals: &Signals, mean: [u8; 3], text: TextCoverage) -> Option<(Look, f32)> {
+    if signals.flat_share >= 0.97 && signals.top_colors_share >= 0.99 {
+        return Some((Look::Plain(color::name(mean)), signals.flat_share));
+    }
+    if !TEXT_IMAGE
+        .iter()
+        .any(|&(regions, share)| text.regions >= regions && text.share >= share)
+    {
+        return None;
+    }
+    let sure = (text.share / 0.15).min(1.0);
+    let light_ground = signals.light_share >= 0.6;
+    // An application's window: flat, with coloured bars or dark panels beside its text.
+    let panels = signals.colorful_share >= 0.03 || signals.dark_share >= 0.15;
+    if signals.flat_share >= 0.6 && signals.top_colors_share >= 0.6 && panels {
+        Some((Look::Screenshot, sure * signals.flat_share))
+    } else if light_ground && signals.colorful_share < 0.05 {
+        Some((Look::PageOfText, sure))
+    } else if light_ground {
+        Some((Look::Document, sure * signals.light_share))
+    } else {
+        None
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,8 +297,24 @@ fn geometric_mean(values: &[f32]) -> f32 {
 }
 
 /// Candidate captions, the fullest first; each names fewer facts and is less sure than the last
-/// only when it drops a doubtful one. Never empty.
+/// only when it drops a doubtful one. Never empty. A plain image is its colour, and an image of text
+/// is "a page of text", "a document" or "a screenshot" unless something large is surely on it.
 pub fn captions(facts: &Facts) -> Vec<Caption> {
+    match facts.look {
+        Some((look @ Look::Plain(_), confidence)) => {
+            return vec![Caption {
+                text: look.phrase(),
+                confidence,
+            }]
+        }
+        Some((look, confidence)) if !has_large_subject(facts) => {
+            return vec![Caption {
+                text: look.phrase(),
+                confidence,
+            }]
+        }
+        _ => {}
+    }
     let groups = groups(facts);
     let place = facts.class.as_ref().and_then(|(class, p)| {
         PLACES
@@ -300,7 +388,11 @@ pub fn captions(facts: &Facts) -> Vec<Caption> {
             });
         }
     }
-    if let Some((tag, confidence)) = &facts.top_tag {
+    if let Some((tag, confidence)) = facts
+        .top_tag
+        .as_ref()
+        .filter(|(_, confidence)| *confidence >= MIN_TAG_CONFIDENCE)
+    {
         candidates.push(Caption {
             text: format!("a picture of {} {tag}", article(tag)),
             confidence: *confidence,
@@ -320,6 +412,15 @@ pub fn captions(facts: &Facts) -> Vec<Caption> {
         new
     });
     candidates
+}
+
+/// Whether a thing surely there covers a fifth of the image or more: a photo on a page, a person in
+/// a video call, which the caption names before the text around it.
+fn has_large_subject(facts: &Facts) -> bool {
+    let area = (facts.width as f32 * facts.height as f32).max(1.0);
+    facts.things.iter().any(|t| {
+        t.confidence >= COUNT_CONFIDENCE && (t.rect.w as f32 * t.rect.h as f32) / area >= 0.2
+    })
 }
 
 /// The part of `outer` that `inner` covers, as a share of `inner`.
@@ -483,6 +584,71 @@ mod tests {
             things,
             ..Default::default()
         }
+    }
+
+    fn signals(flat: f32, top: f32, light: f32, dark: f32, colourful: f32) -> Signals {
+        Signals {
+            top_colors_share: top,
+            flat_share: flat,
+            light_share: light,
+            dark_share: dark,
+            colorful_share: colourful,
+        }
+    }
+
+    #[test]
+    fn pages_screens_and_plain_images_are_told_from_their_pixels_and_text() {
+        let lines = |regions, share| TextCoverage { regions, share };
+        let plain = signals(1.0, 1.0, 0.0, 1.0, 0.0);
+        assert_eq!(
+            look(&plain, [0, 0, 0], lines(0, 0.0)),
+            Some((Look::Plain(ColorName::Black), 1.0))
+        );
+        let page = signals(0.9, 0.95, 0.9, 0.05, 0.0);
+        assert_eq!(
+            look(&page, [240; 3], lines(3, 0.4)).unwrap().0,
+            Look::PageOfText
+        );
+        assert_eq!(
+            look(&page, [240; 3], lines(2, 0.4)),
+            None,
+            "two lines are a sign"
+        );
+        assert_eq!(
+            look(&page, [240; 3], lines(6, 0.05)),
+            None,
+            "text must cover enough"
+        );
+        let window = signals(0.85, 0.8, 0.7, 0.2, 0.06);
+        assert_eq!(
+            look(&window, [200; 3], lines(12, 0.2)).unwrap().0,
+            Look::Screenshot
+        );
+        let brochure = signals(0.3, 0.3, 0.7, 0.1, 0.2);
+        assert_eq!(
+            look(&brochure, [200; 3], lines(8, 0.2)).unwrap().0,
+            Look::Document
+        );
+        let photo = signals(0.2, 0.2, 0.2, 0.3, 0.5);
+        assert_eq!(look(&photo, [90; 3], lines(8, 0.2)), None);
+    }
+
+    #[test]
+    fn a_look_replaces_weak_guesses_but_not_a_large_sure_subject() {
+        let mut page = facts(vec![]);
+        page.class = Some(("pill bottle".into(), 0.3));
+        page.look = Some((Look::Document, 0.8));
+        assert_eq!(captions(&page)[0].text, "a document");
+        let mut call = facts(vec![thing("person", 100, 100, 300, 300, 0.9)]);
+        call.look = Some((Look::Screenshot, 0.8));
+        assert_eq!(captions(&call)[0].text, "a person");
+        let mut weak = facts(vec![]);
+        weak.top_tag = Some(("animal".into(), 0.25));
+        assert_eq!(
+            captions(&weak)[0].text,
+            "an image",
+            "a weak tag is not named"
+        );
     }
 
     #[test]

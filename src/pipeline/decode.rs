@@ -89,12 +89,28 @@ pub struct DecodedImage {
     _permit: PixelPermit,
 }
 
-/// Takes `pixels` from the budget (waiting for them), or says they exceed all of it.
-fn reserve(budget: &Arc<PixelBudget>, pixels: u64) -> Result<PixelPermit, DecodeError> {
-    budget.acquire(pixels).ok_or(DecodeError::TooManyPixels {
-        megapixels: pixels.div_ceil(1_000_000),
+/// Takes from the budget what decoding `pixels` costs at its peak, `peak_bytes` a pixel (the budget
+/// counts pixels of 3-byte RGB), waiting for them; or says they exceed all of it.
+pub fn reserve(
+    budget: &Arc<PixelBudget>,
+    pixels: u64,
+    peak_bytes: u64,
+) -> Result<PixelPermit, DecodeError> {
+    let cost = (pixels * peak_bytes).div_ceil(3);
+    budget.acquire(cost).ok_or(DecodeError::TooManyPixels {
+        megapixels: cost.div_ceil(1_000_000),
         budget: budget.total() / 1_000_000,
     })
+}
+
+/// Bytes a pixel holds at the peak of decoding to RGB: the decoder's own buffer, and the RGB copy
+/// unless the decoder's buffer is RGB already.
+fn peak_bytes(native_bytes: u64) -> u64 {
+    if native_bytes == 3 {
+        3
+    } else {
+        native_bytes + 3
+    }
 }
 
 /// The 3.2 Read API: JPEG, PNG, BMP and TIFF (every page of a multi-page TIFF), up to 50 MB and
@@ -183,7 +199,16 @@ pub fn for_each_page<E: From<DecodeError>>(
             .map_err(|_| DecodeError::InvalidFormat)?;
         limits.check_sides(width, height)?;
         if selected(number) {
-            let _permit = reserve(budget, u64::from(width) * u64::from(height))?;
+            let colour = decoder
+                .colortype()
+                .map_err(|_| DecodeError::InvalidFormat)?;
+            // 1-bit pages are unpacked to a byte a pixel before the RGB copy.
+            let native = match colour {
+                tiff::ColorType::Gray(1) => 1,
+                other => u64::from(other.bit_depth()) * u64::from(other.num_samples()) / 8,
+            };
+            let pixels = u64::from(width) * u64::from(height);
+            let _permit = reserve(budget, pixels, peak_bytes(native))?;
             let page = tiff_page(&mut decoder, width, height)?;
             read(number, &page)?;
         }
@@ -292,11 +317,11 @@ pub fn decode(
     let (mut decoder, format) = header(bytes, limits)?;
     let (width, height) = decoder.dimensions();
     limits.check_sides(width, height)?;
-    // Decoded in its own colour type, then converted: a type wider than RGB (16 bits, alpha) holds
-    // its own buffer and the RGB copy at once, and pays for both.
+    // Decoded in its own colour type, then converted: any other type than RGB holds its own buffer
+    // and the RGB copy at once, and pays for both.
     let native_bytes = u64::from(decoder.color_type().bytes_per_pixel());
     let pixels = u64::from(width) * u64::from(height);
-    let permit = reserve(budget, pixels * native_bytes.max(3).div_ceil(3))?;
+    let permit = reserve(budget, pixels, peak_bytes(native_bytes))?;
     let mut limits_of_decode = image::Limits::default();
     limits_of_decode.max_image_width = Some(limits.max_side);
     limits_of_decode.max_image_height = Some(limits.max_side);
@@ -419,6 +444,16 @@ mod tests {
                 budget: 0
             })
         );
+        // A 16-bit RGBA image pays for its 8-byte buffer and the RGB copy: 11/3 of its pixels.
+        let wide = {
+            let mut out = Cursor::new(Vec::new());
+            DynamicImage::ImageRgba16(DynamicImage::ImageRgb8(gradient(100, 100)).to_rgba16())
+                .write_to(&mut out, ImageFormat::Png)
+                .unwrap();
+            out.into_inner()
+        };
+        assert!(decode(&wide, &ANALYZE_V4, &PixelBudget::new(36_666)).is_err());
+        assert!(decode(&wide, &ANALYZE_V4, &PixelBudget::new(36_667)).is_ok());
         let budget = PixelBudget::new(15_000);
         let held = decode(&png, &ANALYZE_V4, &budget).unwrap();
         let (sender, received) = std::sync::mpsc::channel();

@@ -275,6 +275,15 @@ const MIN_ZERO_SHOT: f32 = 0.05;
 const TEXT_PRESENCE_SIDE: u32 = 640;
 
 /// Mean brightness, 0..1, from a sparse grid of pixels.
+/// The mean colour of a statistics grid.
+fn mean_colour(grid: &RgbImage) -> [u8; 3] {
+    let n = (grid.width() * grid.height()).max(1) as u64;
+    let sum = grid.pixels().fold([0u64; 3], |acc, p| {
+        [0, 1, 2].map(|i| acc[i] + u64::from(p.0[i]))
+    });
+    sum.map(|total| (total / n) as u8)
+}
+
 fn brightness(image: &RgbImage) -> f32 {
     let (w, h) = image.dimensions();
     let step = (w.max(h) / 64).max(1) as usize;
@@ -703,8 +712,15 @@ impl Pipeline {
             })
             .collect();
         let parents: Vec<Vec<String>> = things.iter().map(|t| self.parents(&t.label)).collect();
-        let text = if wants(Feature::Tags) || wants(Feature::Categories) {
-            self.text_presence(image, analysis.text.as_ref())?
+        let captioning = [
+            Feature::Caption,
+            Feature::DenseCaptions,
+            Feature::Description,
+        ]
+        .iter()
+        .any(|f| wants(*f));
+        let text = if wants(Feature::Tags) || wants(Feature::Categories) || captioning {
+            self.text_presence(image)?
         } else {
             None
         };
@@ -716,7 +732,7 @@ impl Pipeline {
                 .map(|(t, parents)| (t.label.as_str(), t.confidence, parents.as_slice()))
                 .collect(),
             face: faces.iter().map(|f| f.score).reduce(f32::max),
-            text,
+            text: text.map(|(score, _)| score),
             zero_shot: match &self.models.clip {
                 Some(clip) => clip.zero_shot(&clip.embed_image(image)?, MIN_ZERO_SHOT),
                 None => Vec::new(),
@@ -746,14 +762,7 @@ impl Pipeline {
                 brightness(image),
             ));
         }
-        if [
-            Feature::Caption,
-            Feature::DenseCaptions,
-            Feature::Description,
-        ]
-        .iter()
-        .any(|f| wants(*f))
-        {
+        if captioning {
             let class = probabilities
                 .iter()
                 .enumerate()
@@ -765,12 +774,24 @@ impl Pipeline {
                 .into_iter()
                 .find(|t| t.name != "text" && t.name != "human face")
                 .map(|t| (t.name, t.confidence));
+            let grid = resize(
+                image,
+                image_type::GRID,
+                image_type::GRID,
+                ResizeAlg::Nearest,
+            )?;
+            let look = caption::look(
+                &image_type::signals(&grid),
+                mean_colour(&grid),
+                text.map(|(_, coverage)| coverage).unwrap_or_default(),
+            );
             let facts = caption::Facts {
                 width,
                 height,
                 things,
                 class,
                 top_tag,
+                look,
             };
             let captions = caption::captions(&facts);
             if wants(Feature::DenseCaptions) {
@@ -782,26 +803,27 @@ impl Pipeline {
         Ok(())
     }
 
-    /// How sure it is that the image shows text: the words read when `read` ran, otherwise the text
-    /// detector's surest region on a small copy of the image. None without the text detector.
+    /// How sure it is that the image shows text (the text detector's surest region on a small copy,
+    /// weighed by how many regions it found), and how much text covers. Always measured this way, so a
+    /// tag's confidence does not depend on whether `read` ran too. None without the text detector.
     fn text_presence(
         &self,
         image: &RgbImage,
-        read: Option<&read::PageText>,
-    ) -> Result<Option<f32>, PipelineError> {
-        if let Some(page) = read {
-            let words = page.lines.iter().flat_map(|l| &l.words);
-            return Ok(Some(words.map(|w| w.confidence).fold(0.0, f32::max)));
-        }
+    ) -> Result<Option<(f32, caption::TextCoverage)>, PipelineError> {
         let Some(detector) = &self.models.text_detector else {
             return Ok(None);
         };
         let regions = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
         // One region may be a stray stroke; a few make text.
         let support = (regions.len() as f32 / 3.0).min(1.0);
-        Ok(Some(
-            regions.iter().map(|r| r.score).fold(0.0, f32::max) * support,
-        ))
+        let score = regions.iter().map(|r| r.score).fold(0.0, f32::max) * support;
+        let (width, height) = image.dimensions();
+        let covered: f32 = regions.iter().map(|r| r.quad.area()).sum();
+        let coverage = caption::TextCoverage {
+            regions: regions.len(),
+            share: covered / (width as f32 * height as f32).max(1.0),
+        };
+        Ok(Some((score, coverage)))
     }
 
     /// The readable parents of a detector label that the deployment's tag rules allow.

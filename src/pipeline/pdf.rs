@@ -11,15 +11,17 @@ use pdfium_render::prelude::*;
 
 use crate::geometry::Quad;
 use crate::pipeline::budget::PixelBudget;
-use crate::pipeline::decode::{DecodeError, PageSelection};
+use crate::pipeline::decode::{reserve, DecodeError, PageSelection};
 use crate::pipeline::read::{Orientation, PageText, TextLine, TextWord};
 
 /// Scans are rendered at this resolution for OCR (text 8 pt and up stays legible).
 pub const RENDER_DPI: f32 = 200.0;
 /// A page is rendered at most this large, its resolution lowered to fit: a poster-sized page (a
-/// 337-byte PDF can declare 7200 pt) would otherwise render at 20000 px a side (4.2 GiB). 40
-/// megapixels is an A1 sheet at 200 dpi.
-pub const MAX_RENDER_PIXELS: f32 = 40e6;
+/// 337-byte PDF can declare 7200 pt) would otherwise render at 20000 px a side (4.2 GiB). 25
+/// megapixels (an A2 sheet at 200 dpi is 15) fits the default pixel budget at its peak bytes.
+pub const MAX_RENDER_PIXELS: f32 = 25e6;
+/// Bytes a rendered pixel holds at the peak: PDFium's BGRA bitmap, its RGBA copy and the RGB page.
+const RENDER_PEAK_BYTES: u64 = 4 + 4 + 3;
 const POINTS_PER_INCH: f32 = 72.0;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -128,13 +130,7 @@ impl PdfReader {
             }
             let dpi = render_dpi(width, height);
             let (columns, rows) = ((width * dpi).round(), (height * dpi).round());
-            let permit =
-                budget
-                    .acquire((columns * rows) as u64)
-                    .ok_or(DecodeError::TooManyPixels {
-                        megapixels: (columns * rows / 1e6).ceil() as u64,
-                        budget: budget.total() / 1_000_000,
-                    })?;
+            let permit = reserve(budget, (columns * rows) as u64, RENDER_PEAK_BYTES)?;
             let config = PdfRenderConfig::new().set_target_width(columns as i32);
             let bitmap = page
                 .render_with_config(&config)
