@@ -130,6 +130,24 @@ def recall_at(queries, images, ks=(1, 5)):
     return {k: hits[k] / len(queries) for k in ks}
 
 
+def score_spread(queries, images):
+    """How far a query's right image scores above the others: the mean cosine of matches and of
+    non-matches, and the share of queries whose right image scores above 95% of the others."""
+    def normalised(v):
+        n = math.sqrt(sum(x * x for x in v)) or 1.0
+        return [x / n for x in v]
+    images = [normalised(v) for v in images]
+    matches, others, separated = [], [], 0
+    for vector, right in queries:
+        q = normalised(vector)
+        scores = [sum(a * b for a, b in zip(q, image)) for image in images]
+        rest = sorted(s for i, s in enumerate(scores) if i != right)
+        matches.append(scores[right])
+        others.extend(rest)
+        separated += scores[right] > rest[int(0.95 * (len(rest) - 1))]
+    return statistics.mean(matches), statistics.mean(others), statistics.pstdev(others), separated / len(queries)
+
+
 # COCO's class names in Spanish (written for this script), for "una foto de ..." queries.
 SPANISH = {
     "person": "una persona", "bicycle": "una bicicleta", "car": "un coche", "motorcycle": "una motocicleta",
@@ -212,6 +230,9 @@ def main():
         recall = recall_at(queries, image_vectors)
         print(f"| text→image recall@1 / @5 (a COCO caption as query, {len(records)} images) | "
               f"{100 * recall[1]:.1f}% / {100 * recall[5]:.1f}% |")
+        match, other, spread, separated = score_spread(queries, image_vectors)
+        print(f"| caption→image scores: right image / others (sd) / right above 95% of others | "
+              f"{match:.3f} / {other:.3f} ({spread:.3f}) / {100 * separated:.1f}% |")
         if args.translated:
             with open(args.translated, encoding="utf-8") as f:
                 translated = json.load(f)

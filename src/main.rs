@@ -20,6 +20,7 @@ use vista::http::read_operations::{BacklogLimits, ReadJobs};
 use vista::http::serve::{serve as serve_connections, Timeouts};
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
+use vista::models::e5::TextRole;
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL, OPTIONAL_ABSENT};
 use vista::pipeline::decode::ANALYZE_V4;
@@ -103,6 +104,18 @@ enum ModelsAction {
     List(ModelsDir),
     /// Check every model file against its sha256; fails if any is missing or altered.
     Verify(ModelsDir),
+    /// Compute the e5 centre (the mean e5 vector of the tag vocabulary) for the installed e5 model,
+    /// as pack/e5-centre.json holds it; for maintainers changing the text encoder.
+    E5Centre(E5CentreArgs),
+}
+
+#[derive(Args)]
+struct E5CentreArgs {
+    #[command(flatten)]
+    dir: ModelsDir,
+    /// Where to write the JSON.
+    #[arg(long, default_value = "pack/e5-centre.json")]
+    out: PathBuf,
 }
 
 #[derive(Args)]
@@ -312,6 +325,9 @@ fn main() -> ExitCode {
         Command::Models {
             action: ModelsAction::Verify(dir),
         } => verify_models(&dir.models),
+        Command::Models {
+            action: ModelsAction::E5Centre(args),
+        } => e5_centre(&args.dir.models, &args.out).map(|_| ExitCode::SUCCESS),
     };
     outcome.unwrap_or_else(|e| {
         eprintln!("error: {e:#}");
@@ -325,7 +341,8 @@ impl EngineArgs {
         self.workers.unwrap_or(cores)
     }
 
-    fn pipeline(&self) -> Result<Pipeline> {
+    /// The pipeline over the pack's models of `tasks` (None: all of them).
+    fn pipeline(&self, tasks: Option<Vec<&'static str>>) -> Result<Pipeline> {
         let (manifest, source) = Manifest::for_dir(&self.dir.models)?;
         if let Some(path) = source {
             tracing::info!(manifest = %path.display(), "using the models directory's own manifest");
@@ -337,6 +354,7 @@ impl EngineArgs {
             own_pool_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
             face_attributes: self.face_attributes,
             model_arena: !self.no_model_arena,
+            tasks,
         };
         let pack = ModelPack::load(&manifest, &options)?;
         for model in &pack.status {
@@ -433,7 +451,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
         }
         (false, false) => Some(keys),
     };
-    let pipeline = Arc::new(args.engine.pipeline()?);
+    let pipeline = Arc::new(args.engine.pipeline(None)?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
     let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -491,6 +509,22 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
 
+/// The manifest tasks of the search vectors' text encoder and its centre.
+const TEXT_EMBEDDING: [&str; 2] = ["text-embedding", "text-embedding-centre"];
+
+/// The manifest tasks a one-shot command needs: those of `features`, and `more`.
+fn tasks_of(features: &[Feature], more: &[&'static str]) -> Vec<&'static str> {
+    let mut tasks: Vec<&'static str> = features
+        .iter()
+        .flat_map(|f| f.model_tasks())
+        .chain(more)
+        .copied()
+        .collect();
+    tasks.sort_unstable();
+    tasks.dedup();
+    tasks
+}
+
 fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     let features = args
         .features
@@ -498,7 +532,7 @@ fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         .filter(|f| !f.trim().is_empty())
         .map(|f| Feature::parse(f).with_context(|| format!("unknown feature '{f}'")))
         .collect::<Result<Vec<_>>>()?;
-    let pipeline = args.engine.pipeline()?;
+    let pipeline = args.engine.pipeline(Some(tasks_of(&features, &[])))?;
     let bytes = if args.input.starts_with("http://") || args.input.starts_with("https://") {
         let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -550,7 +584,10 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `vista index`: embeds each new or changed image on every worker, with a progress bar.
 fn index_images(args: IndexArgs) -> Result<ExitCode> {
-    let pipeline = args.engine.pipeline()?;
+    let words = [Feature::Caption, Feature::Tags];
+    let pipeline = args
+        .engine
+        .pipeline(Some(tasks_of(&words, &TEXT_EMBEDDING)))?;
     pipeline.check_vectors()?;
     let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
     let files = image_files(&args.dir)?;
@@ -624,7 +661,10 @@ fn index_file(
 
 /// `vista search`: prints the best matches, one "score<TAB>path" line each.
 fn search_images(args: SearchArgs) -> Result<ExitCode> {
-    let pipeline = args.engine.pipeline()?;
+    let clip = ["clip-visual", "clip-textual", "clip-vocabulary"];
+    let pipeline = args
+        .engine
+        .pipeline(Some(tasks_of(&[], &[&TEXT_EMBEDDING[..], &clip].concat())))?;
     let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
     if index.images.is_empty() {
         bail!(
@@ -644,7 +684,70 @@ fn print_error(error: ApiError) -> ExitCode {
     ExitCode::FAILURE
 }
 
+/// Writes the e5 centre for the pack's e5 model: the mean vector of every name vista's tags can
+/// carry (ImageNet's classes, COCO's, their WordNet parents), phrased as image passages are ("a photo
+/// of a dog, with dog").
+fn e5_centre(dir: &Path, out: &Path) -> Result<()> {
+    let (manifest, _) = Manifest::for_dir(dir)?;
+    let options = LoadOptions {
+        dir: dir.to_path_buf(),
+        instances: 1,
+        threads: 1,
+        own_pool_threads: 1,
+        face_attributes: false,
+        model_arena: true,
+        // The raw vectors: not the installed centre.
+        tasks: Some(vec!["objects", TEXT_EMBEDDING[0]]),
+    };
+    let pack = ModelPack::load(&manifest, &options)?;
+    let (Some(e5), Some(hierarchy), Some(detector)) =
+        (&pack.text_encoder, &pack.hierarchy, &pack.detector)
+    else {
+        bail!("the e5 model, the detector and the WordNet names must be installed: run `vista models fetch`");
+    };
+    let mut names: Vec<String> = hierarchy
+        .imagenet()
+        .iter()
+        .flat_map(|c| std::iter::once(c.name.clone()).chain(c.parents.iter().cloned()))
+        .chain(detector.labels().iter().flat_map(|label| {
+            std::iter::once(label.clone()).chain(hierarchy.parents(label).iter().cloned())
+        }))
+        .collect();
+    names.sort();
+    names.dedup();
+    let passages: Vec<String> = names
+        .iter()
+        .map(|n| {
+            format!(
+                "a photo of {} {n}, with {n}",
+                vista::pipeline::caption::article(n)
+            )
+        })
+        .collect();
+    let entry = manifest
+        .data_file("text-embedding")
+        .context("the manifest has no text-embedding entry")?;
+    let centre = vista::models::e5::Centre {
+        model_sha256: match &entry.sha256 {
+            Some(pinned) => pinned.clone(),
+            None => vista::models::manifest::sha256_file(&entry.path(dir))?,
+        },
+        texts: names.len(),
+        mean: e5.mean(&passages, TextRole::Passage)?,
+    };
+    std::fs::write(out, serde_json::to_string(&centre)? + "\n")
+        .with_context(|| format!("writing {}", out.display()))?;
+    println!("{}: the centre of {} names", out.display(), names.len());
+    Ok(())
+}
+
+/// pack/e5-centre.json, installed by `vista models fetch` as the manifest's `e5-centre` entry.
+const E5_CENTRE: &str = include_str!("../pack/e5-centre.json");
+
 fn fetch_models(dir: &Path, include: &[String]) -> Result<ExitCode> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::write(dir.join("e5-centre.json"), E5_CENTRE)
+        .with_context(|| format!("writing {}", dir.join("e5-centre.json").display()))?;
     let tools = dir.join(".tools");
     std::fs::create_dir_all(&tools).with_context(|| format!("creating {}", tools.display()))?;
     for (name, text) in FETCH_TOOLS {

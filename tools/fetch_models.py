@@ -223,7 +223,8 @@ def main(argv=None):
         failures.append(f"--include {unknown}: no such model in the manifest")
         print(failures[-1], file=sys.stderr)
     for entry in [manifest["runtime"], *manifest["models"], *manifest.get("data", [])]:
-        if entry.get("registry") == "local":
+        # "local": a file the user put there; "vista": a file vista writes itself (`vista models fetch`).
+        if entry.get("registry") in ("local", "vista"):
             continue
         if entry.get("optional") and entry["id"] not in args.include:
             print(f"{entry['id']}: optional, not installed (add --include {entry['id']})")

@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn versions_and_models_are_checked() {
-        let model = "vista-e5-small-tags-1";
+        let model = "vista-e5-small-tags-2";
         let check = |q: &str| check_query(&QueryParams::parse(Some(q)), model);
         assert!(check("api-version=2024-02-01").is_ok());
         assert!(check("api-version=2023-04-01-preview&model-version=latest").is_ok());

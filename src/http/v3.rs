@@ -334,18 +334,18 @@ impl AnalyzeResponse {
     ) -> Self {
         let wants = |f: Feature| features.contains(&f);
         let tags = analysis.tags.unwrap_or_default();
-        // The fullest captions are chosen, then listed most confident first, as Azure lists them.
+        // Most confident first, as Azure lists them: the first is the same whatever maxCandidates is.
         let mut captions: Vec<CaptionJson> = analysis
             .captions
             .unwrap_or_default()
             .into_iter()
-            .take(max_captions)
             .map(|c| CaptionJson {
                 text: c.text,
                 confidence: c.confidence,
             })
             .collect();
         captions.sort_by(|a, b| b.confidence.total_cmp(&a.confidence));
+        captions.truncate(max_captions);
         let description = wants(Feature::Description).then(|| Description {
             tags: tags.iter().map(|t| t.name.clone()).collect(),
             captions,
@@ -658,7 +658,7 @@ mod tests {
             .iter()
             .map(|c| c["text"].as_str().unwrap())
             .collect();
-        assert_eq!(texts, ["a person", "a person with a dog on a sofa"]);
+        assert_eq!(texts, ["a person", "a dog"]);
     }
 
     #[test]

@@ -20,7 +20,7 @@ pub mod u2net;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 
 use self::centerface::CenterFace;
@@ -51,6 +51,17 @@ pub struct LoadOptions {
     pub face_attributes: bool,
     /// Keep ONNX Runtime's memory arenas (see [`runtime::SessionSettings::arena`]).
     pub model_arena: bool,
+    /// Load only the models and data of these manifest tasks (a one-shot command that needs a few);
+    /// None loads everything.
+    pub tasks: Option<Vec<&'static str>>,
+}
+
+impl LoadOptions {
+    fn wants(&self, task: &str) -> bool {
+        self.tasks
+            .as_ref()
+            .is_none_or(|tasks| tasks.contains(&task))
+    }
 }
 
 /// One row of `vista models list` and of `/ready`.
@@ -107,6 +118,26 @@ pub const NO_MODEL: [(&str, &str); 4] = [
 pub const OPTIONAL_ABSENT: &str = "not installed (optional)";
 
 /// Describes what is on disk for each entry without loading anything.
+/// The text encoder, with its centre when the pack has one made for this very model file.
+fn load_e5(entry: &PackEntry, centre: Option<&PackEntry>, dir: &Path) -> Result<E5> {
+    let encoder = E5::load(&entry.path(dir))?;
+    let Some(centre) = centre else {
+        return Ok(encoder);
+    };
+    let text = std::fs::read_to_string(centre.path(dir))
+        .with_context(|| format!("reading {}", centre.path(dir).display()))?;
+    let centre: e5::Centre = serde_json::from_str(&text).context("the e5 centre")?;
+    let model = match &entry.sha256 {
+        Some(pinned) => pinned.clone(),
+        None => sha256_file(&entry.path(dir))?,
+    };
+    if centre.model_sha256 != model {
+        tracing::warn!("the e5 centre was made for another e5 model; vectors are not centred");
+        return Ok(encoder);
+    }
+    encoder.with_centre(centre)
+}
+
 pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
     manifest
         .entries()
@@ -155,7 +186,7 @@ impl ModelPack {
             let Some(entry) = manifest
                 .models
                 .iter()
-                .find(|m| m.task == task && usable(&m.id))
+                .find(|m| m.task == task && usable(&m.id) && options.wants(task))
             else {
                 return Ok(None);
             };
@@ -229,21 +260,33 @@ impl ModelPack {
         }
         if let Some(entry) = manifest
             .data_file("text-embedding")
-            .filter(|e| usable(&e.id))
+            .filter(|e| usable(&e.id) && options.wants(&e.task))
         {
-            match E5::load(&entry.path(&options.dir)) {
+            let centre = manifest
+                .data_file("text-embedding-centre")
+                .filter(|c| usable(&c.id) && options.wants(&c.task));
+            match load_e5(entry, centre, &options.dir) {
                 Ok(encoder) => {
-                    pack.text_encoder = Some(encoder);
                     loaded.push(entry.id.clone());
+                    if encoder.is_centred() {
+                        loaded.extend(centre.map(|c| c.id.clone()));
+                    }
+                    pack.text_encoder = Some(encoder);
                 }
                 Err(e) => tracing::warn!("search vectors are not available: {e:#}"),
             }
         }
-        if let Some(entry) = manifest.data_file("pdf").filter(|e| usable(&e.id)) {
+        if let Some(entry) = manifest
+            .data_file("pdf")
+            .filter(|e| usable(&e.id) && options.wants(&e.task))
+        {
             pack.pdfium_library = Some(entry.path(&options.dir));
             loaded.push(entry.id.clone());
         }
-        let libraries: Vec<&PackEntry> = manifest.data_files("ocr-library").collect();
+        let libraries: Vec<&PackEntry> = manifest
+            .data_files("ocr-library")
+            .filter(|e| options.wants(&e.task))
+            .collect();
         let languages: Vec<&PackEntry> = manifest
             .data_files("ocr-language")
             .filter(|e| usable(&e.id))

@@ -388,10 +388,11 @@ pub fn captions(facts: &Facts) -> Vec<Caption> {
             });
         }
     }
+    // The last resort: a tag names what no sentence could.
     if let Some((tag, confidence)) = facts
         .top_tag
         .as_ref()
-        .filter(|(_, confidence)| *confidence >= MIN_TAG_CONFIDENCE)
+        .filter(|(_, confidence)| *confidence >= MIN_TAG_CONFIDENCE && candidates.is_empty())
     {
         candidates.push(Caption {
             text: format!("a picture of {} {tag}", article(tag)),
@@ -725,8 +726,11 @@ mod tests {
         let texts: Vec<String> = captions(&scene).into_iter().map(|c| c.text).collect();
         assert_eq!(
             texts,
-            ["a close up of an airliner", "a picture of an airplane"]
+            ["a close up of an airliner"],
+            "the tag is the last resort"
         );
+        scene.class = None;
+        assert_eq!(captions(&scene)[0].text, "a picture of an airplane");
         assert_eq!(captions(&facts(vec![]))[0].text, "an image");
         assert_eq!(captions(&facts(vec![]))[0].confidence, 0.0);
     }

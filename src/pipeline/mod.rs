@@ -90,6 +90,41 @@ impl Feature {
         }
     }
 
+    /// The manifest tasks of the models (and libraries) this feature's result comes from, evidence
+    /// included: a one-shot command loads only these.
+    pub fn model_tasks(self) -> &'static [&'static str] {
+        // Tags, captions and categories weigh every model that can name something.
+        const WORDS: &[&str] = &[
+            "tags",
+            "objects",
+            "faces",
+            "text-detection",
+            "clip-visual",
+            "clip-textual",
+            "clip-vocabulary",
+        ];
+        match self {
+            Feature::Objects | Feature::People => &["objects"],
+            Feature::Read => &[
+                "text-detection",
+                "text-recognition",
+                "text-line-orientation",
+                "ocr-library",
+                "pdf",
+            ],
+            Feature::SmartCrops | Feature::AreaOfInterest => &["salience", "faces", "objects"],
+            Feature::Faces => &["faces", "face-attributes"],
+            Feature::Color => &["salience"],
+            Feature::ImageType => &[],
+            Feature::Adult => &["adult"],
+            Feature::Caption
+            | Feature::DenseCaptions
+            | Feature::Tags
+            | Feature::Categories
+            | Feature::Description => WORDS,
+        }
+    }
+
     /// Case-insensitive lookup by wire name.
     pub fn parse(name: &str) -> Option<Feature> {
         Feature::ALL
@@ -275,6 +310,11 @@ const MIN_ZERO_SHOT: f32 = 0.05;
 const TEXT_PRESENCE_SIDE: u32 = 640;
 
 /// Mean brightness, 0..1, from a sparse grid of pixels.
+/// A `side` x `side` copy for pixel statistics: nearest pixels, so flat colours stay exact.
+fn statistics_grid(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
+    resize(image, side, side, ResizeAlg::Nearest)
+}
+
 /// The mean colour of a statistics grid.
 fn mean_colour(grid: &RgbImage) -> [u8; 3] {
     let n = (grid.width() * grid.height()).max(1) as u64;
@@ -566,14 +606,8 @@ impl Pipeline {
                 settings.racy_threshold,
             ));
         }
-        // Statistics grids use nearest pixels, so flat colours stay exact.
         if wants(Feature::ImageType) {
-            let grid = resize(
-                image,
-                image_type::GRID,
-                image_type::GRID,
-                ResizeAlg::Nearest,
-            )?;
+            let grid = statistics_grid(image, image_type::GRID)?;
             analysis.image_type = Some(image_type::classify(&image_type::signals(&grid)));
         }
         let cropping = wants(Feature::SmartCrops) || wants(Feature::AreaOfInterest);
@@ -620,7 +654,7 @@ impl Pipeline {
             None
         };
         if let (true, Some(salience)) = (wants(Feature::Color), &salience) {
-            let grid = resize(image, color::GRID, color::GRID, ResizeAlg::Nearest)?;
+            let grid = statistics_grid(image, color::GRID)?;
             analysis.color = Some(color::analyze(&grid, salience));
         }
         if let (true, Some(salience)) = (cropping, &salience) {
@@ -774,12 +808,7 @@ impl Pipeline {
                 .into_iter()
                 .find(|t| t.name != "text" && t.name != "human face")
                 .map(|t| (t.name, t.confidence));
-            let grid = resize(
-                image,
-                image_type::GRID,
-                image_type::GRID,
-                ResizeAlg::Nearest,
-            )?;
+            let grid = statistics_grid(image, image_type::GRID)?;
             let look = caption::look(
                 &image_type::signals(&grid),
                 mean_colour(&grid),
@@ -839,9 +868,10 @@ impl Pipeline {
 
     /// The name of the model behind the search vectors (vectors of different models do not compare).
     pub fn vector_model(&self) -> String {
-        match &self.models.clip {
-            Some(clip) => format!("vista-clip-{}", clip.name),
-            None => vectors::E5_MODEL_VERSION.to_string(),
+        match (&self.models.clip, &self.models.text_encoder) {
+            (Some(clip), _) => format!("vista-clip-{}", clip.name),
+            (None, Some(e5)) if !e5.is_centred() => vectors::E5_UNCENTRED_MODEL_VERSION.to_string(),
+            (None, _) => vectors::E5_MODEL_VERSION.to_string(),
         }
     }
 

@@ -5,8 +5,10 @@
 use super::Analysis;
 
 /// The default vector model: images described in words (caption and tags), embedded with
-/// multilingual-e5-small, as are queries.
-pub const E5_MODEL_VERSION: &str = "vista-e5-small-tags-1";
+/// multilingual-e5-small, as are queries, with e5's common direction removed (version 2); version 1
+/// is the same without that, when the pack lacks the centre.
+pub const E5_MODEL_VERSION: &str = "vista-e5-small-tags-2";
+pub const E5_UNCENTRED_MODEL_VERSION: &str = "vista-e5-small-tags-1";
 
 /// Tags the description names, at most (the strongest carry the meaning; a long tail adds noise).
 const MAX_TAGS: usize = 12;

@@ -118,3 +118,25 @@ def file_server():
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
     httpd.shutdown()
+
+
+def start_redis():
+    """A redis-server from the test data on a free loopback port, without persistence: (process, port)."""
+    binary = os.path.join(DATA, "redis", "redis-server")
+    if not os.path.exists(binary):
+        pytest.fail(f"{binary} is missing: run scripts/test.sh, which fetches it")
+    port = free_port()
+    process = subprocess.Popen(
+        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+        env={**os.environ, "LD_LIBRARY_PATH": os.path.join(DATA, "redis", "lib")},
+        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return process, port
+        except OSError:
+            if time.time() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)

@@ -79,7 +79,7 @@ def test_a_users_clip_makes_the_vectors_and_scores_names(tmp_path):
                                        headers={**headers, "Content-Type": "application/octet-stream"})
         text_response = requests.post(server.url + base.format("Text"), json={"text": "A photo of a  cat"},
                                       headers=headers)
-        e5_version = requests.post(server.url + base.format("Text") + "&model-version=vista-e5-small-tags-1",
+        e5_version = requests.post(server.url + base.format("Text") + "&model-version=vista-e5-small-tags-2",
                                    json={"text": "a cat"}, headers=headers)
         tags = requests.post(server.url + "/computervision/imageanalysis:analyze?api-version=2023-10-01"
                              "&features=tags", data=image.getvalue(),

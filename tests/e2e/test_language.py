@@ -123,7 +123,7 @@ def test_text_queries_in_spanish_find_their_image(server):
         response = vectorize(server, "Image", image=photo(name))
         assert response.status_code == 200, response.text
         body = response.json()
-        assert body["modelVersion"] == "vista-e5-small-tags-1"
+        assert body["modelVersion"] == "vista-e5-small-tags-2"
         images.append(body["vector"])
     images = np.array(images)
     assert images.shape == (len(names), 384)
@@ -142,7 +142,7 @@ def test_vectorize_rules(server):
                              "&model-version=2023-04-15", json={"text": "a cat"},
                              headers={"Ocp-Apim-Subscription-Key": KEYS[0]})
     assert response.status_code == 400
-    assert "vista-e5-small-tags-1" in response.json()["error"]["innererror"]["message"]
+    assert "vista-e5-small-tags-2" in response.json()["error"]["innererror"]["message"]
 
 
 def test_the_block_list_removes_a_name_everywhere(tmp_path):
@@ -187,7 +187,7 @@ def test_cli_index_then_search_in_another_language(tmp_path):
     assert first.returncode == 0, first.stderr
     assert f"{len(PHOTO_SUBJECTS)} images in" in first.stderr
     stored = json.loads(index.read_text())
-    assert stored["modelVersion"] == "vista-e5-small-tags-1" and len(stored["images"]) == len(PHOTO_SUBJECTS)
+    assert stored["modelVersion"] == "vista-e5-small-tags-2" and len(stored["images"]) == len(PHOTO_SUBJECTS)
     found = run("search", "un gato dormido", "--top", "2")
     assert found.returncode == 0, found.stderr
     lines = found.stdout.splitlines()

@@ -3,18 +3,15 @@ one Redis answer for each other's operations (sealed there, and expiring there),
 cannot be read safely is refused when it is submitted."""
 
 import io
-import os
 import secrets
 import socket
-import subprocess
-import time
 
 import pytest
 import requests
 from azure.cognitiveservices.vision.computervision import ComputerVisionClient
 from msrest.authentication import CognitiveServicesCredentials
 
-from conftest import DATA, KEYS, Server, free_port
+from conftest import KEYS, Server, start_redis
 from rendered_text import cer, pdf_of_scans, pdf_with_text, render
 from test_read import submit, wait_for
 
@@ -62,24 +59,7 @@ def resp(port, *command):
 
 @pytest.fixture(scope="module")
 def redis_port():
-    binary = os.path.join(DATA, "redis", "redis-server")
-    if not os.path.exists(binary):
-        pytest.fail(f"{binary} is missing: run scripts/test.sh, which fetches it")
-    port = free_port()
-    process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
-        env={**os.environ, "LD_LIBRARY_PATH": os.path.join(DATA, "redis", "lib")},
-        stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
-    deadline = time.time() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port)).close()
-            break
-        except OSError:
-            if time.time() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("redis-server did not start")
-            time.sleep(0.05)
+    process, port = start_redis()
     yield port
     process.terminate()
     process.wait(timeout=10)
