@@ -19,7 +19,7 @@ pub struct PixelRect {
 }
 
 /// A text region: four corners, clockwise from the text's own top-left, in image pixels.
-#[derive(Clone, Copy, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Quad(pub [(f32, f32); 4]);
 
 impl Quad {

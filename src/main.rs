@@ -16,7 +16,6 @@ use clap::{Args, Parser, Subcommand};
 use vista::fetch::UrlFetcher;
 use vista::http::auth::ApiKeys;
 use vista::http::error::ApiError;
-use vista::http::read_operations::{BacklogLimits, ReadJobs};
 use vista::http::serve::{serve as serve_connections, Timeouts};
 use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
@@ -27,6 +26,7 @@ use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::tags::TagFilter;
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
+use vista::read_jobs::{BacklogLimits, ReadJobs};
 use vista::search_index::{IndexedImage, SearchIndex, IMAGE_EXTENSIONS};
 use vista::store::{self, OperationStore};
 
@@ -463,7 +463,7 @@ fn serve(args: ServeArgs) -> Result<ExitCode> {
             documents: args.read_queue.max(1),
             bytes: args.read_queue_mb.saturating_mul(1024 * 1024),
         };
-        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline), limits)?
+        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline), limits)
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),

@@ -33,12 +33,13 @@ use crate::metrics;
 use crate::models::NO_MODEL;
 use crate::pipeline::workers::WorkerPool;
 use crate::pipeline::Pipeline;
+use crate::read_jobs::ReadJobs;
 
 pub struct AppState {
     pub pipeline: Arc<Pipeline>,
     pub workers: WorkerPool,
     pub fetcher: UrlFetcher,
-    pub reads: read_operations::ReadJobs,
+    pub reads: ReadJobs,
     /// "https" when vista terminates TLS itself, else "http": the scheme of `Operation-Location`
     /// unless a proxy in front names another.
     pub scheme: &'static str,

@@ -1,11 +1,9 @@
-//! The asynchronous 3.2 Read API: `POST /vision/v3.2/read/analyze` accepts a document (an image or a
-//! multi-page TIFF), stores it sealed, answers `202` with an `Operation-Location`, and a background
-//! runner reads it; `GET /vision/v3.2/read/analyzeResults/{id}` reports `notStarted`, `running`,
-//! `succeeded` (with `analyzeResult`) or `failed`. Operations live in the [`OperationStore`] until
-//! their time to live ends.
+//! The asynchronous 3.2 Read API's routes: `POST /vision/v3.2/read/analyze` checks a document (an
+//! image, a multi-page TIFF, a PDF) and its parameters and hands it to the [`crate::read_jobs`], answering
+//! `202` with an `Operation-Location`; `GET /vision/v3.2/read/analyzeResults/{id}` renders the
+//! operation (`notStarted`, `running`, `succeeded` with Azure's `analyzeResult`, or `failed`).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
@@ -16,7 +14,6 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Serialize;
 use serde_json::json;
-use tokio::sync::mpsc;
 
 use super::error::ApiError;
 use super::intake::image_bytes;
@@ -24,19 +21,13 @@ use super::query::QueryParams;
 use super::AppState;
 use crate::geometry::Quad;
 use crate::pipeline::decode::{DecodeError, READ};
-use crate::pipeline::read::ReadOptions;
-use crate::pipeline::{Pipeline, PipelineError, ReadPage};
-use crate::store::{OperationStore, Record, Status};
+use crate::pipeline::{PipelineError, ReadPage};
+use crate::read_jobs::{JobError, PageRanges, ReadRequest, MAX_PAGES};
+use crate::store::Status;
 
 /// What the Read API's `modelVersion` says; vista has one reading model.
 pub const READ_MODEL_VERSION: &str = "2022-04-30";
 const READ_MODEL_VERSIONS: [&str; 3] = ["latest", "2021-04-12", "2022-04-30"];
-/// Pages read from one document at most (Azure's limit).
-pub const MAX_PAGES: usize = 2000;
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// How often the runner looks for this replica's unfinished operations that nothing is processing
-/// (an operation a store outage interrupted is resumed once the store answers again).
-const RESUME_EVERY: Duration = Duration::from_secs(5);
 /// What a client is told to wait when the store is unreachable or the backlog is full.
 const RETRY_AFTER_SECONDS: u64 = 5;
 
@@ -49,179 +40,28 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/read/analyzeResults/{id}", get(results))
 }
 
-/// How many accepted documents may wait to be read, in count and in bytes; beyond either the API
-/// answers 429 with Retry-After.
-#[derive(Debug, Clone, Copy)]
-pub struct BacklogLimits {
-    pub documents: usize,
-    pub bytes: usize,
-}
-
-/// The operations this replica accepted and has not finished, with their document sizes: what bounds
-/// the queue, and what keeps an operation from being queued twice.
-#[derive(Default)]
-struct Backlog {
-    pending: HashMap<String, usize>,
-    bytes: usize,
-}
-
-impl Backlog {
-    /// Takes `id` in if the limits allow a document of `size` (resumed operations always: they were
-    /// accepted already). False if it is already in, or the backlog is full.
-    fn admit(&mut self, id: &str, size: usize, limits: Option<BacklogLimits>) -> bool {
-        let full = limits
-            .is_some_and(|l| self.pending.len() >= l.documents || self.bytes + size > l.bytes);
-        if full || self.pending.contains_key(id) {
-            return false;
-        }
-        self.pending.insert(id.to_string(), size);
-        self.bytes += size;
-        true
-    }
-
-    fn release(&mut self, id: &str) {
-        if let Some(size) = self.pending.remove(id) {
-            self.bytes -= size;
-        }
-    }
-}
-
-/// The queue of accepted operations and the store they live in.
-pub struct ReadJobs {
-    store: Arc<OperationStore>,
-    queue: mpsc::UnboundedSender<String>,
-    backlog: Arc<Mutex<Backlog>>,
-    limits: BacklogLimits,
-}
-
-impl ReadJobs {
-    /// Starts the runner (one document at a time, beside the interactive workers), the sweeper and
-    /// the resumer, which queues what a previous run or a store outage left unfinished. Call from
-    /// inside the tokio runtime.
-    pub fn start(
-        store: OperationStore,
-        pipeline: Arc<Pipeline>,
-        limits: BacklogLimits,
-    ) -> anyhow::Result<Self> {
-        let store = Arc::new(store);
-        let (queue, mut pending) = mpsc::unbounded_channel::<String>();
-        let backlog = Arc::new(Mutex::new(Backlog::default()));
-        let runner = (Arc::clone(&store), Arc::clone(&backlog));
-        tokio::spawn(async move {
-            while let Some(id) = pending.recv().await {
-                let (store, pipeline, done) =
-                    (Arc::clone(&runner.0), Arc::clone(&pipeline), id.clone());
-                let outcome =
-                    tokio::task::spawn_blocking(move || process(&store, &pipeline, &id)).await;
-                match outcome {
-                    Ok(Err(e)) => tracing::error!(
-                        "read operation store failure (the operation resumes when the store \
-                         answers): {e:#}"
-                    ),
-                    Err(e) => tracing::error!("read operation panicked: {e}"),
-                    Ok(Ok(())) => {}
-                }
-                lock(&runner.1).release(&done);
-            }
-        });
-        let resumer = (Arc::clone(&store), Arc::clone(&backlog), queue.clone());
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(RESUME_EVERY);
-            loop {
-                every.tick().await;
-                let store = Arc::clone(&resumer.0);
-                let Ok(Ok(unfinished)) =
-                    tokio::task::spawn_blocking(move || store.unfinished()).await
-                else {
-                    continue; // the store is unreachable: try again at the next tick
-                };
-                for id in unfinished {
-                    if lock(&resumer.1).admit(&id, 0, None) {
-                        tracing::info!(operation = %id, "resuming an unfinished operation");
-                        let _ = resumer.2.send(id);
-                    }
-                }
-            }
-        });
-        let sweeper_store = Arc::clone(&store);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                every.tick().await;
-                let store = Arc::clone(&sweeper_store);
-                match tokio::task::spawn_blocking(move || store.sweep()).await {
-                    Ok(Ok(removed)) if removed > 0 => {
-                        tracing::info!(removed, "expired read operations deleted")
-                    }
-                    Ok(Err(e)) => tracing::error!("sweeping read operations failed: {e:#}"),
-                    _ => {}
-                }
-            }
-        });
-        Ok(ReadJobs {
-            store,
-            queue,
-            backlog,
-            limits,
-        })
-    }
-
-    /// Whether the store answers now (`/ready`).
-    pub async fn store_reachable(&self) -> bool {
-        self.with_store("checking the operation store", |store| store.check())
-            .await
-            .is_ok()
-    }
-
-    /// Runs `work` on the store off the async threads; a store failure is logged and answered with
-    /// 503 and Retry-After (the store is unreachable or failing; nothing was accepted).
-    async fn with_store<T: Send + 'static>(
-        &self,
-        what: &'static str,
-        work: impl FnOnce(&OperationStore) -> anyhow::Result<T> + Send + 'static,
-    ) -> Result<T, ApiError> {
-        let store = Arc::clone(&self.store);
-        tokio::task::spawn_blocking(move || work(&store))
-            .await
-            .map_err(|_| ApiError::internal())?
-            .map_err(|e| {
-                tracing::error!("{what} failed: {e:#}");
+impl From<JobError> for ApiError {
+    fn from(error: JobError) -> Self {
+        match error {
+            JobError::BacklogFull => ApiError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "429",
+                format!(
+                    "Too many documents are waiting to be read. Try again in {RETRY_AFTER_SECONDS} \
+                     seconds."
+                ),
+            ),
+            JobError::StoreUnavailable(e) => {
+                tracing::error!("the read operation store failed: {e:#}");
                 ApiError::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "ServiceUnavailable",
                     "The operation store is unavailable; try again later.",
                 )
-                .retry_after(RETRY_AFTER_SECONDS)
-            })
+            }
+        }
+        .retry_after(RETRY_AFTER_SECONDS)
     }
-}
-
-fn lock(backlog: &Mutex<Backlog>) -> std::sync::MutexGuard<'_, Backlog> {
-    backlog
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// Reads one operation's document and records the outcome; a document that cannot be read makes the
-/// operation `failed`, never lost.
-fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Result<()> {
-    let Some((record, document)) = store.start(id)? else {
-        return Ok(());
-    };
-    let pages = PageRanges::parse(record.params["pages"].as_str().unwrap_or(""))
-        .expect("validated when the operation was accepted");
-    let language = record.params["language"].as_str().map(str::to_owned);
-    let options = ReadOptions {
-        assume_upright: false,
-        language: language.clone(),
-        natural_order: record.params["readingOrder"] == "natural",
-    };
-    let selected = |page| pages.contains(page);
-    let outcome = match pipeline.read_document(&document, &selected, MAX_PAGES, &options) {
-        Ok(read) => Ok(analyze_result(read, language.as_deref())),
-        Err(e) => Err(e.to_string()),
-    };
-    store.finish(id, outcome)
 }
 
 /// An error of the Read API: the fine code as the outer `code`, as Read's `Ocr.json` has it (a URL
@@ -248,34 +88,6 @@ fn document_error(error: PipelineError) -> ApiError {
     ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
 }
 
-/// `pages`: a comma-separated list of `N`, `N-M`, `N-` and `-M` (1-based); empty selects all.
-#[derive(Debug, Clone, PartialEq)]
-pub struct PageRanges(Vec<(usize, usize)>);
-
-impl PageRanges {
-    pub fn parse(text: &str) -> Option<Self> {
-        let mut ranges = Vec::new();
-        for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-            let number = |s: &str| s.trim().parse::<usize>().ok().filter(|&n| n >= 1);
-            let range = match part.split_once('-') {
-                None => (number(part)?, number(part)?),
-                Some(("", to)) => (1, number(to)?),
-                Some((from, "")) => (number(from)?, usize::MAX),
-                Some((from, to)) => (number(from)?, number(to)?),
-            };
-            if range.0 > range.1 {
-                return None;
-            }
-            ranges.push(range);
-        }
-        Some(PageRanges(ranges))
-    }
-
-    pub fn contains(&self, page: usize) -> bool {
-        self.0.is_empty() || self.0.iter().any(|&(from, to)| (from..=to).contains(&page))
-    }
-}
-
 async fn analyze(
     State(state): State<Arc<AppState>>,
     RawQuery(query): RawQuery,
@@ -292,13 +104,13 @@ async fn analyze(
         }
     }
     let pages = params.get("pages").unwrap_or("");
-    if PageRanges::parse(pages).is_none() {
+    let Some(selection) = PageRanges::parse(pages) else {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
             "InvalidPageRange",
             format!("The page range '{pages}' is not valid."),
         ));
-    }
+    };
     let reading_order = params.get("readingOrder").map(str::to_ascii_lowercase);
     match reading_order.as_deref() {
         None | Some("basic") | Some("natural") => {}
@@ -334,7 +146,6 @@ async fn analyze(
         .await
         .map_err(|_| ApiError::internal())?
         .map_err(document_error)?;
-    let selection = PageRanges::parse(pages).unwrap_or(PageRanges(Vec::new()));
     if !(1..=page_count.min(MAX_PAGES)).any(|page| selection.contains(page)) {
         return Err(ApiError::new(
             StatusCode::BAD_REQUEST,
@@ -342,33 +153,12 @@ async fn analyze(
             format!("The page range '{pages}' selects none of the document's {page_count} pages."),
         ));
     }
-    let id = uuid::Uuid::new_v4().to_string();
-    let params =
-        json!({"pages": pages, "language": params.get("language"), "readingOrder": reading_order});
-    let jobs = &state.reads;
-    if !lock(&jobs.backlog).admit(&id, document.len(), Some(jobs.limits)) {
-        return Err(ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "429",
-            format!(
-                "Too many documents are waiting to be read. Try again in {RETRY_AFTER_SECONDS} seconds."
-            ),
-        )
-        .retry_after(RETRY_AFTER_SECONDS));
-    }
-    let stored_id = id.clone();
-    let stored = jobs
-        .with_store("storing a read operation", move |store| {
-            store.create(&stored_id, &document, params)
-        })
-        .await;
-    if let Err(error) = stored {
-        lock(&jobs.backlog).release(&id);
-        return Err(error);
-    }
-    jobs.queue
-        .send(id.clone())
-        .map_err(|_| ApiError::internal())?;
+    let request = ReadRequest {
+        pages: selection,
+        language: params.get("language").map(str::to_owned),
+        natural_order: reading_order.as_deref() == Some("natural"),
+    };
+    let id = state.reads.submit(document, &request).await?;
     let location = format!("{base}/vision/v3.2/read/analyzeResults/{id}");
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
@@ -411,23 +201,20 @@ async fn results(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ReadOperation>, ApiError> {
-    let record: Option<Record> = state
-        .reads
-        .with_store("reading a read operation", move |store| store.get(&id))
-        .await?;
-    let record = record.ok_or_else(|| {
+    let operation = state.reads.operation(id).await?.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",
             "Operation ID is not found.",
         )
     })?;
+    let language = operation.request.language.as_deref();
     Ok(Json(ReadOperation {
-        status: record.status,
-        created_date_time: timestamp(record.created),
-        last_updated_date_time: timestamp(record.updated),
-        analyze_result: record.result,
-        error: record.error.map(|message| FailureJson {
+        status: operation.status,
+        created_date_time: timestamp(operation.created),
+        last_updated_date_time: timestamp(operation.updated),
+        analyze_result: operation.pages.map(|pages| analyze_result(pages, language)),
+        error: operation.error.map(|message| FailureJson {
             code: "InvalidImage",
             message,
         }),
@@ -564,45 +351,6 @@ mod tests {
         );
         let direct_tls = HeaderMap::from_iter([(HOST, HeaderValue::from_static("a:1"))]);
         assert_eq!(public_base(&direct_tls, "https"), "https://a:1");
-    }
-
-    #[test]
-    fn the_backlog_is_bounded_by_count_and_bytes_and_never_holds_an_id_twice() {
-        let limits = Some(BacklogLimits {
-            documents: 2,
-            bytes: 100,
-        });
-        let mut backlog = Backlog::default();
-        assert!(backlog.admit("a", 60, limits));
-        assert!(!backlog.admit("b", 41, limits), "bytes over the limit");
-        assert!(backlog.admit("b", 40, limits));
-        assert!(!backlog.admit("c", 0, limits), "count over the limit");
-        assert!(!backlog.admit("a", 0, None), "already queued");
-        backlog.release("a");
-        assert_eq!(backlog.bytes, 40);
-        assert!(backlog.admit("c", 60, limits));
-        assert!(
-            backlog.admit("resumed", 0, None),
-            "resumed work is always taken back"
-        );
-    }
-
-    #[test]
-    fn page_ranges_take_azures_forms_and_refuse_the_rest() {
-        let ranges = PageRanges::parse("1-2, 5,7-").unwrap();
-        let selected: Vec<usize> = (1..=9).filter(|&p| ranges.contains(p)).collect();
-        assert_eq!(selected, [1, 2, 5, 7, 8, 9]);
-        assert!(
-            PageRanges::parse("-3").unwrap().contains(3)
-                && !PageRanges::parse("-3").unwrap().contains(4)
-        );
-        assert!(
-            PageRanges::parse("").unwrap().contains(1000),
-            "no pages given: all"
-        );
-        for bad in ["0", "3-1", "a", "1-b", "1--2"] {
-            assert!(PageRanges::parse(bad).is_none(), "{bad}");
-        }
     }
 
     #[test]

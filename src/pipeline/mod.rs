@@ -212,7 +212,7 @@ pub struct AnalysisOptions {
 
 /// One page of a document read by the Read API (pages are numbered from 1). Images are measured in
 /// pixels, PDF pages in inches.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ReadPage {
     pub number: usize,
     pub width: f32,

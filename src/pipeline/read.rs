@@ -53,7 +53,7 @@ const DOUBTFUL_READING: f32 = 0.75;
 const MIN_CHARS_PER_ASPECT: f32 = 0.6;
 
 /// Which way the top of the text points, in quarter turns clockwise from upright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Orientation {
     Up,
     Right,
@@ -67,7 +67,7 @@ impl Orientation {
     }
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TextWord {
     pub text: String,
     /// Corners clockwise from the word's own top-left.
@@ -75,14 +75,14 @@ pub struct TextWord {
     pub confidence: f32,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct TextLine {
     pub text: String,
     pub polygon: Quad,
     pub words: Vec<TextWord>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct PageText {
     /// In reading order.
     pub lines: Vec<TextLine>,
