@@ -290,7 +290,6 @@ fn main() -> ExitCode {
         // of vista's own workers. Set before any thread exists and before the library is loaded.
         std::env::set_var("OMP_THREAD_LIMIT", "1");
     }
-    vista::pipeline::budget::map_large_allocations();
     let Cli {
         command,
         log_format,

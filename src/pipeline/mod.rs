@@ -29,6 +29,7 @@ use crate::geometry::{nms_per_class, Detection, PixelRect};
 use crate::models::e5::TextRole;
 pub use crate::models::faceres::{FaceAttributes, Gender};
 use crate::models::preprocess::{resize, resize_bilinear};
+use crate::models::text_det::TextRegion;
 use crate::models::u2net::SalienceMap;
 use crate::models::ModelPack;
 
@@ -315,6 +316,14 @@ fn statistics_grid(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
     resize(image, side, side, ResizeAlg::Nearest)
 }
 
+/// What the other models found, the evidence of tags, captions and categories.
+struct Found<'a> {
+    detections: &'a [Detection],
+    faces: &'a [Detection],
+    /// The text detector's regions at its full input size, if `read` ran.
+    text_regions: Option<Vec<TextRegion>>,
+}
+
 /// The mean colour of a statistics grid.
 fn mean_colour(grid: &RgbImage) -> [u8; 3] {
     let n = (grid.width() * grid.height()).max(1) as u64;
@@ -596,8 +605,13 @@ impl Pipeline {
                     .collect(),
             );
         }
+        // A text detection at the detector's full input size, shared by `read` and by the text
+        // presence of tags and captions when the image is small enough for both to see it alike.
+        let mut full_text_regions = None;
         if let (true, Some(models)) = (wants(Feature::Read), self.text_models()) {
-            analysis.text = Some(read::read_page(models, image, &options.read)?);
+            let regions = models.detector.detect(image)?;
+            full_text_regions = Some(regions.clone());
+            analysis.text = Some(read::read_regions(models, image, regions, &options.read)?);
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
             analysis.adult = Some(adult::rate(
@@ -711,21 +725,30 @@ impl Pipeline {
             }
         }
         if naming {
-            self.name_things(image, &detections, &faces, features, &mut analysis)?;
+            let found = Found {
+                detections: &detections,
+                faces: &faces,
+                text_regions: full_text_regions,
+            };
+            self.name_things(image, found, features, &mut analysis)?;
         }
         Ok(analysis)
     }
 
     /// Tags, captions, dense captions and categories, from the classifier and what the other models
-    /// already found (`detections`, `faces`, the text read if `read` was asked for too).
+    /// already `found`.
     fn name_things(
         &self,
         image: &RgbImage,
-        detections: &[Detection],
-        faces: &[Detection],
+        found: Found,
         features: &[Feature],
         analysis: &mut Analysis,
     ) -> Result<(), PipelineError> {
+        let Found {
+            detections,
+            faces,
+            text_regions,
+        } = found;
         let wants = |f: Feature| features.contains(&f);
         let (Some(classifier), Some(hierarchy)) = (&self.models.classifier, &self.models.hierarchy)
         else {
@@ -754,7 +777,7 @@ impl Pipeline {
         .iter()
         .any(|f| wants(*f));
         let text = if wants(Feature::Tags) || wants(Feature::Categories) || captioning {
-            self.text_presence(image)?
+            self.text_presence(image, text_regions)?
         } else {
             None
         };
@@ -835,14 +858,22 @@ impl Pipeline {
     /// How sure it is that the image shows text (the text detector's surest region on a small copy,
     /// weighed by how many regions it found), and how much text covers. Always measured this way, so a
     /// tag's confidence does not depend on whether `read` ran too. None without the text detector.
+    /// `full` is the detector's finding at its full input size if it ran already: the same as at
+    /// `TEXT_PRESENCE_SIDE` for an image no larger than that (the detector never upscales), so it is
+    /// reused there.
     fn text_presence(
         &self,
         image: &RgbImage,
+        full: Option<Vec<TextRegion>>,
     ) -> Result<Option<(f32, caption::TextCoverage)>, PipelineError> {
         let Some(detector) = &self.models.text_detector else {
             return Ok(None);
         };
-        let regions = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
+        let small = image.width().max(image.height()) <= TEXT_PRESENCE_SIDE;
+        let regions = match full {
+            Some(regions) if small => regions,
+            _ => detector.detect_within(image, TEXT_PRESENCE_SIDE)?,
+        };
         // One region may be a stray stroke; a few make text.
         let support = (regions.len() as f32 / 3.0).min(1.0);
         let score = regions.iter().map(|r| r.score).fold(0.0, f32::max) * support;

@@ -146,7 +146,17 @@ impl LineReader<'_> {
 
 /// Reads all text of `image`.
 pub fn read_page(models: TextModels, image: &RgbImage, options: &ReadOptions) -> Result<PageText> {
-    let regions = sure_regions(models.detector.detect(image)?);
+    read_regions(models, image, models.detector.detect(image)?, options)
+}
+
+/// Reads the page from the regions the text detector found on it (at its full input size).
+pub fn read_regions(
+    models: TextModels,
+    image: &RgbImage,
+    regions: Vec<TextRegion>,
+    options: &ReadOptions,
+) -> Result<PageText> {
+    let regions = sure_regions(regions);
     if regions.is_empty() {
         return Ok(PageText {
             lines: Vec::new(),
