@@ -21,7 +21,7 @@ use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::e5::TextRole;
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
-use vista::models::{inspect, LoadOptions, ModelPack, NO_MODEL, OPTIONAL_ABSENT};
+use vista::models::{inspect, LoadOptions, ModelPack, ModelState, NO_MODEL};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::tags::TagFilter;
 use vista::pipeline::workers::WorkerPool;
@@ -826,7 +826,7 @@ fn verify_models(dir: &Path) -> Result<ExitCode> {
     let rows = list_models(dir)?;
     let bad = rows
         .iter()
-        .filter(|r| r.state != "installed" && r.state != OPTIONAL_ABSENT)
+        .filter(|r| !matches!(r.state, ModelState::Installed | ModelState::OptionalAbsent))
         .count();
     if bad > 0 {
         eprintln!("{bad} model file(s) are missing or do not match their sha256");

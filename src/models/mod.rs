@@ -69,9 +69,49 @@ impl LoadOptions {
 pub struct ModelStatus {
     pub id: String,
     pub task: String,
-    pub state: String,
+    pub state: ModelState,
     pub file: String,
     pub license: String,
+}
+
+/// Where a pack entry stands: on disk or not, then loaded or not. Shown as text (`/ready`, `vista
+/// models list`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelState {
+    /// On disk with the pinned hash, not loaded (yet, or not needed by this command).
+    Installed,
+    Loaded,
+    /// An optional model that was not asked for; not an error.
+    OptionalAbsent,
+    Missing,
+    HashMismatch {
+        actual: String,
+    },
+    Unreadable(String),
+    /// Installed, but ONNX Runtime is not, so nothing can run.
+    RuntimeMissing,
+}
+
+impl std::fmt::Display for ModelState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelState::Installed => f.write_str("installed"),
+            ModelState::Loaded => f.write_str("loaded"),
+            ModelState::OptionalAbsent => f.write_str("not installed (optional)"),
+            ModelState::Missing => f.write_str("missing (run `vista models fetch`)"),
+            ModelState::HashMismatch { actual } => {
+                write!(f, "hash mismatch (sha256 {actual}); not used")
+            }
+            ModelState::Unreadable(why) => write!(f, "unreadable: {why}"),
+            ModelState::RuntimeMissing => f.write_str("runtime missing"),
+        }
+    }
+}
+
+impl Serialize for ModelState {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 /// Every model the server could load. A missing model leaves its slot empty, and the features that
@@ -114,10 +154,6 @@ pub const NO_MODEL: [(&str, &str); 4] = [
     ("brands", "no brand detector"),
 ];
 
-/// The state of an optional model that was not asked for; not an error.
-pub const OPTIONAL_ABSENT: &str = "not installed (optional)";
-
-/// Describes what is on disk for each entry without loading anything.
 /// The text encoder, with its centre when the pack has one made for this very model file.
 fn load_e5(entry: &PackEntry, centre: Option<&PackEntry>, dir: &Path) -> Result<E5> {
     let encoder = E5::load(&entry.path(dir))?;
@@ -138,18 +174,17 @@ fn load_e5(entry: &PackEntry, centre: Option<&PackEntry>, dir: &Path) -> Result<
     encoder.with_centre(centre)
 }
 
+/// Describes what is on disk for each entry without loading anything.
 pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
     manifest
         .entries()
         .map(|entry| {
             let state = match entry.check(dir) {
-                Ok(FileState::Present) => "installed".to_string(),
-                Ok(FileState::Missing) if entry.optional => OPTIONAL_ABSENT.to_string(),
-                Ok(FileState::Missing) => "missing (run `vista models fetch`)".to_string(),
-                Ok(FileState::HashMismatch { actual }) => {
-                    format!("hash mismatch (sha256 {actual}); not used")
-                }
-                Err(e) => format!("unreadable: {e:#}"),
+                Ok(FileState::Present) => ModelState::Installed,
+                Ok(FileState::Missing) if entry.optional => ModelState::OptionalAbsent,
+                Ok(FileState::Missing) => ModelState::Missing,
+                Ok(FileState::HashMismatch { actual }) => ModelState::HashMismatch { actual },
+                Err(e) => ModelState::Unreadable(format!("{e:#}")),
             };
             ModelStatus {
                 id: entry.id.clone(),
@@ -169,13 +204,17 @@ pub fn inspect(manifest: &Manifest, dir: &Path) -> Vec<ModelStatus> {
 impl ModelPack {
     pub fn load(manifest: &Manifest, options: &LoadOptions) -> Result<Self> {
         let mut status = inspect(manifest, &options.dir);
-        let usable = |id: &str| status.iter().any(|s| s.id == id && s.state == "installed");
+        let usable = |id: &str| {
+            status
+                .iter()
+                .any(|s| s.id == id && s.state == ModelState::Installed)
+        };
         let mut pack = ModelPack::default();
         if !usable(&manifest.runtime.id) {
             status
                 .iter_mut()
-                .filter(|s| s.state == "installed")
-                .for_each(|s| s.state = "runtime missing".into());
+                .filter(|s| s.state == ModelState::Installed)
+                .for_each(|s| s.state = ModelState::RuntimeMissing);
             pack.status = status;
             return Ok(pack);
         }
@@ -326,7 +365,7 @@ impl ModelPack {
             }
         }
         for row in status.iter_mut().filter(|s| loaded.contains(&s.id)) {
-            row.state = "loaded".into();
+            row.state = ModelState::Loaded;
         }
         pack.status = status;
         Ok(pack)
