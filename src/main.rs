@@ -15,9 +15,9 @@ use clap::{Args, Parser, Subcommand};
 
 use vista::fetch::UrlFetcher;
 use vista::http::auth::ApiKeys;
-use vista::http::error::ApiError;
+use vista::http::azure::error::ApiError;
+use vista::http::azure::v4::AnalyzeResponse;
 use vista::http::serve::{serve as serve_connections, Timeouts};
-use vista::http::v4::AnalyzeResponse;
 use vista::http::{router, AppState};
 use vista::models::e5::TextRole;
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};

@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::error::ApiError;
+use super::azure::error::ApiError;
 use super::query::QueryParams;
 
 pub const KEY_HEADER: &str = "ocp-apim-subscription-key";

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::error::ApiError;
+use super::azure::error::ApiError;
 use crate::fetch::UrlFetcher;
 use crate::pipeline::decode::DecodeError;
 

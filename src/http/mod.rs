@@ -1,18 +1,14 @@
-//! The HTTP face: routes per API family, Azure JSON types and errors. Handlers validate, read the
-//! image, and hand the work to the pipeline through the bounded worker pool.
+//! The HTTP side: one folder per protocol surface (`azure/` today) over the pieces they share:
+//! request intake (`intake`), keys (`auth`), query parsing (`query`), the connection loop (`serve`,
+//! `tls`), the application state, the probes and one log line per request. Handlers validate, read
+//! the image, and hand the work to the pipeline through the bounded worker pool.
 
 pub mod auth;
-pub mod error;
+pub mod azure;
 pub mod intake;
 pub mod query;
-pub mod read;
-pub mod read_operations;
-pub mod retrieval;
-pub mod segment;
 pub mod serve;
 pub mod tls;
-pub mod v3;
-pub mod v4;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,12 +18,12 @@ use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
 use self::auth::ApiKeys;
-use self::error::ApiError;
+use self::azure::error::ApiError;
 use crate::fetch::UrlFetcher;
 use crate::metrics;
 use crate::models::NO_MODEL;
@@ -47,23 +43,7 @@ pub struct AppState {
 
 /// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).
 pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
-    let mut api = Router::new()
-        .route("/computervision/imageanalysis:analyze", post(v4::analyze))
-        .route(
-            "/computervision/imageanalysis:segment",
-            post(segment::segment),
-        )
-        .route(
-            "/computervision/retrieval:vectorizeImage",
-            post(retrieval::vectorize_image),
-        )
-        .route(
-            "/computervision/retrieval:vectorizeText",
-            post(retrieval::vectorize_text),
-        )
-        .merge(v3::routes())
-        .merge(read::routes())
-        .merge(read_operations::routes());
+    let mut api = azure::routes();
     if let Some(keys) = keys {
         api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
     }
@@ -133,30 +113,6 @@ fn with_envelope(response: Response) -> Response {
     enveloped
 }
 
-/// The Read operations' errors as the 3.2 SDK reads them: besides Azure's envelope, the error's `code`,
-/// `message` and `requestId` at the top level (msrest deserialises these operations' errors as the flat
-/// `ComputerVisionOcrError` and otherwise shows only "Operation returned an invalid status code").
-async fn with_flat_read_error(response: Response, request_id: &str) -> Response {
-    if response.status().is_success() {
-        return response;
-    }
-    let (parts, body) = response.into_parts();
-    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
-        return ApiError::internal().into_response();
-    };
-    let mut json: serde_json::Value = match serde_json::from_slice(&bytes) {
-        Ok(json @ serde_json::Value::Object(_)) => json,
-        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
-    };
-    for field in ["code", "message"] {
-        json[field] = json["error"][field].clone();
-    }
-    json["requestId"] = json!(request_id);
-    let mut parts = parts;
-    parts.headers.remove(CONTENT_LENGTH);
-    Response::from_parts(parts, axum::body::Body::from(json.to_string()))
-}
-
 /// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -173,7 +129,7 @@ async fn observe(mut request: Request, next: Next) -> Response {
         .insert(RequestId(request_id.clone()));
     let mut response = with_envelope(next.run(request).await);
     if read_operation {
-        response = with_flat_read_error(response, &request_id).await;
+        response = azure::read::with_flat_error(response, &request_id).await;
     }
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();

@@ -8,9 +8,9 @@ use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 
 use super::error::ApiError;
-use super::intake::image_bytes;
-use super::query::QueryParams;
-use super::AppState;
+use crate::http::intake::image_bytes;
+use crate::http::query::QueryParams;
+use crate::http::AppState;
 use crate::pipeline::decode::ANALYZE_V4;
 use crate::pipeline::SegmentMode;
 

@@ -11,9 +11,9 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::ApiError;
-use super::intake::image_bytes;
-use super::query::QueryParams;
-use super::AppState;
+use crate::http::intake::image_bytes;
+use crate::http::query::QueryParams;
+use crate::http::AppState;
 use crate::pipeline::decode::ANALYZE_V4;
 
 pub const API_VERSIONS: [&str; 4] = [

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
-use axum::http::header::{FORWARDED, HOST, LOCATION};
+use axum::http::header::{CONTENT_LENGTH, FORWARDED, HOST, LOCATION};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -16,10 +16,10 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
-use super::intake::image_bytes;
-use super::query::QueryParams;
-use super::AppState;
 use crate::geometry::Quad;
+use crate::http::intake::image_bytes;
+use crate::http::query::QueryParams;
+use crate::http::AppState;
 use crate::pipeline::decode::{DecodeError, READ};
 use crate::pipeline::{PipelineError, ReadPage};
 use crate::read_jobs::{JobError, PageRanges, ReadRequest, MAX_PAGES};
@@ -306,6 +306,30 @@ fn public_base(headers: &HeaderMap, scheme: &str) -> String {
         .or_else(|| header(HOST.as_str()).map(str::to_string))
         .unwrap_or_else(|| "localhost".to_string());
     format!("{scheme}://{host}")
+}
+
+/// The Read operations' errors as the 3.2 SDK reads them: besides Azure's envelope, the error's `code`,
+/// `message` and `requestId` at the top level (msrest deserialises these operations' errors as the flat
+/// `ComputerVisionOcrError` and otherwise shows only "Operation returned an invalid status code").
+pub async fn with_flat_error(response: Response, request_id: &str) -> Response {
+    if response.status().is_success() {
+        return response;
+    }
+    let (parts, body) = response.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 * 1024).await else {
+        return ApiError::internal().into_response();
+    };
+    let mut json: serde_json::Value = match serde_json::from_slice(&bytes) {
+        Ok(json @ serde_json::Value::Object(_)) => json,
+        _ => return Response::from_parts(parts, axum::body::Body::from(bytes)),
+    };
+    for field in ["code", "message"] {
+        json[field] = json["error"][field].clone();
+    }
+    json["requestId"] = json!(request_id);
+    let mut parts = parts;
+    parts.headers.remove(CONTENT_LENGTH);
+    Response::from_parts(parts, axum::body::Body::from(json.to_string()))
 }
 
 #[cfg(test)]

@@ -9,10 +9,10 @@ use axum::{Json, Router};
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::query::QueryParams;
 use super::v3::{check_model_version, run, MODEL_VERSION};
-use super::AppState;
 use crate::geometry::Quad;
+use crate::http::query::QueryParams;
+use crate::http::AppState;
 use crate::pipeline::read::{Orientation, PageText, ReadOptions, TextLine};
 use crate::pipeline::{AnalysisOptions, Feature};
 

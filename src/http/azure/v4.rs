@@ -7,10 +7,10 @@ use axum::Json;
 use serde::Serialize;
 
 use super::error::{ApiError, INVALID_QUERY};
-use super::intake::image_bytes;
-use super::query::QueryParams;
-use super::AppState;
 use crate::geometry::{PixelRect, Quad};
+use crate::http::intake::image_bytes;
+use crate::http::query::QueryParams;
+use crate::http::AppState;
 use crate::pipeline::decode::ANALYZE_V4;
 use crate::pipeline::read::PageText;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};

@@ -15,10 +15,10 @@ use image::ImageFormat;
 use serde::Serialize;
 
 use super::error::ApiError;
-use super::intake::image_bytes;
-use super::query::QueryParams;
-use super::{AppState, RequestId};
 use crate::geometry::PixelRect;
+use crate::http::intake::image_bytes;
+use crate::http::query::QueryParams;
+use crate::http::{AppState, RequestId};
 use crate::pipeline::color::ColorInfo;
 use crate::pipeline::decode::ANALYZE_V32;
 use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature, Gender};
