@@ -5,6 +5,7 @@
 //! [`ReadRequest`], the pages' [`ReadPage`]s); a protocol surface renders them when they are asked for.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +19,8 @@ use crate::store::{OperationStore, Status};
 /// Pages read from one document at most (Azure's limit).
 pub const MAX_PAGES: usize = 2000;
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
-/// How often the runner looks for this replica's unfinished operations that nothing is processing
-/// (an operation a store outage interrupted is resumed once the store answers again).
+/// How often the resumer may look for this replica's unfinished operations that nothing is processing.
+/// It looks at start and after a store failure only: the scan opens every stored record.
 const RESUME_EVERY: Duration = Duration::from_secs(5);
 
 /// What to read of a document, as the caller asked for it.
@@ -140,7 +141,13 @@ impl ReadJobs {
         let store = Arc::new(store);
         let (queue, mut pending) = mpsc::unbounded_channel::<String>();
         let backlog = Arc::new(Mutex::new(Backlog::default()));
-        let runner = (Arc::clone(&store), Arc::clone(&backlog));
+        // Set at start and by every store failure of the runner; cleared by a successful scan.
+        let interrupted = Arc::new(AtomicBool::new(true));
+        let runner = (
+            Arc::clone(&store),
+            Arc::clone(&backlog),
+            Arc::clone(&interrupted),
+        );
         tokio::spawn(async move {
             while let Some(id) = pending.recv().await {
                 let (store, pipeline, done) =
@@ -148,26 +155,39 @@ impl ReadJobs {
                 let outcome =
                     tokio::task::spawn_blocking(move || process(&store, &pipeline, &id)).await;
                 match outcome {
-                    Ok(Err(e)) => tracing::error!(
-                        "read operation store failure (the operation resumes when the store \
-                         answers): {e:#}"
-                    ),
+                    Ok(Err(e)) => {
+                        tracing::error!(
+                            "read operation store failure (the operation resumes when the store \
+                             answers): {e:#}"
+                        );
+                        runner.2.store(true, Ordering::SeqCst);
+                    }
                     Err(e) => tracing::error!("read operation panicked: {e}"),
                     Ok(Ok(())) => {}
                 }
                 lock(&runner.1).release(&done);
             }
         });
-        let resumer = (Arc::clone(&store), Arc::clone(&backlog), queue.clone());
+        let resumer = (
+            Arc::clone(&store),
+            Arc::clone(&backlog),
+            queue.clone(),
+            interrupted,
+        );
         tokio::spawn(async move {
             let mut every = tokio::time::interval(RESUME_EVERY);
             loop {
                 every.tick().await;
+                if !resumer.3.swap(false, Ordering::SeqCst) {
+                    continue;
+                }
                 let store = Arc::clone(&resumer.0);
                 let Ok(Ok(unfinished)) =
                     tokio::task::spawn_blocking(move || store.unfinished()).await
                 else {
-                    continue; // the store is unreachable: try again at the next tick
+                    // The store is unreachable: try again at the next tick.
+                    resumer.3.store(true, Ordering::SeqCst);
+                    continue;
                 };
                 for id in unfinished {
                     if lock(&resumer.1).admit(&id, 0, None) {
