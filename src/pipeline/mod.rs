@@ -8,6 +8,7 @@ pub mod categories;
 pub mod color;
 pub mod decode;
 pub mod image_type;
+pub mod language;
 pub mod pdf;
 pub mod read;
 pub mod smart_crop;
@@ -500,17 +501,9 @@ impl Pipeline {
         })
     }
 
-    /// Why text in `language` cannot be read here, if the Tesseract model for its script is not
-    /// installed (None: PP-OCR's language, or the model is there).
-    pub fn unreadable_language(&self, language: &str) -> Option<String> {
-        let data = crate::models::tesseract::traineddata_for_language(language)?;
-        let installed = self.models.tesseract.as_ref().is_some_and(|t| t.has(data));
-        (!installed).then(|| {
-            format!(
-                "the language '{language}' is read by Tesseract's '{data}' model, which is not \
-                 installed (run `vista models fetch`)"
-            )
-        })
+    /// Whether text in `language` can be read here (see [`language::check_reading`]).
+    pub fn check_reading(&self, language: &str) -> Result<(), language::Unsupported> {
+        language::check_reading(language, self.models.tesseract.as_ref())
     }
 
     /// An error naming the first of `features` this deployment cannot serve.
@@ -1171,14 +1164,10 @@ mod tests {
             assert!(pipeline.unavailable(feature).is_some(), "{feature}");
         }
         let russian = pipeline
-            .unreadable_language("ru")
-            .expect("no Tesseract in an empty pack");
-        assert!(russian.contains("'rus'"), "{russian}");
-        assert_eq!(
-            pipeline.unreadable_language("en"),
-            None,
-            "PP-OCR's language"
-        );
+            .check_reading("ru")
+            .expect_err("no Tesseract in an empty pack");
+        assert!(russian.0.contains("'rus'"), "{russian}");
+        assert_eq!(pipeline.check_reading("en"), Ok(()), "PP-OCR's language");
         let options = AnalysisOptions::default();
         let err = pipeline
             .analyze(

@@ -10,9 +10,7 @@ use anyhow::Result;
 use image::RgbImage;
 
 use crate::geometry::Quad;
-use crate::models::tesseract::{
-    script_named, traineddata_for_language, Script, Tesseract, SCRIPTS,
-};
+use crate::models::tesseract::{script_named, Script, Tesseract, SCRIPTS};
 use crate::models::text_cls::TextLineClassifier;
 use crate::models::text_det::{TextDetector, TextRegion};
 use crate::models::text_rec::{crop_line, RecognizedLine, TextRecognizer};
@@ -169,7 +167,7 @@ pub fn read_regions(
         .as_deref()
         .filter(|l| !l.eq_ignore_ascii_case("unk"));
     let named = language
-        .and_then(traineddata_for_language)
+        .and_then(super::language::tesseract_model)
         .and_then(|data| {
             let tesseract = models.tesseract.filter(|t| t.has(data))?;
             Some(LineReader::Tesseract(tesseract, data))

@@ -16,7 +16,8 @@ use crate::http::AppState;
 use crate::pipeline::read::{Orientation, PageText, ReadOptions, TextLine};
 use crate::pipeline::{AnalysisOptions, Feature};
 
-/// The languages 3.2 `/ocr` accepts (`unk`: detect).
+/// The language codes 3.2 `/ocr` takes (`unk`: detect); whether vista reads one is the language
+/// policy's to say.
 const OCR_LANGUAGES: [&str; 27] = [
     "unk", "zh-Hans", "zh-Hant", "cs", "da", "nl", "en", "fi", "fr", "de", "el", "hu", "it", "ja",
     "ko", "nb", "pl", "pt", "ru", "es", "sv", "tr", "ar", "ro", "sr-Cyrl", "sr-Latn", "sk",
@@ -76,13 +77,13 @@ async fn ocr(
             format!("Supported languages: {}", OCR_LANGUAGES.join(", ")),
         ));
     };
-    if let Some(reason) = state.pipeline.unreadable_language(language) {
-        return Err(ApiError::invalid(
+    state.pipeline.check_reading(language).map_err(|e| {
+        ApiError::invalid(
             "The input language is not supported",
             "NotSupportedLanguage",
-            reason,
-        ));
-    }
+            e.0,
+        )
+    })?;
     let detect_orientation = match params
         .get("detectOrientation")
         .map(str::to_ascii_lowercase)

@@ -122,15 +122,11 @@ async fn analyze(
             ))
         }
     }
-    if let Some(reason) = params
-        .get("language")
-        .and_then(|l| state.pipeline.unreadable_language(l))
-    {
-        return Err(ApiError::new(
-            StatusCode::BAD_REQUEST,
-            "NotSupportedLanguage",
-            reason,
-        ));
+    if let Some(language) = params.get("language") {
+        state
+            .pipeline
+            .check_reading(language)
+            .map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, "NotSupportedLanguage", e.0))?;
     }
     state
         .pipeline

@@ -14,13 +14,14 @@ use axum::{Extension, Json, Router};
 use image::ImageFormat;
 use serde::Serialize;
 
-use super::error::ApiError;
+use super::error::{ApiError, INVALID_QUERY};
 use crate::geometry::PixelRect;
 use crate::http::intake::image_bytes;
 use crate::http::query::QueryParams;
 use crate::http::{AppState, RequestId};
 use crate::pipeline::color::ColorInfo;
 use crate::pipeline::decode::ANALYZE_V32;
+use crate::pipeline::language;
 use crate::pipeline::{Analysis, AnalysisOptions, DetectedFace, DetectedObject, Feature, Gender};
 
 pub const MODEL_VERSION: &str = "2021-05-01";
@@ -42,27 +43,20 @@ pub fn routes() -> Router<Arc<AppState>> {
         .route("/vision/v3.2/tag", fixed_feature(Feature::Tags))
 }
 
-/// The languages 3.2 lists for tags and descriptions; only English has words here.
+/// The language codes 3.2 takes for tags, descriptions and categories; which of them vista answers
+/// in is the language policy's to say.
 const LANGUAGES: [&str; 5] = ["en", "es", "ja", "pt", "zh"];
 
-/// Tags and captions are English only: another language Azure lists is refused, not answered in
-/// English. Categories are names of a fixed taxonomy (`animal_dog`), the same in every language.
 fn check_language(params: &QueryParams, features: &[Feature]) -> Result<(), ApiError> {
     let language = params.get("language").unwrap_or("en");
-    let naming = features
-        .iter()
-        .any(|f| matches!(f, Feature::Tags | Feature::Description));
-    if language.eq_ignore_ascii_case("en") || (!naming && LANGUAGES.contains(&language)) {
-        return Ok(());
+    let refused = |reason: String| ApiError::invalid(INVALID_QUERY, "NotSupportedLanguage", reason);
+    if !LANGUAGES.iter().any(|l| l.eq_ignore_ascii_case(language)) {
+        return Err(refused(format!(
+            "The input language '{language}' is not supported; 3.2 takes {}",
+            LANGUAGES.join(", ")
+        )));
     }
-    Err(ApiError::invalid(
-        "Analyze query is invalid",
-        "NotSupportedLanguage",
-        format!(
-            "The input language '{language}' is not supported: tags and descriptions are in English \
-             ('en') only on this server"
-        ),
-    ))
+    language::check_words(language, features).map_err(|e| refused(e.0))
 }
 
 /// 3.2 visual features and what serves each; `None` means no model for it in this deployment.

@@ -12,6 +12,7 @@ use crate::http::intake::image_bytes;
 use crate::http::query::QueryParams;
 use crate::http::AppState;
 use crate::pipeline::decode::ANALYZE_V4;
+use crate::pipeline::language;
 use crate::pipeline::read::PageText;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};
 
@@ -72,19 +73,8 @@ impl AnalyzeRequest {
                 "The input language is not supported",
             ));
         }
-        let naming = features
-            .iter()
-            .any(|f| matches!(f, Feature::Caption | Feature::DenseCaptions | Feature::Tags));
-        if naming && !language.eq_ignore_ascii_case("en") {
-            return Err(ApiError::invalid(
-                INVALID_QUERY,
-                "NotSupportedLanguage",
-                format!(
-                    "The input language '{language}' is not supported: captions and tags are in \
-                     English ('en') only on this server"
-                ),
-            ));
-        }
+        language::check_words(&language, &features)
+            .map_err(|e| ApiError::invalid(INVALID_QUERY, "NotSupportedLanguage", e.0))?;
         let gender_neutral_caption = match params
             .get("gender-neutral-caption")
             .map(str::to_ascii_lowercase)
