@@ -154,6 +154,46 @@ pub const NO_MODEL: [(&str, &str); 4] = [
     ("brands", "no brand detector"),
 ];
 
+/// Puts a model's sessions into its slot of the pack.
+type Install = fn(&mut ModelPack, SessionPool, &PackEntry) -> Result<()>;
+
+/// The models that always load when installed: the manifest task each serves, and its slot. The first
+/// usable model of a task serves it.
+const SESSION_MODELS: [(&str, Install); 8] = [
+    ("objects", |pack, sessions, entry| {
+        pack.detector = Some(CenterNet::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("faces", |pack, sessions, entry| {
+        pack.faces = Some(CenterFace::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("adult", |pack, sessions, entry| {
+        pack.nsfw = Some(Nsfw::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("tags", |pack, sessions, entry| {
+        pack.classifier = Some(EfficientNet::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("text-detection", |pack, sessions, entry| {
+        pack.text_detector = Some(TextDetector::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("text-recognition", |pack, sessions, entry| {
+        pack.text_recognizer = Some(TextRecognizer::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("text-line-orientation", |pack, sessions, entry| {
+        pack.text_line_classifier = Some(TextLineClassifier::new(sessions, entry)?);
+        Ok(())
+    }),
+    ("salience", |pack, sessions, entry| {
+        pack.salience = Some(U2Net::new(sessions, entry)?);
+        Ok(())
+    }),
+];
+
 /// The text encoder, with its centre when the pack has one made for this very model file.
 fn load_e5(entry: &PackEntry, centre: Option<&PackEntry>, dir: &Path) -> Result<E5> {
     let encoder = E5::load(&entry.path(dir))?;
@@ -238,35 +278,16 @@ impl ModelPack {
             loaded.push(entry.id.clone());
             Ok(Some((sessions, entry)))
         };
-        if let Some((sessions, entry)) = sessions_for("objects")? {
-            pack.detector = Some(CenterNet::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("faces")? {
-            pack.faces = Some(CenterFace::new(sessions, entry)?);
+        for (task, install) in SESSION_MODELS {
+            if let Some((sessions, entry)) = sessions_for(task)? {
+                install(&mut pack, sessions, entry)?;
+            }
         }
         if options.face_attributes {
             let Some((sessions, entry)) = sessions_for("face-attributes")? else {
                 bail!("--face-attributes needs the optional model: run `vista models fetch --include faceres`");
             };
             pack.face_attributes = Some(FaceRes::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("adult")? {
-            pack.nsfw = Some(Nsfw::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("tags")? {
-            pack.classifier = Some(EfficientNet::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("text-detection")? {
-            pack.text_detector = Some(TextDetector::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("text-recognition")? {
-            pack.text_recognizer = Some(TextRecognizer::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("text-line-orientation")? {
-            pack.text_line_classifier = Some(TextLineClassifier::new(sessions, entry)?);
-        }
-        if let Some((sessions, entry)) = sessions_for("salience")? {
-            pack.salience = Some(U2Net::new(sessions, entry)?);
         }
         let vocabulary = manifest
             .data_file("clip-vocabulary")
