@@ -24,6 +24,7 @@ use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, ModelState, NO_MODEL};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::tags::TagFilter;
+use vista::pipeline::vectors::{IMAGE_WORDS, VECTOR_TASKS};
 use vista::pipeline::workers::WorkerPool;
 use vista::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline, PipelineError};
 use vista::read_jobs::{BacklogLimits, ReadJobs};
@@ -508,9 +509,6 @@ async fn shutdown_signal() {
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
 }
 
-/// The manifest tasks of the search vectors' text encoder and its centre.
-const TEXT_EMBEDDING: [&str; 2] = ["text-embedding", "text-embedding-centre"];
-
 /// The manifest tasks a one-shot command needs: those of `features`, and `more`.
 fn tasks_of(features: &[Feature], more: &[&'static str]) -> Vec<&'static str> {
     let mut tasks: Vec<&'static str> = features
@@ -583,10 +581,9 @@ fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 /// `vista index`: embeds each new or changed image on every worker, with a progress bar.
 fn index_images(args: IndexArgs) -> Result<ExitCode> {
-    let words = [Feature::Caption, Feature::Tags];
     let pipeline = args
         .engine
-        .pipeline(Some(tasks_of(&words, &TEXT_EMBEDDING)))?;
+        .pipeline(Some(tasks_of(&IMAGE_WORDS, &VECTOR_TASKS)))?;
     pipeline.check_vectors()?;
     let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
     let files = image_files(&args.dir)?;
@@ -660,10 +657,7 @@ fn index_file(
 
 /// `vista search`: prints the best matches, one "score<TAB>path" line each.
 fn search_images(args: SearchArgs) -> Result<ExitCode> {
-    let clip = ["clip-visual", "clip-textual", "clip-vocabulary"];
-    let pipeline = args
-        .engine
-        .pipeline(Some(tasks_of(&[], &[&TEXT_EMBEDDING[..], &clip].concat())))?;
+    let pipeline = args.engine.pipeline(Some(tasks_of(&[], &VECTOR_TASKS)))?;
     let index = SearchIndex::open(&args.index, &pipeline.vector_model())?;
     if index.images.is_empty() {
         bail!(
@@ -696,7 +690,7 @@ fn e5_centre(dir: &Path, out: &Path) -> Result<()> {
         face_attributes: false,
         model_arena: true,
         // The raw vectors: not the installed centre.
-        tasks: Some(vec!["objects", TEXT_EMBEDDING[0]]),
+        tasks: Some(vec!["objects", "text-embedding"]),
     };
     let pack = ModelPack::load(&manifest, &options)?;
     let (Some(e5), Some(hierarchy), Some(detector)) =

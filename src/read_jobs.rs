@@ -22,6 +22,9 @@ const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often the resumer may look for this replica's unfinished operations that nothing is processing.
 /// It looks at start and after a store failure only: the scan opens every stored record.
 const RESUME_EVERY: Duration = Duration::from_secs(5);
+/// Why an operation stored by a vista from before requests and results were stored typed fails.
+const EARLIER_LAYOUT: &str =
+    "this operation was stored by an earlier version of vista; submit the document again";
 
 /// What to read of a document, as the caller asked for it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -274,11 +277,7 @@ impl ReadJobs {
                         natural_order: false,
                     },
                     pages: None,
-                    error: Some(
-                        "this operation was stored by an earlier version of vista; submit the \
-                         document again"
-                            .into(),
-                    ),
+                    error: Some(EARLIER_LAYOUT.into()),
                 },
             }
         }))
@@ -321,11 +320,7 @@ fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Res
                 .map_err(|e| e.to_string())
                 .and_then(|pages| serde_json::to_value(pages).map_err(|e| e.to_string()))
         }
-        Err(_) => Err(
-            "this operation was stored by an earlier version of vista; submit the \
-                       document again"
-                .into(),
-        ),
+        Err(_) => Err(EARLIER_LAYOUT.into()),
     };
     store.finish(id, outcome)
 }

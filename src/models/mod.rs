@@ -283,7 +283,7 @@ impl ModelPack {
                 install(&mut pack, sessions, entry)?;
             }
         }
-        if options.face_attributes {
+        if options.face_attributes && options.wants("face-attributes") {
             let Some((sessions, entry)) = sessions_for("face-attributes")? else {
                 bail!("--face-attributes needs the optional model: run `vista models fetch --include faceres`");
             };

@@ -300,20 +300,14 @@ fn geometric_mean(values: &[f32]) -> f32 {
 /// only when it drops a doubtful one. Never empty. A plain image is its colour, and an image of text
 /// is "a page of text", "a document" or "a screenshot" unless something large is surely on it.
 pub fn captions(facts: &Facts) -> Vec<Caption> {
-    match facts.look {
-        Some((look @ Look::Plain(_), confidence)) => {
-            return vec![Caption {
-                text: look.phrase(),
-                confidence,
-            }]
-        }
-        Some((look, confidence)) if !has_large_subject(facts) => {
-            return vec![Caption {
-                text: look.phrase(),
-                confidence,
-            }]
-        }
-        _ => {}
+    if let Some((look, confidence)) = facts
+        .look
+        .filter(|(look, _)| matches!(look, Look::Plain(_)) || !has_large_subject(facts))
+    {
+        return vec![Caption {
+            text: look.phrase(),
+            confidence,
+        }];
     }
     let groups = groups(facts);
     let place = facts.class.as_ref().and_then(|(class, p)| {

@@ -137,23 +137,41 @@ pub fn count_pages(bytes: &[u8], limits: &ImageLimits) -> Result<usize, DecodeEr
         limits.check_sides(width, height)?;
         return Ok(1);
     }
+    let mut pages = 0;
+    tiff_frames(bytes, limits, usize::MAX, |_, _, _| {
+        pages += 1;
+        Ok::<_, DecodeError>(())
+    })?;
+    Ok(pages)
+}
+
+/// Visits the frames of a TIFF, numbered from 1, at most `max_frames`, after checking each one's
+/// sides; `visit` gets the decoder positioned on the frame and its sides.
+fn tiff_frames<E: From<DecodeError>>(
+    bytes: &[u8],
+    limits: &ImageLimits,
+    max_frames: usize,
+    mut visit: impl FnMut(usize, &mut TiffDecoder, (u32, u32)) -> Result<(), E>,
+) -> Result<(), E> {
     let mut decoder =
         tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|_| DecodeError::InvalidFormat)?;
-    let mut pages = 0;
-    loop {
-        let (width, height) = decoder
+    for number in 1..=max_frames {
+        let sides = decoder
             .dimensions()
             .map_err(|_| DecodeError::InvalidFormat)?;
-        limits.check_sides(width, height)?;
-        pages += 1;
+        limits.check_sides(sides.0, sides.1)?;
+        visit(number, &mut decoder, sides)?;
         if !decoder.more_images() {
-            return Ok(pages);
+            break;
         }
         decoder
             .next_image()
             .map_err(|_| DecodeError::InvalidFormat)?;
     }
+    Ok(())
 }
+
+type TiffDecoder<'a> = tiff::decoder::Decoder<Cursor<&'a [u8]>>;
 
 fn is_tiff(bytes: &[u8]) -> bool {
     bytes.starts_with(b"II*\0") || bytes.starts_with(b"MM\0*")
@@ -191,14 +209,14 @@ pub fn for_each_page<E: From<DecodeError>>(
         };
     }
     check_bytes(bytes, limits)?;
-    let mut decoder =
-        tiff::decoder::Decoder::new(Cursor::new(bytes)).map_err(|_| DecodeError::InvalidFormat)?;
-    for number in 1..=max_pages {
-        let (width, height) = decoder
-            .dimensions()
-            .map_err(|_| DecodeError::InvalidFormat)?;
-        limits.check_sides(width, height)?;
-        if selected(number) {
+    tiff_frames(
+        bytes,
+        limits,
+        max_pages,
+        |number, decoder, (width, height)| {
+            if !selected(number) {
+                return Ok(());
+            }
             let colour = decoder
                 .colortype()
                 .map_err(|_| DecodeError::InvalidFormat)?;
@@ -209,28 +227,19 @@ pub fn for_each_page<E: From<DecodeError>>(
             };
             let pixels = u64::from(width) * u64::from(height);
             let _permit = reserve(budget, pixels, peak_bytes(native))?;
-            let page = tiff_page(&mut decoder, width, height)?;
-            read(number, &page)?;
-        }
-        if !decoder.more_images() {
-            break;
-        }
-        decoder
-            .next_image()
-            .map_err(|_| DecodeError::InvalidFormat)?;
-    }
-    Ok(())
+            let page = tiff_page(decoder, colour, width, height)?;
+            read(number, &page)
+        },
+    )
 }
 
-/// The current frame of a TIFF as RGB.
+/// The current frame of a TIFF, of colour type `colour`, as RGB.
 fn tiff_page(
-    decoder: &mut tiff::decoder::Decoder<Cursor<&[u8]>>,
+    decoder: &mut TiffDecoder,
+    colour: tiff::ColorType,
     width: u32,
     height: u32,
 ) -> Result<RgbImage, DecodeError> {
-    let colour = decoder
-        .colortype()
-        .map_err(|_| DecodeError::InvalidFormat)?;
     let tiff::decoder::DecodingResult::U8(data) = decoder
         .read_image()
         .map_err(|_| DecodeError::InvalidFormat)?

@@ -311,7 +311,6 @@ const MIN_ZERO_SHOT: f32 = 0.05;
 /// The longer side of the copy the text detector looks at to tell whether an image has text.
 const TEXT_PRESENCE_SIDE: u32 = 640;
 
-/// Mean brightness, 0..1, from a sparse grid of pixels.
 /// A `side` x `side` copy for pixel statistics: nearest pixels, so flat colours stay exact.
 fn statistics_grid(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
     resize(image, side, side, ResizeAlg::Nearest)
@@ -321,7 +320,7 @@ fn statistics_grid(image: &RgbImage, side: u32) -> anyhow::Result<RgbImage> {
 struct Found<'a> {
     detections: &'a [Detection],
     faces: &'a [Detection],
-    /// The text detector's regions at its full input size, if `read` ran.
+    /// The text detector's regions on the image as text presence sees it, if `read` found them.
     text_regions: Option<Vec<TextRegion>>,
 }
 
@@ -334,6 +333,7 @@ fn mean_colour(grid: &RgbImage) -> [u8; 3] {
     sum.map(|total| (total / n) as u8)
 }
 
+/// Mean brightness, 0..1, from a sparse grid of pixels.
 fn brightness(image: &RgbImage) -> f32 {
     let (w, h) = image.dimensions();
     let step = (w.max(h) / 64).max(1) as usize;
@@ -598,12 +598,14 @@ impl Pipeline {
                     .collect(),
             );
         }
-        // A text detection at the detector's full input size, shared by `read` and by the text
-        // presence of tags and captions when the image is small enough for both to see it alike.
-        let mut full_text_regions = None;
+        // `read`'s text detection serves the text presence of tags and captions too when the image is
+        // no larger than the presence size: the detector never upscales, so both see the same input.
+        let mut shared_text_regions = None;
         if let (true, Some(models)) = (wants(Feature::Read), self.text_models()) {
             let regions = models.detector.detect(image)?;
-            full_text_regions = Some(regions.clone());
+            if image.width().max(image.height()) <= TEXT_PRESENCE_SIDE {
+                shared_text_regions = Some(regions.clone());
+            }
             analysis.text = Some(read::read_regions(models, image, regions, &options.read)?);
         }
         if let (true, Some(model)) = (wants(Feature::Adult), &self.models.nsfw) {
@@ -721,7 +723,7 @@ impl Pipeline {
             let found = Found {
                 detections: &detections,
                 faces: &faces,
-                text_regions: full_text_regions,
+                text_regions: shared_text_regions,
             };
             self.name_things(image, found, features, &mut analysis)?;
         }
@@ -851,21 +853,18 @@ impl Pipeline {
     /// How sure it is that the image shows text (the text detector's surest region on a small copy,
     /// weighed by how many regions it found), and how much text covers. Always measured this way, so a
     /// tag's confidence does not depend on whether `read` ran too. None without the text detector.
-    /// `full` is the detector's finding at its full input size if it ran already: the same as at
-    /// `TEXT_PRESENCE_SIDE` for an image no larger than that (the detector never upscales), so it is
-    /// reused there.
+    /// `found` are the regions of that very detection when it ran already.
     fn text_presence(
         &self,
         image: &RgbImage,
-        full: Option<Vec<TextRegion>>,
+        found: Option<Vec<TextRegion>>,
     ) -> Result<Option<(f32, caption::TextCoverage)>, PipelineError> {
         let Some(detector) = &self.models.text_detector else {
             return Ok(None);
         };
-        let small = image.width().max(image.height()) <= TEXT_PRESENCE_SIDE;
-        let regions = match full {
-            Some(regions) if small => regions,
-            _ => detector.detect_within(image, TEXT_PRESENCE_SIDE)?,
+        let regions = match found {
+            Some(regions) => regions,
+            None => detector.detect_within(image, TEXT_PRESENCE_SIDE)?,
         };
         // One region may be a stray stroke; a few make text.
         let support = (regions.len() as f32 / 3.0).min(1.0);
@@ -908,7 +907,7 @@ impl Pipeline {
         limits: &ImageLimits,
     ) -> Result<Vec<f32>, PipelineError> {
         self.check_vectors()?;
-        let words = [Feature::Caption, Feature::Tags];
+        let words = vectors::IMAGE_WORDS;
         if self.models.clip.is_none() {
             self.check_available(&words)?;
         }

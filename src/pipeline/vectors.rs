@@ -2,13 +2,26 @@
 //! tags, surest first) and that description is what the text encoder embeds. A text query then lands
 //! near the images whose description says what it asks for, in any language the encoder knows.
 
-use super::Analysis;
+use super::{Analysis, Feature};
 
 /// The default vector model: images described in words (caption and tags), embedded with
 /// multilingual-e5-small, as are queries, with e5's common direction removed (version 2); version 1
 /// is the same without that, when the pack lacks the centre.
 pub const E5_MODEL_VERSION: &str = "vista-e5-small-tags-2";
 pub const E5_UNCENTRED_MODEL_VERSION: &str = "vista-e5-small-tags-1";
+
+/// The features whose words describe an image for its search vector (without a CLIP).
+pub const IMAGE_WORDS: [Feature; 2] = [Feature::Caption, Feature::Tags];
+
+/// The manifest tasks of the models that make search vectors: the text encoder and its centre, or a
+/// CLIP a user brought (with its vocabulary).
+pub const VECTOR_TASKS: [&str; 5] = [
+    "text-embedding",
+    "text-embedding-centre",
+    "clip-visual",
+    "clip-textual",
+    "clip-vocabulary",
+];
 
 /// Tags the description names, at most (the strongest carry the meaning; a long tail adds noise).
 const MAX_TAGS: usize = 12;

@@ -72,7 +72,7 @@ fn visual_feature(name: &str) -> Result<Option<Feature>, ApiError> {
         "description" => Ok(Some(Feature::Description)),
         "brands" => Ok(None),
         _ => Err(ApiError::invalid(
-            "Analyze query is invalid",
+            INVALID_QUERY,
             "NotSupportedVisualFeature",
             format!("Specified visual feature '{name}' is not valid"),
         )),
@@ -92,7 +92,7 @@ pub(super) fn check_model_version(params: &QueryParams) -> Result<(), ApiError> 
 
 fn no_model(what: &str) -> ApiError {
     ApiError::invalid(
-        "Analyze query is invalid",
+        INVALID_QUERY,
         "NotSupportedVisualFeature",
         format!("'{what}' is not supported by this server: no model for it is installed in this vista build"),
     )
@@ -436,7 +436,7 @@ async fn analyze(
     check_model_version(&params)?;
     if let Some(details) = params.list("details").filter(|d| !d.is_empty()) {
         return Err(ApiError::invalid(
-            "Analyze query is invalid",
+            INVALID_QUERY,
             "InvalidDetails",
             format!(
                 "details={} needs a domain model (celebrities, landmarks); none is installed",
@@ -478,7 +478,7 @@ async fn describe(
         None => 1,
         Some(v) => v.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
             ApiError::invalid(
-                "Analyze query is invalid",
+                INVALID_QUERY,
                 "BadArgument",
                 format!("'maxCandidates' must be a whole number from 1, not '{v}'"),
             )
