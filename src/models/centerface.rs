@@ -8,6 +8,7 @@ use ndarray::{ArrayView2, ArrayView3};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::FaceDetector;
 use crate::geometry::{nms_per_class, BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize_bilinear, to_nchw};
@@ -46,9 +47,11 @@ impl CenterFace {
             facts: entry.facts()?,
         })
     }
+}
 
+impl FaceDetector for CenterFace {
     /// Face boxes in original-image pixels with score >= `min_score`, best first.
-    pub fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
+    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);

@@ -8,6 +8,7 @@ use ndarray::{Array4, ArrayView3};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::ObjectDetector;
 use crate::geometry::{BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::resize_bilinear;
@@ -43,13 +44,15 @@ impl CenterNet {
             facts: entry.facts()?,
         })
     }
+}
 
-    pub fn labels(&self) -> &[String] {
+impl ObjectDetector for CenterNet {
+    fn labels(&self) -> &[String] {
         &self.facts.labels
     }
 
     /// Detections in original-image pixels with score >= `min_score`, best first, before NMS.
-    pub fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
+    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
         let input = letterbox(image, self.facts.input_size)?;
         let facts = &self.facts;
         let inputs =

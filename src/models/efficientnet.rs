@@ -6,6 +6,7 @@ use anyhow::{bail, Result};
 use image::RgbImage;
 use serde::Deserialize;
 
+use super::traits::ImageClassifier;
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::stretched_nchw;
 use crate::runtime::SessionPool;
@@ -35,9 +36,11 @@ impl EfficientNet {
     pub fn classes(&self) -> usize {
         self.facts.classes
     }
+}
 
+impl ImageClassifier for EfficientNet {
     /// The probability of each class (softmax of the logits).
-    pub fn classify(&self, image: &RgbImage) -> Result<Vec<f32>> {
+    fn classify(&self, image: &RgbImage) -> Result<Vec<f32>> {
         let facts = &self.facts;
         let tensor = stretched_nchw(image, facts.input_size, |_, v| (v as f32 - 127.0) / 128.0)?;
         let logits = self

@@ -77,7 +77,12 @@ impl Hierarchy {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Hierarchy { parents, imagenet })
+        Ok(Hierarchy::new(parents, imagenet))
+    }
+
+    /// The parents of each detector label, and the classifier's classes in its output order.
+    pub fn new(parents: HashMap<String, Vec<String>>, imagenet: Vec<NamedClass>) -> Self {
+        Hierarchy { parents, imagenet }
     }
 
     /// The classifier's classes, in its output order.

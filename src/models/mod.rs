@@ -16,6 +16,7 @@ pub mod tesseract;
 pub mod text_cls;
 pub mod text_det;
 pub mod text_rec;
+pub mod traits;
 pub mod u2net;
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ use self::tesseract::Tesseract;
 use self::text_cls::TextLineClassifier;
 use self::text_det::TextDetector;
 use self::text_rec::TextRecognizer;
+use self::traits::{
+    FaceDetector, ImageClassifier, LineOrientationClassifier, LineRecognizer, ObjectDetector,
+    SalienceModel, ScriptReader, TextRegionDetector,
+};
 use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool, SessionSettings};
 
@@ -118,20 +123,20 @@ impl Serialize for ModelState {
 /// need it answer with an error that says so.
 #[derive(Default)]
 pub struct ModelPack {
-    pub detector: Option<CenterNet>,
-    pub faces: Option<CenterFace>,
+    pub detector: Option<Box<dyn ObjectDetector>>,
+    pub faces: Option<Box<dyn FaceDetector>>,
     /// Age and gender of faces; optional and absent unless the deployment installs it.
     pub face_attributes: Option<FaceRes>,
-    pub salience: Option<U2Net>,
+    pub salience: Option<Box<dyn SalienceModel>>,
     pub nsfw: Option<Nsfw>,
     /// ImageNet-1k probabilities, the main evidence of tags, captions and categories.
-    pub classifier: Option<EfficientNet>,
-    pub text_detector: Option<TextDetector>,
-    pub text_recognizer: Option<TextRecognizer>,
+    pub classifier: Option<Box<dyn ImageClassifier>>,
+    pub text_detector: Option<Box<dyn TextRegionDetector>>,
+    pub text_recognizer: Option<Box<dyn LineRecognizer>>,
     /// Picks out upside-down lines on a page read the other way up.
-    pub text_line_classifier: Option<TextLineClassifier>,
+    pub text_line_classifier: Option<Box<dyn LineOrientationClassifier>>,
     /// Reads the scripts PP-OCR does not (Cyrillic, Arabic, Hangul...), with their traineddata.
-    pub tesseract: Option<Tesseract>,
+    pub tesseract: Option<Box<dyn ScriptReader>>,
     /// Parents of the detector's classes for 3.2 objects (without it they have none), and the
     /// classifier's class names (tags need it).
     pub hierarchy: Option<Hierarchy>,
@@ -161,11 +166,11 @@ type Install = fn(&mut ModelPack, SessionPool, &PackEntry) -> Result<()>;
 /// usable model of a task serves it.
 const SESSION_MODELS: [(&str, Install); 8] = [
     ("objects", |pack, sessions, entry| {
-        pack.detector = Some(CenterNet::new(sessions, entry)?);
+        pack.detector = Some(Box::new(CenterNet::new(sessions, entry)?));
         Ok(())
     }),
     ("faces", |pack, sessions, entry| {
-        pack.faces = Some(CenterFace::new(sessions, entry)?);
+        pack.faces = Some(Box::new(CenterFace::new(sessions, entry)?));
         Ok(())
     }),
     ("adult", |pack, sessions, entry| {
@@ -173,23 +178,23 @@ const SESSION_MODELS: [(&str, Install); 8] = [
         Ok(())
     }),
     ("tags", |pack, sessions, entry| {
-        pack.classifier = Some(EfficientNet::new(sessions, entry)?);
+        pack.classifier = Some(Box::new(EfficientNet::new(sessions, entry)?));
         Ok(())
     }),
     ("text-detection", |pack, sessions, entry| {
-        pack.text_detector = Some(TextDetector::new(sessions, entry)?);
+        pack.text_detector = Some(Box::new(TextDetector::new(sessions, entry)?));
         Ok(())
     }),
     ("text-recognition", |pack, sessions, entry| {
-        pack.text_recognizer = Some(TextRecognizer::new(sessions, entry)?);
+        pack.text_recognizer = Some(Box::new(TextRecognizer::new(sessions, entry)?));
         Ok(())
     }),
     ("text-line-orientation", |pack, sessions, entry| {
-        pack.text_line_classifier = Some(TextLineClassifier::new(sessions, entry)?);
+        pack.text_line_classifier = Some(Box::new(TextLineClassifier::new(sessions, entry)?));
         Ok(())
     }),
     ("salience", |pack, sessions, entry| {
-        pack.salience = Some(U2Net::new(sessions, entry)?);
+        pack.salience = Some(Box::new(U2Net::new(sessions, entry)?));
         Ok(())
     }),
 ];
@@ -362,7 +367,7 @@ impl ModelPack {
                 .collect();
             match Tesseract::load(&paths, tessdata, names) {
                 Ok(tesseract) => {
-                    pack.tesseract = Some(tesseract);
+                    pack.tesseract = Some(Box::new(tesseract));
                     loaded.extend(libraries.iter().chain(&languages).map(|e| e.id.clone()));
                 }
                 Err(e) => tracing::warn!("Tesseract is not available: {e:#}"),

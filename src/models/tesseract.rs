@@ -16,6 +16,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use image::RgbImage;
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
 
+use super::traits::ScriptReader;
 use crate::models::preprocess::resize_bilinear;
 use crate::models::text_rec::{RecognizedChar, RecognizedLine};
 
@@ -229,10 +230,6 @@ impl Tesseract {
         })
     }
 
-    pub fn has(&self, traineddata: &str) -> bool {
-        self.languages.iter().any(|l| l == traineddata)
-    }
-
     /// Runs `work` with an idle engine for `traineddata` (made if there is none) and puts it back.
     fn with_engine<T>(&self, traineddata: &str, work: impl FnOnce(Handle) -> T) -> Result<T> {
         let idle = self
@@ -295,23 +292,6 @@ impl Tesseract {
                 3 * image.width() as c_int,
             )
         };
-    }
-
-    /// Reads each upright line crop with `traineddata`.
-    pub fn recognize(&self, traineddata: &str, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
-        self.with_engine(traineddata, |handle| {
-            lines
-                .iter()
-                .map(|line| {
-                    let read = self.read_line(handle, line, PSM_SINGLE_LINE)?;
-                    if read.chars.is_empty() {
-                        self.read_line(handle, line, PSM_RAW_LINE)
-                    } else {
-                        Ok(read)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
     }
 
     fn read_line(&self, handle: Handle, line: &RgbImage, mode: c_int) -> Result<RecognizedLine> {
@@ -388,10 +368,33 @@ impl Tesseract {
         drop(framed);
         Ok(RecognizedLine { chars })
     }
+}
+
+impl ScriptReader for Tesseract {
+    fn has(&self, traineddata: &str) -> bool {
+        self.languages.iter().any(|l| l == traineddata)
+    }
+
+    /// Reads each upright line crop with `traineddata`.
+    fn recognize(&self, traineddata: &str, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+        self.with_engine(traineddata, |handle| {
+            lines
+                .iter()
+                .map(|line| {
+                    let read = self.read_line(handle, line, PSM_SINGLE_LINE)?;
+                    if read.chars.is_empty() {
+                        self.read_line(handle, line, PSM_RAW_LINE)
+                    } else {
+                        Ok(read)
+                    }
+                })
+                .collect::<Result<Vec<_>>>()
+        })?
+    }
 
     /// The script of `strip` (lines stacked) as Tesseract's script detector names it ("Latin",
     /// "Cyrillic", "Han"...), or None if it is not installed, finds too little, or is not sure.
-    pub fn detect_script(&self, strip: &RgbImage) -> Result<Option<String>> {
+    fn detect_script(&self, strip: &RgbImage) -> Result<Option<String>> {
         if !self.has("osd") {
             return Ok(None);
         }

@@ -8,6 +8,7 @@ use image::RgbImage;
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::LineOrientationClassifier;
 use crate::models::manifest::PackEntry;
 use crate::models::text_rec::line_batch;
 use crate::runtime::SessionPool;
@@ -35,24 +36,6 @@ impl TextLineClassifier {
         })
     }
 
-    /// For each line image (read as upright), the probability that it is upside down: the mean over
-    /// pieces of the line the model's input shape holds unsqueezed (a long line squeezed whole into
-    /// it is often missed).
-    pub fn upside_down(&self, lines: &[RgbImage]) -> Result<Vec<f32>> {
-        let facts = &self.facts;
-        let pieces: Vec<Vec<RgbImage>> = lines
-            .iter()
-            .map(|line| pieces_of(line, facts.width as f32 / facts.height as f32))
-            .collect();
-        let flat: Vec<&RgbImage> = pieces.iter().flatten().collect();
-        let chances = self.classify(&flat)?;
-        let mut chances = chances.into_iter();
-        Ok(pieces
-            .iter()
-            .map(|p| chances.by_ref().take(p.len()).sum::<f32>() / p.len() as f32)
-            .collect())
-    }
-
     /// The chance of 180° for each image.
     fn classify(&self, lines: &[&RgbImage]) -> Result<Vec<f32>> {
         let facts = &self.facts;
@@ -72,6 +55,26 @@ impl TextLineClassifier {
             chances.extend(batch_chances);
         }
         Ok(chances)
+    }
+}
+
+impl LineOrientationClassifier for TextLineClassifier {
+    /// For each line image (read as upright), the probability that it is upside down: the mean over
+    /// pieces of the line the model's input shape holds unsqueezed (a long line squeezed whole into
+    /// it is often missed).
+    fn upside_down(&self, lines: &[RgbImage]) -> Result<Vec<f32>> {
+        let facts = &self.facts;
+        let pieces: Vec<Vec<RgbImage>> = lines
+            .iter()
+            .map(|line| pieces_of(line, facts.width as f32 / facts.height as f32))
+            .collect();
+        let flat: Vec<&RgbImage> = pieces.iter().flatten().collect();
+        let chances = self.classify(&flat)?;
+        let mut chances = chances.into_iter();
+        Ok(pieces
+            .iter()
+            .map(|p| chances.by_ref().take(p.len()).sum::<f32>() / p.len() as f32)
+            .collect())
     }
 }
 

@@ -11,6 +11,7 @@ use ndarray::{ArrayView2, Ix2};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::TextRegionDetector;
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize_bilinear, to_nchw_bgr};
@@ -50,14 +51,16 @@ impl TextDetector {
             facts: entry.facts()?,
         })
     }
+}
 
-    pub fn detect(&self, image: &RgbImage) -> Result<Vec<TextRegion>> {
+impl TextRegionDetector for TextDetector {
+    fn detect(&self, image: &RgbImage) -> Result<Vec<TextRegion>> {
         self.detect_within(image, self.facts.max_side)
     }
 
     /// Detects on the image scaled to at most `max_side`: a smaller map is enough to tell whether
     /// there is text at all.
-    pub fn detect_within(&self, image: &RgbImage, max_side: u32) -> Result<Vec<TextRegion>> {
+    fn detect_within(&self, image: &RgbImage, max_side: u32) -> Result<Vec<TextRegion>> {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (map_w, map_h) = input_size(width, height, max_side.min(facts.max_side));

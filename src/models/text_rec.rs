@@ -9,6 +9,7 @@ use ndarray::{s, Array4, ArrayView2, Axis};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::LineRecognizer;
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize_bilinear, to_nchw_bgr};
@@ -81,9 +82,11 @@ impl TextRecognizer {
             classes,
         })
     }
+}
 
+impl LineRecognizer for TextRecognizer {
     /// Reads each line image (upright, any width), batching lines of similar aspect ratio.
-    pub fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+    fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
         let ratio = |i: usize| lines[i].width() as f32 / lines[i].height().max(1) as f32;
         let mut order: Vec<usize> = (0..lines.len()).collect();

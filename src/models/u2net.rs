@@ -10,6 +10,7 @@ use ndarray::Array4;
 use ort::value::TensorRef;
 use serde::Deserialize;
 
+use super::traits::SalienceModel;
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize, to_nchw};
 use crate::runtime::SessionPool;
@@ -42,8 +43,10 @@ impl U2Net {
             facts: entry.facts()?,
         })
     }
+}
 
-    pub fn salience(&self, image: &RgbImage) -> Result<SalienceMap> {
+impl SalienceModel for U2Net {
+    fn salience(&self, image: &RgbImage) -> Result<SalienceMap> {
         let facts = &self.facts;
         let side = facts.input_size;
         let small = resize(

@@ -2,6 +2,8 @@
 //! (explicit content is racy too). Thresholds are the deployment's. There is no gore model, so no
 //! gore score is produced at all rather than a made-up one.
 
+use super::scene::{required, Scene};
+use super::PipelineError;
 use crate::models::nsfw::NsfwScores;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -14,6 +16,17 @@ pub struct AdultRating {
 
 /// The share of the adult score that also counts as racy.
 const ADULT_SHARE_OF_RACY: f32 = 0.5;
+
+/// The scene's adult and racy scores, at the deployment's thresholds.
+pub fn adult(scene: &Scene) -> Result<AdultRating, PipelineError> {
+    let model = required(scene.models().nsfw.as_ref(), "the adult-content classifier")?;
+    let settings = scene.settings();
+    Ok(rate(
+        &model.classify(scene.image())?,
+        settings.adult_threshold,
+        settings.racy_threshold,
+    ))
+}
 
 pub fn rate(scores: &NsfwScores, adult_threshold: f32, racy_threshold: f32) -> AdultRating {
     let adult_score = (scores.porn + scores.hentai).min(1.0);

@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use image::RgbImage;
 
 use super::color::{self, ColorName};
-use super::image_type::Signals;
+use super::image_type::{self, Signals};
+use super::scene::Scene;
+use super::PipelineError;
 use crate::geometry::PixelRect;
 
 /// A detection is worth a caption from this confidence (the chance it is right).
@@ -296,10 +298,70 @@ fn geometric_mean(values: &[f32]) -> f32 {
     (logs / values.len().max(1) as f32).exp()
 }
 
+/// The scene's caption candidates, the best first (see [`compose`]).
+pub fn captions(scene: &Scene) -> Result<Vec<Caption>, PipelineError> {
+    Ok(compose(&facts(scene)?))
+}
+
+/// The scene's dense captions: the whole image's best caption, then its regions'.
+pub fn dense_captions(scene: &Scene) -> Result<Vec<DenseCaption>, PipelineError> {
+    let facts = facts(scene)?;
+    let caption = compose(&facts).remove(0);
+    Ok(compose_dense(scene.image(), &facts, &caption))
+}
+
+/// What a caption may say about the scene.
+fn facts(scene: &Scene) -> Result<Facts, PipelineError> {
+    let (width, height) = scene.dimensions();
+    let names = scene.names()?;
+    let filter = scene.tag_filter();
+    let imagenet = scene
+        .models()
+        .hierarchy
+        .as_ref()
+        .map_or(&[][..], |h| h.imagenet());
+    let class = scene
+        .class_probabilities()?
+        .iter()
+        .zip(imagenet)
+        .max_by(|a, b| a.0.total_cmp(b.0))
+        .map(|(p, class)| (class.name.clone(), *p))
+        .filter(|(name, _)| filter.permits(name));
+    let top_tag = names
+        .scores
+        .tags(0.0)
+        .into_iter()
+        .find(|t| t.name != "text" && t.name != "human face")
+        .map(|t| (t.name, t.confidence));
+    let grid = scene.statistics_grid()?;
+    let text = scene.text_presence()?.map(|p| p.coverage);
+    Ok(Facts {
+        width,
+        height,
+        things: names.things.clone(),
+        class,
+        top_tag,
+        look: look(
+            &image_type::signals(grid),
+            mean_colour(grid),
+            text.unwrap_or_default(),
+        ),
+    })
+}
+
+/// The mean colour of a statistics grid.
+fn mean_colour(grid: &RgbImage) -> [u8; 3] {
+    let n = (grid.width() * grid.height()).max(1) as u64;
+    let sum = grid.pixels().fold([0u64; 3], |acc, p| {
+        [0, 1, 2].map(|i| acc[i] + u64::from(p.0[i]))
+    });
+    sum.map(|total| (total / n) as u8)
+}
+
 /// Candidate captions, the fullest first; each names fewer facts and is less sure than the last
 /// only when it drops a doubtful one. Never empty. A plain image is its colour, and an image of text
 /// is "a page of text", "a document" or "a screenshot" unless something large is surely on it.
-pub fn captions(facts: &Facts) -> Vec<Caption> {
+pub fn compose(facts: &Facts) -> Vec<Caption> {
     if let Some((look, confidence)) = facts
         .look
         .filter(|(look, _)| matches!(look, Look::Plain(_)) || !has_large_subject(facts))
@@ -526,7 +588,7 @@ fn region_phrase(image: &RgbImage, thing: &Thing, others: &[&Thing]) -> String {
 }
 
 /// The whole image first (the caption), then up to nine regions, surest first, each box once.
-pub fn dense_captions(image: &RgbImage, facts: &Facts, caption: &Caption) -> Vec<DenseCaption> {
+pub fn compose_dense(image: &RgbImage, facts: &Facts, caption: &Caption) -> Vec<DenseCaption> {
     let whole = PixelRect {
         x: 0,
         y: 0,
@@ -633,14 +695,14 @@ mod tests {
         let mut page = facts(vec![]);
         page.class = Some(("pill bottle".into(), 0.3));
         page.look = Some((Look::Document, 0.8));
-        assert_eq!(captions(&page)[0].text, "a document");
+        assert_eq!(compose(&page)[0].text, "a document");
         let mut call = facts(vec![thing("person", 100, 100, 300, 300, 0.9)]);
         call.look = Some((Look::Screenshot, 0.8));
-        assert_eq!(captions(&call)[0].text, "a person");
+        assert_eq!(compose(&call)[0].text, "a person");
         let mut weak = facts(vec![]);
         weak.top_tag = Some(("animal".into(), 0.25));
         assert_eq!(
-            captions(&weak)[0].text,
+            compose(&weak)[0].text,
             "an image",
             "a weak tag is not named"
         );
@@ -675,7 +737,7 @@ mod tests {
             thing("dining table", 0, 300, 640, 180, 0.7),
             thing("laptop", 250, 250, 100, 60, 0.4),
         ]);
-        let captions = captions(&scene);
+        let captions = compose(&scene);
         // The laptop is below the caption's confidence floor: it is not mentioned.
         assert_eq!(captions[0].text, "two people at a table");
         assert_eq!(captions[1].text, "two people");
@@ -690,12 +752,12 @@ mod tests {
             thing("cup", 550, 400, 40, 40, 0.8),
         ]);
         // The second person is likely there but not sure enough to count; the cup is out of reach.
-        assert_eq!(captions(&far)[0].text, "a person with a cup");
+        assert_eq!(compose(&far)[0].text, "a person with a cup");
         let near = facts(vec![
             thing("person", 10, 10, 100, 300, 0.9),
             thing("cup", 60, 150, 40, 40, 0.8),
         ]);
-        assert_eq!(captions(&near)[0].text, "a person holding a cup");
+        assert_eq!(compose(&near)[0].text, "a person holding a cup");
     }
 
     #[test]
@@ -704,10 +766,10 @@ mod tests {
             thing("pizza", 100, 100, 300, 200, 0.9),
             thing("dining table", 0, 50, 640, 430, 0.6),
         ]);
-        assert_eq!(captions(&scene)[0].text, "a pizza on a table");
+        assert_eq!(compose(&scene)[0].text, "a pizza on a table");
         scene.class = Some(("restaurant".into(), 0.5));
         assert_eq!(
-            captions(&scene)[0].text,
+            compose(&scene)[0].text,
             "a pizza on a table in a restaurant"
         );
     }
@@ -717,16 +779,16 @@ mod tests {
         let mut scene = facts(vec![]);
         scene.class = Some(("airliner".into(), 0.6));
         scene.top_tag = Some(("airplane".into(), 0.7));
-        let texts: Vec<String> = captions(&scene).into_iter().map(|c| c.text).collect();
+        let texts: Vec<String> = compose(&scene).into_iter().map(|c| c.text).collect();
         assert_eq!(
             texts,
             ["a close up of an airliner"],
             "the tag is the last resort"
         );
         scene.class = None;
-        assert_eq!(captions(&scene)[0].text, "a picture of an airplane");
-        assert_eq!(captions(&facts(vec![]))[0].text, "an image");
-        assert_eq!(captions(&facts(vec![]))[0].confidence, 0.0);
+        assert_eq!(compose(&scene)[0].text, "a picture of an airplane");
+        assert_eq!(compose(&facts(vec![]))[0].text, "an image");
+        assert_eq!(compose(&facts(vec![]))[0].confidence, 0.0);
     }
 
     #[test]
@@ -743,8 +805,8 @@ mod tests {
             thing("car", 400, 200, 200, 100, 0.7),
             thing("car", 400, 200, 200, 100, 0.6),
         ]);
-        let caption = captions(&scene).remove(0);
-        let dense = dense_captions(&image, &scene, &caption);
+        let caption = compose(&scene).remove(0);
+        let dense = compose_dense(&image, &scene, &caption);
         assert_eq!(dense[0].text, caption.text);
         assert_eq!((dense[0].rect.w, dense[0].rect.h), (640, 480));
         let texts: Vec<&str> = dense.iter().map(|d| d.text.as_str()).collect();

@@ -4,6 +4,12 @@
 //! category replaces its family's generic one (`animal_dog`, not also `animal_`); `others_` is the
 //! answer when nothing is sure.
 
+use image::RgbImage;
+
+use super::caption::MIN_CAPTION_CONFIDENCE;
+use super::scene::Scene;
+use super::PipelineError;
+
 /// A category is reported from this score.
 pub const MIN_CATEGORY_SCORE: f32 = 0.4;
 const MAX_CATEGORIES: usize = 3;
@@ -205,6 +211,46 @@ fn people_category(people: &People) -> Option<&'static str> {
 
 /// Mean brightness below this makes an image `dark_`.
 const DARK_BRIGHTNESS: f32 = 0.2;
+
+/// The scene's categories, best first, from its names, the people it shows and its brightness.
+pub fn categories(scene: &Scene) -> Result<Vec<Category>, PipelineError> {
+    let names = scene.names()?;
+    let (width, height) = scene.dimensions();
+    let people: Vec<_> = names
+        .things
+        .iter()
+        .filter(|t| t.label == "person" && t.confidence >= MIN_CAPTION_CONFIDENCE)
+        .collect();
+    let image_area = (width as f32 * height as f32).max(1.0);
+    let counted = People {
+        count: people.len(),
+        confidence: people.iter().map(|p| p.confidence).fold(0.0, f32::max),
+        largest_share: people
+            .iter()
+            .map(|p| p.rect.w as f32 * p.rect.h as f32 / image_area)
+            .fold(0.0, f32::max),
+    };
+    Ok(categorize(
+        |name| names.scores.score(name),
+        &counted,
+        brightness(scene.image()),
+    ))
+}
+
+/// Mean brightness, 0..1, from a sparse grid of pixels.
+fn brightness(image: &RgbImage) -> f32 {
+    let (w, h) = image.dimensions();
+    let step = (w.max(h) / 64).max(1) as usize;
+    let (mut sum, mut n) = (0.0, 0);
+    for y in (0..h).step_by(step) {
+        for x in (0..w).step_by(step) {
+            let [r, g, b] = image.get_pixel(x, y).0;
+            sum += (0.299 * r as f32 + 0.587 * g as f32 + 0.114 * b as f32) / 255.0;
+            n += 1;
+        }
+    }
+    sum / n.max(1) as f32
+}
 
 /// The image's categories, best first; `score(name)` is how sure the tags are of a name.
 pub fn categorize(score: impl Fn(&str) -> f32, people: &People, brightness: f32) -> Vec<Category> {

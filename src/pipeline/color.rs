@@ -2,8 +2,12 @@
 //! of the background and of the whole image, named with Azure's twelve colour names; an accent colour;
 //! and whether the image is black and white. Computed on a small grid: colour statistics need no more.
 
+use fast_image_resize::ResizeAlg;
 use image::RgbImage;
 
+use super::scene::Scene;
+use super::PipelineError;
+use crate::models::preprocess::resize;
 use crate::models::u2net::SalienceMap;
 
 /// Azure's colour names.
@@ -100,6 +104,13 @@ fn most_common(names: impl Iterator<Item = ColorName>) -> Option<(ColorName, usi
         *counts.entry(n).or_insert(0usize) += 1;
     }
     counts.into_iter().max_by_key(|(_, c)| *c)
+}
+
+/// The colours of a scene: statistics of a `GRID` x `GRID` copy (nearest pixels, so flat colours stay
+/// exact), split by its salience.
+pub fn color(scene: &Scene) -> Result<ColorInfo, PipelineError> {
+    let grid = resize(scene.image(), GRID, GRID, ResizeAlg::Nearest)?;
+    Ok(analyze(&grid, scene.salience()?))
 }
 
 /// Colour statistics of `grid` (the image scaled to `GRID` x `GRID`), split by the salience map.

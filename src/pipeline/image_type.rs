@@ -6,6 +6,9 @@ use std::collections::HashMap;
 
 use image::RgbImage;
 
+use super::scene::Scene;
+use super::PipelineError;
+
 pub const GRID: u32 = 128;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,6 +62,11 @@ pub fn signals(grid: &RgbImage) -> Signals {
         dark_share: share(&|c| luma(c) < 90.0),
         colorful_share: share(&|c| super::color::hsv(c).1 > 0.25),
     }
+}
+
+/// Clip art and line drawing, from the scene's statistics grid.
+pub fn image_type(scene: &Scene) -> Result<ImageType, PipelineError> {
+    Ok(classify(&signals(scene.statistics_grid()?)))
 }
 
 pub fn classify(s: &Signals) -> ImageType {

@@ -6,7 +6,8 @@
 //! turns a refusal into its own error.
 
 use super::Feature;
-use crate::models::tesseract::{traineddata_for_language, Tesseract};
+use crate::models::tesseract::traineddata_for_language;
+use crate::models::traits::ScriptReader;
 
 /// Why a language cannot be served, in words a surface passes on.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,7 +39,10 @@ pub fn tesseract_model(language: &str) -> Option<&'static str> {
 
 /// Whether text in `language` can be read here: PP-OCR's languages always, the others when the
 /// Tesseract model of their script is installed.
-pub fn check_reading(language: &str, tesseract: Option<&Tesseract>) -> Result<(), Unsupported> {
+pub fn check_reading(
+    language: &str,
+    tesseract: Option<&dyn ScriptReader>,
+) -> Result<(), Unsupported> {
     let Some(data) = tesseract_model(language) else {
         return Ok(());
     };

@@ -1,8 +1,84 @@
 //! Smart cropping: the largest window of a requested aspect ratio, slid along the image's free axis to
 //! where the importance (salience, plus detected faces, people and objects) is greatest.
 
+use super::scene::Scene;
+use super::PipelineError;
 use crate::geometry::{BoundingBox, PixelRect};
 use crate::models::u2net::SalienceMap;
+
+/// One smart crop: the window chosen for a ratio.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CropRegion {
+    /// The ratio as requested, echoed exactly.
+    pub ratio: f32,
+    pub rect: PixelRect,
+}
+
+/// The best window of each of `ratios` (width / height); empty `ratios` let the area of interest's
+/// shape choose one.
+pub fn smart_crops(scene: &Scene, ratios: &[f32]) -> Result<Vec<CropRegion>, PipelineError> {
+    let (width, height) = scene.dimensions();
+    let boxes = weighted_boxes(scene)?;
+    let importance = Importance::new(scene.salience()?, width, height, &boxes);
+    let ratios = if ratios.is_empty() {
+        vec![default_ratio(interest_of(scene, &boxes)?)]
+    } else {
+        ratios.to_vec()
+    };
+    Ok(ratios
+        .into_iter()
+        .map(|ratio| CropRegion {
+            ratio,
+            rect: best_crop(&importance, width, height, ratio),
+        })
+        .collect())
+}
+
+/// The rectangle around what matters (3.2 `areaOfInterest`).
+pub fn interest(scene: &Scene) -> Result<PixelRect, PipelineError> {
+    interest_of(scene, &weighted_boxes(scene)?)
+}
+
+/// The area of interest holds the salient subject, people and faces; other objects only weigh on
+/// crops.
+fn interest_of(scene: &Scene, boxes: &[Weighted]) -> Result<PixelRect, PipelineError> {
+    let (width, height) = scene.dimensions();
+    let min_person = scene.settings().min_person_confidence;
+    let subjects: Vec<BoundingBox> = boxes
+        .iter()
+        .filter(|b| match b.subject {
+            Subject::Face => true,
+            Subject::Person => b.confidence >= min_person,
+            Subject::Object => false,
+        })
+        .map(|b| b.bbox)
+        .collect();
+    Ok(area_of_interest(
+        scene.salience()?,
+        width,
+        height,
+        &subjects,
+    ))
+}
+
+/// Every detection and face, weighed by what it shows.
+fn weighted_boxes(scene: &Scene) -> Result<Vec<Weighted>, PipelineError> {
+    let objects = scene.detections()?.iter().map(|d| Weighted {
+        bbox: d.bbox,
+        confidence: d.score,
+        subject: if scene.is_person(d) {
+            Subject::Person
+        } else {
+            Subject::Object
+        },
+    });
+    let faces = scene.faces()?.iter().map(|f| Weighted {
+        bbox: f.bbox,
+        confidence: f.score,
+        subject: Subject::Face,
+    });
+    Ok(objects.chain(faces).collect())
+}
 
 /// What a detected box shows, which sets how much it matters to a crop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

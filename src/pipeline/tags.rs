@@ -6,6 +6,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use super::scene::Scene;
+use super::PipelineError;
 use crate::models::hierarchy::NamedClass;
 
 /// A classifier class is named itself only when this sure: its parents gather the uncertain mass.
@@ -16,6 +18,12 @@ const MIN_CLASS_NAME: f32 = 0.25;
 /// of the time, 0.4-0.5 90%, from 0.5 always; a logistic fit to those rates (slope 13, midpoint 0.27).
 pub fn detection_confidence(score: f32) -> f32 {
     1.0 / (1.0 + (-13.0 * (score - 0.27)).exp())
+}
+
+/// The scene's tags from the deployment's confidence up, surest first.
+pub fn tags(scene: &Scene) -> Result<Vec<Tag>, PipelineError> {
+    let min_confidence = scene.settings().min_tag_confidence;
+    Ok(scene.names()?.scores.tags(min_confidence))
 }
 
 #[derive(Debug, Clone, PartialEq)]

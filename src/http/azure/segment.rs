@@ -28,7 +28,14 @@ fn parse_mode(params: &QueryParams) -> Result<SegmentMode, ApiError> {
         }
     }
     let mode = params.get("mode").unwrap_or("");
-    SegmentMode::parse(mode).ok_or_else(|| {
+    let modes = [
+        ("backgroundRemoval", SegmentMode::BackgroundRemoval),
+        ("foregroundMatting", SegmentMode::ForegroundMatting),
+    ];
+    let named = modes
+        .into_iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(mode.trim()));
+    named.map(|(_, mode)| mode).ok_or_else(|| {
         ApiError::bad_argument(format!(
             "'mode' must be backgroundRemoval or foregroundMatting, not '{mode}'"
         ))

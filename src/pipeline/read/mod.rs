@@ -1,0 +1,136 @@
+//! Reading text: what a page read holds (lines in reading order, their words, the page's orientation),
+//! and how it is read: the text detector's regions, then the page's decisions (`page`), words
+//! (`words`) and reading order (`order`).
+
+mod order;
+mod page;
+mod words;
+
+use anyhow::Result;
+use image::RgbImage;
+
+pub use self::page::Readers;
+use super::scene::Scene;
+use super::PipelineError;
+use crate::geometry::Quad;
+use crate::models::traits::TextRegionDetector;
+/// Which way the top of the text points, in quarter turns clockwise from upright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Orientation {
+    Up,
+    Right,
+    Down,
+    Left,
+}
+
+impl Orientation {
+    pub fn quarter_turns(self) -> usize {
+        self as usize
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TextWord {
+    pub text: String,
+    /// Corners clockwise from the word's own top-left.
+    pub polygon: Quad,
+    pub confidence: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct TextLine {
+    pub text: String,
+    pub polygon: Quad,
+    pub words: Vec<TextWord>,
+}
+
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PageText {
+    /// In reading order.
+    pub lines: Vec<TextLine>,
+    /// None when the page has no text.
+    pub orientation: Option<Orientation>,
+    /// The direction text runs, in degrees clockwise from the x axis, in [-180, 180).
+    pub angle: f32,
+}
+
+impl PageText {
+    /// The same text with every coordinate multiplied by `factor` (pixels of a rendering to inches).
+    pub fn scaled(mut self, factor: f32) -> Self {
+        let scale = |q: &mut Quad| q.0 = q.0.map(|(x, y)| (x * factor, y * factor));
+        for line in &mut self.lines {
+            scale(&mut line.polygon);
+            line.words.iter_mut().for_each(|w| scale(&mut w.polygon));
+        }
+        self
+    }
+}
+
+/// One page of a document read by the Read API (pages are numbered from 1). Images are measured in
+/// pixels, PDF pages in inches.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ReadPage {
+    pub number: usize,
+    pub width: f32,
+    pub height: f32,
+    pub in_inches: bool,
+    pub text: PageText,
+}
+
+/// How a page is read.
+#[derive(Debug, Clone, Default)]
+pub struct ReadOptions {
+    /// Read the page as it stands instead of detecting its orientation (3.2 `detectOrientation=false`).
+    pub assume_upright: bool,
+    /// The request's language (BCP 47); None or "unk" detects the script.
+    pub language: Option<String>,
+    /// Order lines by columns and blocks (the Read API's `readingOrder=natural`) instead of by rows.
+    pub natural_order: bool,
+}
+
+/// Reads all text of `image`: its text regions, then the page's decisions (see [`page`]).
+pub fn read_page(
+    detector: &dyn TextRegionDetector,
+    readers: &Readers,
+    image: &RgbImage,
+    options: &ReadOptions,
+) -> Result<PageText> {
+    page::read_regions(readers, image, detector.detect(image)?, options)
+}
+
+/// The Read feature on a scene: its text read (the scene's text regions serve text presence too).
+pub fn read(scene: &Scene, options: &ReadOptions) -> Result<PageText, PipelineError> {
+    let regions = scene.text_regions()?.to_vec();
+    Ok(page::read_regions(
+        &scene.readers()?,
+        scene.image(),
+        regions,
+        options,
+    )?)
+}
+
+#[cfg(test)]
+mod test_support {
+    use crate::geometry::Quad;
+    use crate::models::text_rec::{RecognizedChar, RecognizedLine};
+
+    /// An upright rectangle as a quad.
+    pub fn rect(x: f32, y: f32, w: f32, h: f32) -> Quad {
+        Quad([(x, y), (x + w, y), (x + w, y + h), (x, y + h)])
+    }
+
+    /// A line read as these (text, start, end) spans, each with confidence 0.8.
+    pub fn line_of(spans: &[(&str, f32, f32)]) -> RecognizedLine {
+        RecognizedLine {
+            chars: spans
+                .iter()
+                .map(|&(text, start, end)| RecognizedChar {
+                    text: text.into(),
+                    start,
+                    end,
+                    confidence: 0.8,
+                })
+                .collect(),
+        }
+    }
+}

@@ -1,0 +1,323 @@
+//! The Scene: one decoded image and every intermediate that more than one feature uses (detections,
+//! faces, the salience map, the classifier's probabilities, the text regions and text presence, the
+//! statistics grid, the fused names), each computed at most once, on first ask. Features take
+//! `&Scene` and ask for what they need, so nothing lists who needs what: a request for tags, a caption
+//! and objects runs the detector once, and one for colour alone never runs it.
+
+use std::cell::OnceCell;
+
+use fast_image_resize::ResizeAlg;
+use image::RgbImage;
+
+use super::evidence::{self, Names, TextPresence};
+use super::read::Readers;
+use super::{image_type, Pipeline, PipelineError};
+use crate::geometry::{nms_per_class, Detection};
+use crate::models::preprocess::resize;
+use crate::models::text_det::TextRegion;
+use crate::models::u2net::SalienceMap;
+use crate::models::ModelPack;
+
+pub struct Scene<'a> {
+    image: &'a RgbImage,
+    pipeline: &'a Pipeline,
+    detections: OnceCell<Vec<Detection>>,
+    faces: OnceCell<Vec<Detection>>,
+    salience: OnceCell<SalienceMap>,
+    class_probabilities: OnceCell<Vec<f32>>,
+    text_regions: OnceCell<Vec<TextRegion>>,
+    text_presence: OnceCell<Option<TextPresence>>,
+    statistics_grid: OnceCell<RgbImage>,
+    clip_embedding: OnceCell<Option<Vec<f32>>>,
+    names: OnceCell<Names>,
+}
+
+/// The cell's value, made by `make` the first time it is asked for.
+fn once<T>(
+    cell: &OnceCell<T>,
+    make: impl FnOnce() -> Result<T, PipelineError>,
+) -> Result<&T, PipelineError> {
+    if let Some(value) = cell.get() {
+        return Ok(value);
+    }
+    let value = make()?;
+    Ok(cell.get_or_init(|| value))
+}
+
+/// The model in `slot`, or why the feature asking for it cannot be served (checked before a scene is
+/// made, so this is a guard, not a path a request takes).
+pub(super) fn required<'m, T: ?Sized>(
+    model: Option<&'m T>,
+    what: &str,
+) -> Result<&'m T, PipelineError> {
+    model.ok_or_else(|| PipelineError::Internal(anyhow::anyhow!("{what} is not loaded")))
+}
+
+impl<'a> Scene<'a> {
+    pub(super) fn new(pipeline: &'a Pipeline, image: &'a RgbImage) -> Self {
+        Scene {
+            image,
+            pipeline,
+            detections: OnceCell::new(),
+            faces: OnceCell::new(),
+            salience: OnceCell::new(),
+            class_probabilities: OnceCell::new(),
+            text_regions: OnceCell::new(),
+            text_presence: OnceCell::new(),
+            statistics_grid: OnceCell::new(),
+            clip_embedding: OnceCell::new(),
+            names: OnceCell::new(),
+        }
+    }
+
+    pub fn image(&self) -> &'a RgbImage {
+        self.image
+    }
+
+    pub fn dimensions(&self) -> (u32, u32) {
+        self.image.dimensions()
+    }
+
+    pub fn models(&self) -> &'a ModelPack {
+        &self.pipeline.models
+    }
+
+    pub fn settings(&self) -> &'a super::DetectionSettings {
+        &self.pipeline.detection
+    }
+
+    pub fn tag_filter(&self) -> &'a super::tags::TagFilter {
+        &self.pipeline.tag_filter
+    }
+
+    /// The detector's boxes at the lower of the object and person floors, after per-class NMS; none
+    /// without a detector.
+    pub fn detections(&self) -> Result<&[Detection], PipelineError> {
+        once(&self.detections, || {
+            let Some(detector) = &self.models().detector else {
+                return Ok(Vec::new());
+            };
+            let settings = self.settings();
+            let floor = settings
+                .min_object_confidence
+                .min(settings.min_person_confidence);
+            let found = detector.detect(self.image, floor)?;
+            Ok(nms_per_class(found, settings.nms_iou))
+        })
+        .map(Vec::as_slice)
+    }
+
+    /// The detector's class name of a detection.
+    pub fn label(&self, detection: &Detection) -> &'a str {
+        self.models()
+            .detector
+            .as_ref()
+            .map_or("", |d| d.labels()[detection.class].as_str())
+    }
+
+    pub fn is_person(&self, detection: &Detection) -> bool {
+        self.label(detection) == "person"
+    }
+
+    /// The readable parents of a detector label that the deployment's tag rules allow.
+    pub fn parents(&self, label: &str) -> Vec<String> {
+        let parents = self.models().hierarchy.as_ref().map(|h| h.parents(label));
+        parents
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| self.tag_filter().permits(p))
+            .cloned()
+            .collect()
+    }
+
+    /// Faces from the reported confidence up; none without the face detector.
+    pub fn faces(&self) -> Result<&[Detection], PipelineError> {
+        once(&self.faces, || match &self.models().faces {
+            Some(model) => Ok(model.detect(self.image, self.settings().min_face_confidence)?),
+            None => Ok(Vec::new()),
+        })
+        .map(Vec::as_slice)
+    }
+
+    pub fn salience(&self) -> Result<&SalienceMap, PipelineError> {
+        once(&self.salience, || {
+            let model = required(self.models().salience.as_deref(), "the salience model")?;
+            Ok(model.salience(self.image)?)
+        })
+    }
+
+    /// The classifier's ImageNet-1k probabilities.
+    pub fn class_probabilities(&self) -> Result<&[f32], PipelineError> {
+        once(&self.class_probabilities, || {
+            let model = required(self.models().classifier.as_deref(), "the classifier")?;
+            Ok(model.classify(self.image)?)
+        })
+        .map(Vec::as_slice)
+    }
+
+    /// The models that read the lines of a page.
+    pub fn readers(&self) -> Result<Readers<'a>, PipelineError> {
+        self.pipeline.readers()
+    }
+
+    /// The text detector's regions at its full input size (what `read` reads).
+    pub fn text_regions(&self) -> Result<&[TextRegion], PipelineError> {
+        once(&self.text_regions, || {
+            let detector = required(self.models().text_detector.as_deref(), "the text detector")?;
+            Ok(detector.detect(self.image)?)
+        })
+        .map(Vec::as_slice)
+    }
+
+    /// How sure it is that the image shows text, and how much text covers; None without the text
+    /// detector (see [`evidence::text_presence`]).
+    pub fn text_presence(&self) -> Result<Option<&TextPresence>, PipelineError> {
+        once(&self.text_presence, || evidence::text_presence(self)).map(Option::as_ref)
+    }
+
+    /// A `GRID` x `GRID` copy for pixel statistics ([`image_type::GRID`]): nearest pixels, so flat
+    /// colours stay exact.
+    pub fn statistics_grid(&self) -> Result<&RgbImage, PipelineError> {
+        once(&self.statistics_grid, || {
+            let side = image_type::GRID;
+            Ok(resize(self.image, side, side, ResizeAlg::Nearest)?)
+        })
+    }
+
+    /// The image's CLIP embedding; None without a CLIP.
+    pub fn clip_embedding(&self) -> Result<Option<&[f32]>, PipelineError> {
+        once(&self.clip_embedding, || match &self.models().clip {
+            Some(clip) => Ok(Some(clip.embed_image(self.image)?)),
+            None => Ok(None),
+        })
+        .map(|e| e.as_deref())
+    }
+
+    /// What every model found, fused into scored names: the evidence of tags, captions and
+    /// categories (see [`evidence::gather`]).
+    pub fn names(&self) -> Result<&Names, PipelineError> {
+        once(&self.names, || evidence::gather(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Cursor;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use image::{ImageFormat, RgbImage};
+
+    use crate::geometry::{BoundingBox, Detection};
+    use crate::models::hierarchy::{Hierarchy, NamedClass};
+    use crate::models::traits::{ImageClassifier, ObjectDetector};
+    use crate::models::ModelPack;
+    use crate::pipeline::decode::ANALYZE_V4;
+    use crate::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline};
+
+    /// Finds one sure cup in the middle of any image, and counts its runs.
+    struct FakeDetector {
+        labels: Vec<String>,
+        runs: Arc<AtomicUsize>,
+    }
+
+    impl ObjectDetector for FakeDetector {
+        fn labels(&self) -> &[String] {
+            &self.labels
+        }
+
+        fn detect(&self, image: &RgbImage, _: f32) -> anyhow::Result<Vec<Detection>> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            let (w, h) = (image.width() as f32, image.height() as f32);
+            let bbox = BoundingBox {
+                x1: w / 4.0,
+                y1: h / 4.0,
+                x2: 3.0 * w / 4.0,
+                y2: 3.0 * h / 4.0,
+            };
+            Ok(vec![Detection {
+                bbox,
+                score: 0.9,
+                class: 1,
+            }])
+        }
+    }
+
+    /// Sure of its first class, and counts its runs.
+    struct FakeClassifier {
+        runs: Arc<AtomicUsize>,
+    }
+
+    impl ImageClassifier for FakeClassifier {
+        fn classify(&self, _: &RgbImage) -> anyhow::Result<Vec<f32>> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            Ok(vec![0.9, 0.1])
+        }
+    }
+
+    fn png(width: u32, height: u32) -> Vec<u8> {
+        let image = RgbImage::from_fn(width, height, |x, y| image::Rgb([x as u8, y as u8, 90]));
+        let mut bytes = Cursor::new(Vec::new());
+        image.write_to(&mut bytes, ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    #[test]
+    fn tags_a_caption_and_objects_run_the_detector_and_the_classifier_once() {
+        let detector_runs = Arc::new(AtomicUsize::new(0));
+        let classifier_runs = Arc::new(AtomicUsize::new(0));
+        let named = |name: &str, parents: &[&str]| NamedClass {
+            name: name.into(),
+            parents: parents.iter().map(|p| p.to_string()).collect(),
+        };
+        let pack = ModelPack {
+            detector: Some(Box::new(FakeDetector {
+                labels: vec!["person".into(), "cup".into()],
+                runs: Arc::clone(&detector_runs),
+            })),
+            classifier: Some(Box::new(FakeClassifier {
+                runs: Arc::clone(&classifier_runs),
+            })),
+            hierarchy: Some(Hierarchy::new(
+                HashMap::from([("cup".to_string(), vec!["tableware".to_string()])]),
+                vec![named("coffee mug", &["cup"]), named("teapot", &["pot"])],
+            )),
+            ..ModelPack::default()
+        };
+        let pipeline = Pipeline::new(pack, DetectionSettings::default());
+        let features = [Feature::Tags, Feature::Caption, Feature::Objects];
+        let analysis = pipeline
+            .analyze(
+                &png(120, 80),
+                &ANALYZE_V4,
+                &features,
+                &AnalysisOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
+        assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
+        let objects = analysis.objects.unwrap();
+        assert_eq!(objects.len(), 1);
+        assert_eq!(
+            (objects[0].label.as_str(), objects[0].parents.as_slice()),
+            ("cup", &["tableware".to_string()][..])
+        );
+        let tags = analysis.tags.unwrap();
+        assert!(tags.iter().any(|t| t.name == "cup"), "{tags:?}");
+        let caption = &analysis.captions.unwrap()[0];
+        assert!(caption.text.contains("cup"), "{caption:?}");
+
+        // A feature that needs neither model runs neither.
+        pipeline
+            .analyze(
+                &png(120, 80),
+                &ANALYZE_V4,
+                &[Feature::ImageType],
+                &AnalysisOptions::default(),
+            )
+            .unwrap();
+        assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
+        assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
+    }
+}
