@@ -1,16 +1,8 @@
-//! API keys: `Ocp-Apim-Subscription-Key` (or the `subscription-key` query parameter, an APIM
-//! convention) compared in constant time with every configured key, so two keys can be rotated.
+//! API keys, compared in constant time with every configured key, so two keys can be rotated. Each
+//! surface reads the key where its protocol carries it and answers a refusal in its own words.
 
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
-
-use super::azure::error::ApiError;
-use super::query::QueryParams;
-
-pub const KEY_HEADER: &str = "ocp-apim-subscription-key";
 
 /// The accepted keys, kept only as SHA-256 digests: comparing fixed-length digests in constant time
 /// reveals neither the keys nor their lengths.
@@ -47,25 +39,6 @@ impl ApiKeys {
                 found | key.ct_eq(&candidate)
             })
             .into()
-    }
-}
-
-/// Middleware: rejects the request with Azure's 401 unless it carries an accepted key.
-pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let header = request
-        .headers()
-        .get(KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let presented = header.or_else(|| {
-        QueryParams::parse(request.uri().query())
-            .get("subscription-key")
-            .map(str::to_string)
-    });
-    match presented {
-        None => ApiError::unauthorized(true).into_response(),
-        Some(key) if keys.accepts(&key) => next.run(request).await,
-        Some(_) => ApiError::unauthorized(false).into_response(),
     }
 }
 

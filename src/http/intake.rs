@@ -9,28 +9,43 @@ use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
 use serde::Deserialize;
 
-use super::azure::error::ApiError;
-use crate::fetch::UrlFetcher;
-use crate::pipeline::decode::DecodeError;
+use crate::fetch::{FetchError, UrlFetcher};
 
 /// A JSON body is tiny; anything longer is not a `{"url": ...}` document.
 const MAX_JSON_BYTES: usize = 64 * 1024;
+
+/// Why a request's image could not be taken in; each surface renders it in its protocol's words.
+#[derive(Debug, thiserror::Error)]
+pub enum IntakeError {
+    #[error("The request body could not be read.")]
+    Unreadable,
+    #[error("The multipart body is malformed.")]
+    MalformedMultipart,
+    #[error("The request body must be JSON of the form {{\"url\": \"...\"}}.")]
+    MalformedUrlBody,
+    #[error("The provided image content type '{0}' is not supported.")]
+    UnsupportedContentType(String),
+    /// Empty, or larger than `max` bytes.
+    #[error("the image is empty or larger than {max} bytes")]
+    InvalidByteSize { max: usize },
+    #[error(transparent)]
+    Fetch(#[from] FetchError),
+}
 
 #[derive(Deserialize)]
 struct UrlBody {
     url: String,
 }
 
-fn too_large(max: usize) -> ApiError {
-    DecodeError::InvalidByteSize { max }.into()
+fn too_large(max: usize) -> IntakeError {
+    IntakeError::InvalidByteSize { max }
 }
 
-async fn read_capped(body: Body, max: usize) -> Result<Bytes, ApiError> {
+async fn read_capped(body: Body, max: usize) -> Result<Bytes, IntakeError> {
     let mut stream = body.into_data_stream();
     let mut buffer = BytesMut::new();
     while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|_| ApiError::invalid_request("The request body could not be read."))?;
+        let chunk = chunk.map_err(|_| IntakeError::Unreadable)?;
         if buffer.len() + chunk.len() > max {
             return Err(too_large(max));
         }
@@ -39,11 +54,11 @@ async fn read_capped(body: Body, max: usize) -> Result<Bytes, ApiError> {
     Ok(buffer.freeze())
 }
 
-async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, ApiError> {
-    let malformed = |_| ApiError::invalid_request("The multipart body is malformed.");
+async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, IntakeError> {
+    let malformed = |_| IntakeError::MalformedMultipart;
     let mut multipart = Multipart::from_request(request, &())
         .await
-        .map_err(|_| ApiError::invalid_request("The multipart body is malformed."))?;
+        .map_err(|_| IntakeError::MalformedMultipart)?;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         let mut buffer = BytesMut::new();
         while let Some(chunk) = field.chunk().await.map_err(malformed)? {
@@ -64,7 +79,7 @@ pub async fn image_bytes(
     request: Request,
     fetcher: &UrlFetcher,
     max_bytes: usize,
-) -> Result<Bytes, ApiError> {
+) -> Result<Bytes, IntakeError> {
     let content_type = request
         .headers()
         .get(CONTENT_TYPE)
@@ -85,21 +100,12 @@ pub async fn image_bytes(
         m if m.starts_with("image/") => read_capped(request.into_body(), max_bytes).await?,
         "application/json" => {
             let body = read_capped(request.into_body(), MAX_JSON_BYTES).await?;
-            let UrlBody { url } = serde_json::from_slice(&body).map_err(|_| {
-                ApiError::invalid(
-                    "The request body must be JSON of the form {\"url\": \"...\"}.",
-                    "InvalidImageUrl",
-                    "Image URL is badly formatted or not accessible",
-                )
-            })?;
+            let UrlBody { url } =
+                serde_json::from_slice(&body).map_err(|_| IntakeError::MalformedUrlBody)?;
             fetcher.fetch(&url, max_bytes).await?
         }
         "multipart/form-data" => first_multipart_file(request, max_bytes).await?,
-        other => {
-            return Err(ApiError::invalid_request(format!(
-                "The provided image content type '{other}' is not supported."
-            )))
-        }
+        other => return Err(IntakeError::UnsupportedContentType(other.to_string())),
     };
     if bytes.is_empty() {
         return Err(too_large(max_bytes));

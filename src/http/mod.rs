@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -45,7 +45,7 @@ pub struct AppState {
 pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
     let mut api = azure::routes();
     if let Some(keys) = keys {
-        api = api.route_layer(middleware::from_fn_with_state(keys, auth::require_key));
+        api = api.route_layer(middleware::from_fn_with_state(keys, azure::require_key));
     }
     let probes = Router::new()
         .route(
@@ -55,6 +55,7 @@ pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(|| async { metrics::render() }));
     api.merge(probes)
+        // A path no surface knows answers in the first surface's words.
         .fallback(|| async { ApiError::not_found() })
         .with_state(state)
         // Bodies are streamed with per-route caps (see intake), which answer in Azure's words.
@@ -90,29 +91,6 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
 #[derive(Debug, Clone)]
 pub struct RequestId(pub String);
 
-/// Bodies of error responses made below the handlers (wrong method, a path no route has, an extractor's
-/// refusal) are replaced by Azure's envelope, so every error a client sees has a code and a message.
-fn with_envelope(response: Response) -> Response {
-    let status = response.status();
-    let has_body = response.headers().contains_key(CONTENT_TYPE);
-    if !(status.is_client_error() || status.is_server_error()) || has_body {
-        return response;
-    }
-    let message = match status {
-        StatusCode::METHOD_NOT_ALLOWED => "The HTTP method is not allowed for this resource.",
-        StatusCode::NOT_FOUND => "Resource not found",
-        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.",
-        _ => status.canonical_reason().unwrap_or("The request failed."),
-    };
-    let mut enveloped = ApiError::new(status, status.as_str(), message).into_response();
-    for (name, value) in response.headers() {
-        if !enveloped.headers().contains_key(name) && name != CONTENT_LENGTH {
-            enveloped.headers_mut().insert(name, value.clone());
-        }
-    }
-    enveloped
-}
-
 /// Request ids, metrics and one log line per request. Neither bodies nor keys are logged.
 async fn observe(mut request: Request, next: Next) -> Response {
     let started = Instant::now();
@@ -122,15 +100,12 @@ async fn observe(mut request: Request, next: Next) -> Response {
         .map_or("unmatched", |p| p.as_str())
         .to_string();
     let method = request.method().clone();
-    let read_operation = request.uri().path().starts_with("/vision/v3.2/read/");
+    let path = request.uri().path().to_string();
     let request_id = uuid::Uuid::new_v4().to_string();
     request
         .extensions_mut()
         .insert(RequestId(request_id.clone()));
-    let mut response = with_envelope(next.run(request).await);
-    if read_operation {
-        response = azure::read::with_flat_error(response, &request_id).await;
-    }
+    let mut response = azure::finish(next.run(request).await, &path, &request_id).await;
     let elapsed = started.elapsed().as_secs_f64();
     let status = response.status();
     metrics::HTTP_REQUESTS
@@ -141,7 +116,6 @@ async fn observe(mut request: Request, next: Next) -> Response {
         .observe(elapsed);
     tracing::info!(%method, %route, status = status.as_u16(), ms = (elapsed * 1000.0).round(), %request_id, "request");
     let id = HeaderValue::from_str(&request_id).expect("a uuid is a valid header value");
-    response.headers_mut().insert("apim-request-id", id.clone());
     response.headers_mut().insert("request-id", id);
     response
 }

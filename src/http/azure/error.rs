@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use crate::fetch::FetchError;
+use crate::http::intake::IntakeError;
 use crate::pipeline::decode::DecodeError;
 use crate::pipeline::workers::SubmitError;
 use crate::pipeline::PipelineError;
@@ -188,6 +189,23 @@ impl From<SubmitError> for ApiError {
                 tracing::error!("an analysis job panicked; the worker recovered");
                 ApiError::internal()
             }
+        }
+    }
+}
+
+impl From<IntakeError> for ApiError {
+    fn from(e: IntakeError) -> Self {
+        match e {
+            IntakeError::Fetch(e) => e.into(),
+            IntakeError::InvalidByteSize { max } => DecodeError::InvalidByteSize { max }.into(),
+            IntakeError::MalformedUrlBody => ApiError::invalid(
+                e.to_string(),
+                "InvalidImageUrl",
+                "Image URL is badly formatted or not accessible",
+            ),
+            IntakeError::Unreadable
+            | IntakeError::MalformedMultipart
+            | IntakeError::UnsupportedContentType(_) => ApiError::invalid_request(e.to_string()),
         }
     }
 }

@@ -12,10 +12,21 @@ pub mod v4;
 
 use std::sync::Arc;
 
+use axum::extract::{Request, State};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
+use self::error::ApiError;
+use super::auth::ApiKeys;
+use super::query::QueryParams;
 use super::AppState;
+
+/// Azure's key header; the `subscription-key` query parameter (an APIM convention) works too.
+pub const KEY_HEADER: &str = "ocp-apim-subscription-key";
 
 /// Every route of the Azure surface.
 pub fn routes() -> Router<Arc<AppState>> {
@@ -36,4 +47,59 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(v3::routes())
         .merge(ocr::routes())
         .merge(read::routes())
+}
+
+/// Azure's finish of every response: the envelope on bare errors, the Read API's flat error fields
+/// on its operations, and the `apim-request-id` header.
+pub async fn finish(response: Response, path: &str, request_id: &str) -> Response {
+    let mut response = with_envelope(response);
+    if path.starts_with("/vision/v3.2/read/") {
+        response = read::with_flat_error(response, request_id).await;
+    }
+    if let Ok(id) = HeaderValue::from_str(request_id) {
+        response.headers_mut().insert("apim-request-id", id);
+    }
+    response
+}
+
+/// Bodies of error responses made below the handlers (wrong method, a path no route has, an extractor's
+/// refusal) are replaced by Azure's envelope, so every error a client sees has a code and a message.
+fn with_envelope(response: Response) -> Response {
+    let status = response.status();
+    let has_body = response.headers().contains_key(CONTENT_TYPE);
+    if !(status.is_client_error() || status.is_server_error()) || has_body {
+        return response;
+    }
+    let message = match status {
+        StatusCode::METHOD_NOT_ALLOWED => "The HTTP method is not allowed for this resource.",
+        StatusCode::NOT_FOUND => "Resource not found",
+        StatusCode::PAYLOAD_TOO_LARGE => "The request body is too large.",
+        _ => status.canonical_reason().unwrap_or("The request failed."),
+    };
+    let mut enveloped = ApiError::new(status, status.as_str(), message).into_response();
+    for (name, value) in response.headers() {
+        if !enveloped.headers().contains_key(name) && name != CONTENT_LENGTH {
+            enveloped.headers_mut().insert(name, value.clone());
+        }
+    }
+    enveloped
+}
+
+/// Middleware: rejects the request with Azure's 401 unless it carries an accepted key.
+pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
+    let header = request
+        .headers()
+        .get(KEY_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let presented = header.or_else(|| {
+        QueryParams::parse(request.uri().query())
+            .get("subscription-key")
+            .map(str::to_string)
+    });
+    match presented {
+        None => ApiError::unauthorized(true).into_response(),
+        Some(key) if keys.accepts(&key) => next.run(request).await,
+        Some(_) => ApiError::unauthorized(false).into_response(),
+    }
 }

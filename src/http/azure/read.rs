@@ -134,7 +134,7 @@ async fn analyze(
     let base = public_base(request.headers(), state.scheme);
     let document = image_bytes(request, &state.fetcher, READ.max_bytes)
         .await
-        .map_err(read_error)?;
+        .map_err(|e| read_error(e.into()))?;
     // The document is checked now (format, sides, pages; a damaged or encrypted PDF), not accepted
     // to fail later.
     let (pipeline, checked) = (Arc::clone(&state.pipeline), document.clone());

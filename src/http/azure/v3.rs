@@ -403,7 +403,7 @@ pub(super) async fn run(
     state.pipeline.check_available(&features)?;
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes)
         .await
-        .map_err(v32_size_error)?;
+        .map_err(|e| v32_size_error(e.into()))?;
     let pipeline = Arc::clone(&state.pipeline);
     // A URL's image is capped by the fetcher at 4.0's size; the pipeline applies 3.2's, in 3.2's words.
     let analysis = state
@@ -561,7 +561,7 @@ async fn generate_thumbnail(
     }
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V32.max_bytes)
         .await
-        .map_err(v32_size_error)?;
+        .map_err(|e| v32_size_error(e.into()))?;
     let pipeline = Arc::clone(&state.pipeline);
     let (thumbnail, format) = state
         .workers
