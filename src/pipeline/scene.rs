@@ -211,14 +211,15 @@ mod tests {
 
     use crate::geometry::{BoundingBox, Detection};
     use crate::models::hierarchy::{Hierarchy, NamedClass};
-    use crate::models::traits::{ImageClassifier, ObjectDetector};
+    use crate::models::traits::{FaceDetector, ImageClassifier, ObjectDetector};
     use crate::models::ModelPack;
     use crate::pipeline::decode::ANALYZE_V4;
     use crate::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline};
 
-    /// Finds one sure cup in the middle of any image, and counts its runs.
+    /// Finds one sure thing of class `class` in the middle of any image, and counts its runs.
     struct FakeDetector {
         labels: Vec<String>,
+        class: usize,
         runs: Arc<AtomicUsize>,
     }
 
@@ -239,7 +240,26 @@ mod tests {
             Ok(vec![Detection {
                 bbox,
                 score: 0.9,
-                class: 1,
+                class: self.class,
+            }])
+        }
+    }
+
+    /// Finds one sure face in the top-left corner of any image.
+    struct FakeFaces;
+
+    impl FaceDetector for FakeFaces {
+        fn detect(&self, _: &RgbImage, _: f32) -> anyhow::Result<Vec<Detection>> {
+            let bbox = BoundingBox {
+                x1: 2.0,
+                y1: 2.0,
+                x2: 20.0,
+                y2: 20.0,
+            };
+            Ok(vec![Detection {
+                bbox,
+                score: 0.8,
+                class: 0,
             }])
         }
     }
@@ -263,8 +283,9 @@ mod tests {
         bytes.into_inner()
     }
 
-    #[test]
-    fn tags_a_caption_and_objects_run_the_detector_and_the_classifier_once() {
+    /// A pipeline over fake models whose detector always finds `class` (0 a person, 1 a cup), with
+    /// counters of the detector's and the classifier's runs.
+    fn fake_pipeline(class: usize) -> (Pipeline, Arc<AtomicUsize>, Arc<AtomicUsize>) {
         let detector_runs = Arc::new(AtomicUsize::new(0));
         let classifier_runs = Arc::new(AtomicUsize::new(0));
         let named = |name: &str, parents: &[&str]| NamedClass {
@@ -274,8 +295,10 @@ mod tests {
         let pack = ModelPack {
             detector: Some(Box::new(FakeDetector {
                 labels: vec!["person".into(), "cup".into()],
+                class,
                 runs: Arc::clone(&detector_runs),
             })),
+            faces: Some(Box::new(FakeFaces)),
             classifier: Some(Box::new(FakeClassifier {
                 runs: Arc::clone(&classifier_runs),
             })),
@@ -286,6 +309,19 @@ mod tests {
             ..ModelPack::default()
         };
         let pipeline = Pipeline::new(pack, DetectionSettings::default());
+        (pipeline, detector_runs, classifier_runs)
+    }
+
+    fn tag_names(pipeline: &Pipeline, features: &[Feature]) -> Vec<String> {
+        let analysis = pipeline
+            .analyze(&png(120, 80), &ANALYZE_V4, features, &AnalysisOptions::default())
+            .unwrap();
+        analysis.tags.unwrap().into_iter().map(|t| t.name).collect()
+    }
+
+    #[test]
+    fn tags_a_caption_and_objects_run_the_detector_and_the_classifier_once() {
+        let (pipeline, detector_runs, classifier_runs) = fake_pipeline(1);
         let features = [Feature::Tags, Feature::Caption, Feature::Objects];
         let analysis = pipeline
             .analyze(
@@ -319,5 +355,19 @@ mod tests {
             .unwrap();
         assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
         assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn tags_do_not_depend_on_the_other_features_asked_for() {
+        // A face without a person (a clock's, an elephant's) is not a human face, whether or not the
+        // request also asked for faces.
+        let (no_person, _, _) = fake_pipeline(1);
+        let alone = tag_names(&no_person, &[Feature::Tags]);
+        assert_eq!(alone, tag_names(&no_person, &[Feature::Tags, Feature::Faces]));
+        assert!(!alone.contains(&"human face".to_string()), "{alone:?}");
+        let (person, _, _) = fake_pipeline(0);
+        let alone = tag_names(&person, &[Feature::Tags]);
+        assert_eq!(alone, tag_names(&person, &[Feature::Faces, Feature::Tags]));
+        assert!(alone.contains(&"human face".to_string()), "{alone:?}");
     }
 }
