@@ -314,7 +314,12 @@ mod tests {
 
     fn tag_names(pipeline: &Pipeline, features: &[Feature]) -> Vec<String> {
         let analysis = pipeline
-            .analyze(&png(120, 80), &ANALYZE_V4, features, &AnalysisOptions::default())
+            .analyze(
+                &png(120, 80),
+                &ANALYZE_V4,
+                features,
+                &AnalysisOptions::default(),
+            )
             .unwrap();
         analysis.tags.unwrap().into_iter().map(|t| t.name).collect()
     }
@@ -363,7 +368,10 @@ mod tests {
         // request also asked for faces.
         let (no_person, _, _) = fake_pipeline(1);
         let alone = tag_names(&no_person, &[Feature::Tags]);
-        assert_eq!(alone, tag_names(&no_person, &[Feature::Tags, Feature::Faces]));
+        assert_eq!(
+            alone,
+            tag_names(&no_person, &[Feature::Tags, Feature::Faces])
+        );
         assert!(!alone.contains(&"human face".to_string()), "{alone:?}");
         let (person, _, _) = fake_pipeline(0);
         let alone = tag_names(&person, &[Feature::Tags]);

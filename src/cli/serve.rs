@@ -1,0 +1,194 @@
+//! `vista serve`: the HTTP API, with its keys, operation store, limits and optional TLS.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+
+use super::engine::EngineArgs;
+use vista::fetch::UrlFetcher;
+use vista::http::auth::ApiKeys;
+use vista::http::serve::{serve as serve_connections, Timeouts};
+use vista::http::{router, AppState};
+use vista::pipeline::workers::WorkerPool;
+use vista::read_jobs::{BacklogLimits, ReadJobs};
+use vista::store::{self, OperationStore};
+
+#[derive(Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub engine: EngineArgs,
+    /// Address to listen on.
+    #[arg(long, env = "VISTA_ADDR", default_value = "127.0.0.1:5000")]
+    pub addr: SocketAddr,
+    /// File with API keys, one per line (`#` starts a comment). Keys also come from VISTA_API_KEYS (comma-separated).
+    #[arg(long, env = "VISTA_KEYS_FILE")]
+    pub keys_file: Option<PathBuf>,
+    /// Serve without API keys. Only for trusted networks.
+    #[arg(long)]
+    pub no_auth: bool,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key); without it vista speaks plain HTTP,
+    /// for a TLS proxy in front or a trusted network.
+    #[arg(long, env = "VISTA_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "VISTA_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Accepted requests that may wait for a worker; beyond that the server answers 429.
+    #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
+    pub queue: usize,
+    /// Where Read operations are kept (an encrypted embedded store, and its key file unless
+    /// VISTA_STORE_KEY gives the key).
+    #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// How long a Read operation's result is kept, in seconds (then it is deleted).
+    #[arg(long, env = "VISTA_READ_TTL", default_value_t = 24 * 60 * 60)]
+    pub read_ttl: u64,
+    /// Keep Read operations in this Redis (redis://host:port/db) instead of the data directory, so
+    /// that replicas behind one load balancer share them; every replica needs the same
+    /// VISTA_STORE_KEY.
+    #[arg(long, env = "VISTA_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Seconds a client has to send a request's headers; also the longest a kept-alive connection may
+    /// sit idle between requests.
+    #[arg(long, env = "VISTA_HEADER_TIMEOUT", default_value_t = 20)]
+    pub header_timeout: u64,
+    /// Seconds a client has to send a request's body, counted from its headers (50 MB at 0.5 MB/s).
+    #[arg(long, env = "VISTA_BODY_TIMEOUT", default_value_t = 120)]
+    pub body_timeout: u64,
+    /// Read documents that may wait to be read; beyond this the Read API answers 429.
+    #[arg(long, env = "VISTA_READ_QUEUE", default_value_t = 100)]
+    pub read_queue: usize,
+    /// Megabytes of Read documents that may wait to be read; beyond this the Read API answers 429.
+    #[arg(long, env = "VISTA_READ_QUEUE_MB", default_value_t = 1024)]
+    pub read_queue_mb: usize,
+    /// This replica's name among those sharing a Redis: after a restart it resumes the operations it
+    /// accepted. Default: a name made once and kept in the data directory.
+    #[arg(long, env = "VISTA_REPLICA_ID")]
+    pub replica_id: Option<String>,
+}
+
+fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
+    let mut keys: Vec<String> = std::env::var("VISTA_API_KEYS")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::to_string)
+        .collect();
+    if let Some(path) = &args.keys_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading keys file {}", path.display()))?;
+        keys.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").to_string()),
+        );
+    }
+    Ok(ApiKeys::new(keys))
+}
+
+/// The Read operation store, in the data directory or in Redis, with the key from VISTA_STORE_KEY or
+/// (embedded only) the key file.
+fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
+    std::fs::create_dir_all(&engine.data_dir)
+        .with_context(|| format!("creating the data directory {}", engine.data_dir.display()))?;
+    // Only the server's user may list or read it (its values are encrypted besides).
+    #[cfg(unix)]
+    std::fs::set_permissions(
+        &engine.data_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("restricting {}", engine.data_dir.display()))?;
+    let key = match (std::env::var("VISTA_STORE_KEY"), &engine.redis_url) {
+        (Ok(hex), _) => store::parse_key(hex.trim())?,
+        (Err(_), None) => store::key_file(&engine.data_dir.join("store.key"))?,
+        (Err(_), Some(_)) => bail!(
+            "--redis-url needs VISTA_STORE_KEY (64 hex digits), the same on every replica, so that \
+             each can open what another stored"
+        ),
+    };
+    let backend: Box<dyn store::Backend> = match &engine.redis_url {
+        Some(url) => Box::new(store::Redis::connect(url)?),
+        None => Box::new(store::Embedded::open(
+            &engine.data_dir.join("operations.redb"),
+        )?),
+    };
+    let replica = match &engine.replica_id {
+        Some(name) => name.clone(),
+        None => store::replica_file(&engine.data_dir.join("replica.id"))?,
+    };
+    let ttl = Duration::from_secs(engine.read_ttl);
+    let store = OperationStore::new(backend, key, ttl, &replica);
+    store.verify_key()?;
+    Ok(store)
+}
+
+pub fn serve(args: ServeArgs) -> Result<ExitCode> {
+    let keys = read_keys(&args)?;
+    let keys = match (keys.is_empty(), args.no_auth) {
+        (true, false) => bail!("no API key is configured: set VISTA_API_KEYS or --keys-file, or pass --no-auth explicitly"),
+        (_, true) => {
+            tracing::warn!("authentication is OFF (--no-auth): anyone who can reach this port can use the API");
+            None
+        }
+        (false, false) => Some(keys),
+    };
+    let pipeline = Arc::new(args.engine.pipeline(None)?);
+    let workers = WorkerPool::new(args.engine.workers(), args.queue);
+    let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let reads = {
+        let _inside = runtime.enter();
+        let limits = BacklogLimits {
+            documents: args.read_queue.max(1),
+            bytes: args.read_queue_mb.saturating_mul(1024 * 1024),
+        };
+        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline), limits)
+    };
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),
+        _ => None,
+    };
+    let state = Arc::new(AppState {
+        pipeline,
+        workers,
+        fetcher,
+        reads,
+        scheme: if tls.is_some() { "https" } else { "http" },
+    });
+    let app = router(state, keys);
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.addr)
+            .await
+            .with_context(|| format!("binding {}", args.addr))?;
+        tracing::info!(addr = %args.addr, tls = tls.is_some(), "vista is listening");
+        let timeouts = Timeouts {
+            header: Duration::from_secs(args.header_timeout.max(1)),
+            body: Duration::from_secs(args.body_timeout.max(1)),
+        };
+        match tls {
+            Some(acceptor) => {
+                let listener = vista::http::tls::TlsListener::new(listener, acceptor)?;
+                serve_connections(listener, app, timeouts, shutdown_signal()).await
+            }
+            None => serve_connections(listener, app, timeouts, shutdown_signal()).await,
+        }
+        tracing::info!("in-flight requests finished; bye");
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("SIGTERM handler");
+    tokio::select! {
+        _ = interrupt => {},
+        _ = terminate.recv() => {},
+    }
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+}
