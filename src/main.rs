@@ -37,7 +37,7 @@ enum LogFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the HTTP API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Analyze one image file or URL and print the JSON the API would return.
     Analyze(AnalyzeArgs),
     /// Index the images under a folder for `vista search`: their search vectors, in one file.
@@ -91,7 +91,7 @@ fn main() -> ExitCode {
         LogFormat::Json => logs.json().init(),
     }
     let outcome = match command {
-        Command::Serve(args) => serve(args),
+        Command::Serve(args) => serve(*args),
         Command::Analyze(args) => analyze(args),
         Command::Index(args) => index_images(args),
         Command::Search(args) => search_images(args),

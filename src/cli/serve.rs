@@ -11,8 +11,9 @@ use clap::Args;
 
 use super::engine::EngineArgs;
 use vista::fetch::UrlFetcher;
-use vista::http::auth::ApiKeys;
+use vista::http::auth::{ApiKeys, Credentials};
 use vista::http::serve::{serve as serve_connections, Timeouts};
+use vista::http::token::{TokenConfig, TokenVerifier, AZURE_AUDIENCE};
 use vista::http::{router, AppState};
 use vista::pipeline::workers::WorkerPool;
 use vista::read_jobs::{BacklogLimits, ReadJobs};
@@ -28,9 +29,11 @@ pub struct ServeArgs {
     /// File with API keys, one per line (`#` starts a comment). Keys also come from VISTA_API_KEYS (comma-separated).
     #[arg(long, env = "VISTA_KEYS_FILE")]
     pub keys_file: Option<PathBuf>,
-    /// Serve without API keys. Only for trusted networks.
+    /// Serve without API keys or tokens. Only for trusted networks.
     #[arg(long)]
     pub no_auth: bool,
+    #[command(flatten)]
+    pub tokens: TokenArgs,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key); without it vista speaks plain HTTP,
     /// for a TLS proxy in front or a trusted network.
     #[arg(long, env = "VISTA_TLS_CERT", requires = "tls_key")]
@@ -125,15 +128,67 @@ fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
     Ok(store)
 }
 
+/// Bearer tokens (JWTs from Entra ID or another OIDC issuer), checked offline against a JWKS file.
+#[derive(Args)]
+pub struct TokenArgs {
+    /// Accept bearer tokens from this issuer (`iss`), e.g.
+    /// https://login.microsoftonline.com/<tenant>/v2.0; repeatable. Needs --token-jwks.
+    #[arg(
+        long = "token-issuer",
+        env = "VISTA_TOKEN_ISSUERS",
+        value_delimiter = ',',
+        requires = "jwks"
+    )]
+    pub issuers: Vec<String>,
+    /// The issuers' public keys: a JWKS file downloaded from their `jwks_uri` and refreshed by the
+    /// operator; reloaded on change and on SIGHUP, never fetched by vista.
+    #[arg(long = "token-jwks", env = "VISTA_TOKEN_JWKS", requires = "issuers")]
+    pub jwks: Option<PathBuf>,
+    /// The audience (`aud`) tokens must be issued for.
+    #[arg(long = "token-audience", env = "VISTA_TOKEN_AUDIENCE", default_value = AZURE_AUDIENCE)]
+    pub audience: String,
+    /// A role (`roles`) or scope (`scp`) a token must carry.
+    #[arg(long = "token-required-role", env = "VISTA_TOKEN_REQUIRED_ROLE")]
+    pub required_role: Option<String>,
+    /// Seconds of clock skew allowed on a token's `exp` and `nbf`.
+    #[arg(
+        long = "token-leeway",
+        env = "VISTA_TOKEN_LEEWAY",
+        default_value_t = 60
+    )]
+    pub leeway: u64,
+}
+
+impl TokenArgs {
+    /// The verifier, when tokens are configured.
+    fn verifier(&self) -> Result<Option<Arc<TokenVerifier>>> {
+        let Some(jwks) = &self.jwks else {
+            return Ok(None);
+        };
+        let config = TokenConfig {
+            issuers: self.issuers.clone(),
+            audience: self.audience.clone(),
+            jwks: jwks.clone(),
+            leeway: Duration::from_secs(self.leeway),
+            required_role: self.required_role.clone(),
+        };
+        Ok(Some(Arc::new(TokenVerifier::load(config)?)))
+    }
+}
+
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let keys = read_keys(&args)?;
-    let keys = match (keys.is_empty(), args.no_auth) {
-        (true, false) => bail!("no API key is configured: set VISTA_API_KEYS or --keys-file, or pass --no-auth explicitly"),
+    let tokens = args.tokens.verifier()?;
+    let credentials = match (keys.is_empty() && tokens.is_none(), args.no_auth) {
+        (true, false) => bail!("no API key or token issuer is configured: set VISTA_API_KEYS, --keys-file or --token-issuer with --token-jwks, or pass --no-auth explicitly"),
         (_, true) => {
             tracing::warn!("authentication is OFF (--no-auth): anyone who can reach this port can use the API");
             None
         }
-        (false, false) => Some(keys),
+        (false, false) => Some(Credentials {
+            keys,
+            tokens: tokens.clone(),
+        }),
     };
     let pipeline = Arc::new(args.engine.pipeline(None)?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
@@ -158,13 +213,17 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         workers,
         fetcher,
         reads,
+        tokens: tokens.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
     });
-    let app = router(state, keys);
+    let app = router(state, credentials);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await
             .with_context(|| format!("binding {}", args.addr))?;
+        if let Some(tokens) = tokens {
+            tokens.watch();
+        }
         tracing::info!(addr = %args.addr, tls = tls.is_some(), "vista is listening");
         let timeouts = Timeouts {
             header: Duration::from_secs(args.header_timeout.max(1)),

@@ -1,8 +1,55 @@
-//! API keys, compared in constant time with every configured key, so two keys can be rotated. Each
-//! surface reads the key where its protocol carries it and answers a refusal in its own words.
+//! What a request may prove itself with: API keys, compared in constant time with every configured
+//! key (so two keys can be rotated), and bearer tokens (see [`super::token`]). Each surface reads them
+//! where its protocol carries them and answers a refusal in its own words.
+
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use super::token::{TokenRefusal, TokenVerifier};
+
+/// The configured ways in: keys, tokens, or both (`--no-auth` configures neither and installs no check).
+#[derive(Clone, Default)]
+pub struct Credentials {
+    pub keys: ApiKeys,
+    pub tokens: Option<Arc<TokenVerifier>>,
+}
+
+/// What a request presented.
+pub enum Presented<'a> {
+    Nothing,
+    Key(&'a str),
+    Bearer(&'a str),
+}
+
+/// The outcome of checking what a request presented.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Verdict {
+    Accepted,
+    MissingCredential,
+    InvalidKey,
+    RefusedToken(TokenRefusal),
+}
+
+impl Credentials {
+    pub fn check(&self, presented: Presented) -> Verdict {
+        match presented {
+            Presented::Nothing => Verdict::MissingCredential,
+            Presented::Key(key) if self.keys.accepts(key) => Verdict::Accepted,
+            Presented::Key(_) => Verdict::InvalidKey,
+            Presented::Bearer(token) => {
+                let Some(tokens) = &self.tokens else {
+                    return Verdict::RefusedToken(TokenRefusal::UnknownKey);
+                };
+                match tokens.verify(token) {
+                    Ok(()) => Verdict::Accepted,
+                    Err(refusal) => Verdict::RefusedToken(refusal),
+                }
+            }
+        }
+    }
+}
 
 /// The accepted keys, kept only as SHA-256 digests: comparing fixed-length digests in constant time
 /// reveals neither the keys nor their lengths.

@@ -9,6 +9,7 @@ pub mod intake;
 pub mod query;
 pub mod serve;
 pub mod tls;
+pub mod token;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -22,8 +23,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use self::auth::ApiKeys;
+use self::auth::Credentials;
 use self::azure::error::ApiError;
+use self::token::TokenVerifier;
 use crate::fetch::UrlFetcher;
 use crate::metrics;
 use crate::models::NO_MODEL;
@@ -36,16 +38,22 @@ pub struct AppState {
     pub workers: WorkerPool,
     pub fetcher: UrlFetcher,
     pub reads: ReadJobs,
+    /// The bearer-token verifier, when tokens are configured (for `/ready`).
+    pub tokens: Option<Arc<TokenVerifier>>,
     /// "https" when vista terminates TLS itself, else "http": the scheme of `Operation-Location`
     /// unless a proxy in front names another.
     pub scheme: &'static str,
 }
 
-/// Builds the whole router. `keys: None` turns authentication off (`--no-auth`).
-pub fn router(state: Arc<AppState>, keys: Option<ApiKeys>) -> Router {
+/// Builds the whole router. `credentials: None` turns authentication off (`--no-auth`).
+pub fn router(state: Arc<AppState>, credentials: Option<Credentials>) -> Router {
     let mut api = azure::routes();
-    if let Some(keys) = keys {
-        api = api.route_layer(middleware::from_fn_with_state(keys, azure::require_key));
+    if let Some(credentials) = credentials {
+        let credentials = Arc::new(credentials);
+        api = api.route_layer(middleware::from_fn_with_state(
+            credentials,
+            azure::authenticate,
+        ));
     }
     let probes = Router::new()
         .route(
@@ -81,7 +89,11 @@ async fn ready(State(state): State<Arc<AppState>>) -> Response {
         status,
         Json(
             json!({"ready": status == StatusCode::OK, "models": models.status, "noModel": missing,
-                "store": if store_reachable { "reachable" } else { "unreachable" }}),
+            "store": if store_reachable { "reachable" } else { "unreachable" },
+            "tokens": state.tokens.as_ref().map(|t| {
+                let (keys, error) = t.status();
+                json!({"keys": keys, "jwksError": error})
+            })}),
         ),
     )
         .into_response()

@@ -1,39 +1,18 @@
 """vista's own HTTPS listener (`--tls-cert` / `--tls-key`), with a certificate the test makes itself."""
 
-import datetime
-import ipaddress
 import socket
 import time
 
 import pytest
 import requests
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
-from conftest import KEYS, Server
+from conftest import KEYS, Server, self_signed_certificate
 from rendered_text import cer, render
 
 
 @pytest.fixture(scope="module")
 def tls_server(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "vista test")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-                   .serial_number(x509.random_serial_number())
-                   .not_valid_before(now - datetime.timedelta(minutes=5))
-                   .not_valid_after(now + datetime.timedelta(days=1))
-                   .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                                  critical=False)
-                   .sign(key, hashes.SHA256()))
-    cert_path, key_path = folder / "cert.pem", folder / "key.pem"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-    with Server(tls=(str(cert_path), str(key_path))) as server:
+    with Server(tls=self_signed_certificate(tmp_path_factory.mktemp("tls"))) as server:
         yield server
 
 

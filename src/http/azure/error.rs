@@ -93,6 +93,28 @@ impl ApiError {
         Self::new(StatusCode::UNAUTHORIZED, "401", message)
     }
 
+    /// A bearer token that does not prove who is calling (401), or proves a caller without the
+    /// required role (403), in the words Azure uses for Entra ID tokens.
+    pub fn token_refused(forbidden: bool) -> Self {
+        if forbidden {
+            Self::new(
+                StatusCode::FORBIDDEN,
+                "PermissionDenied",
+                "Principal does not have access to API/Operation.",
+            )
+        } else {
+            Self::new(
+                StatusCode::UNAUTHORIZED,
+                "401",
+                format!(
+                    "Unauthorized. Access token is missing, invalid, audience is incorrect ({}), \
+                     or have expired.",
+                    crate::http::token::AZURE_AUDIENCE
+                ),
+            )
+        }
+    }
+
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "404", "Resource not found")
     }

@@ -13,7 +13,7 @@ pub mod v4;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,7 +21,7 @@ use axum::routing::post;
 use axum::Router;
 
 use self::error::ApiError;
-use super::auth::ApiKeys;
+use super::auth::{Credentials, Presented, Verdict};
 use super::query::QueryParams;
 use super::AppState;
 
@@ -85,21 +85,36 @@ fn with_envelope(response: Response) -> Response {
     enveloped
 }
 
-/// Middleware: rejects the request with Azure's 401 unless it carries an accepted key.
-pub async fn require_key(State(keys): State<ApiKeys>, request: Request, next: Next) -> Response {
-    let header = request
-        .headers()
-        .get(KEY_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let presented = header.or_else(|| {
-        QueryParams::parse(request.uri().query())
-            .get("subscription-key")
-            .map(str::to_string)
+/// Middleware: rejects the request with Azure's 401 (403 for a token without the required role)
+/// unless it carries an accepted key (`Ocp-Apim-Subscription-Key`, or the `subscription-key` query
+/// parameter) or bearer token (`Authorization: Bearer`, what the SDKs send with a TokenCredential).
+pub async fn authenticate(
+    State(credentials): State<Arc<Credentials>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let headers = request.headers();
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    let bearer = header(AUTHORIZATION.as_str()).and_then(|v| {
+        let (scheme, token) = v.split_once(' ')?;
+        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    match presented {
-        None => ApiError::unauthorized(true).into_response(),
-        Some(key) if keys.accepts(&key) => next.run(request).await,
-        Some(_) => ApiError::unauthorized(false).into_response(),
+    let query_key = QueryParams::parse(request.uri().query())
+        .get("subscription-key")
+        .map(str::to_string);
+    let presented = match (bearer, header(KEY_HEADER).or(query_key.as_deref())) {
+        (_, Some(key)) => Presented::Key(key),
+        (Some(token), None) => Presented::Bearer(token),
+        (None, None) => Presented::Nothing,
+    };
+    let verdict = credentials.check(presented);
+    match verdict {
+        Verdict::Accepted => next.run(request).await,
+        Verdict::MissingCredential => ApiError::unauthorized(true).into_response(),
+        Verdict::InvalidKey => ApiError::unauthorized(false).into_response(),
+        Verdict::RefusedToken(refusal) => {
+            tracing::info!(reason = %refusal, "bearer token refused");
+            ApiError::token_refused(refusal.is_forbidden()).into_response()
+        }
     }
 }
