@@ -2,7 +2,8 @@
 in-process, with the same PP-OCRv6 models (both from the rapidocr 3.10.0 wheel), on the same images, in
 one run on the same machine. Images: the ICDAR 2015 and SROIE development images when
 ../shared/evaldata is present (then accuracy is scored too), else the pages the OCR tests render.
-Target: vista >= 1.5x rapidocr's throughput with equal or better accuracy.
+At concurrency 1, 2 and 4, three times over (medians). Target: vista >= 2x rapidocr's throughput at
+every concurrency, with equal or better accuracy.
 
     .venv-test/bin/python bench/bench_ocr.py
 
@@ -21,7 +22,7 @@ import requests
 from common import ROOT, Server
 from eval_ocr import READ, load, points, prf, score_icdar, score_sroie
 from rendered_text import PAGES, render
-from timing import measure
+from timing import measure, repeated
 
 KEY = "bench-key"
 RAPIDOCR = ["rapidocr==3.10.0", "onnxruntime==1.31.1"]
@@ -92,30 +93,39 @@ def main():
     parser.add_argument("--evaldata", default=os.path.join(ROOT, "..", "shared", "evaldata"))
     parser.add_argument("--limit", type=int, default=10, help="images per evaluation set")
     parser.add_argument("--requests", type=int, default=20, help="timed requests per concurrency")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of both engines; medians are shown")
+    parser.add_argument("--concurrency", default="1,2,4", help="comma-separated concurrencies")
     parser.add_argument("serve_args", nargs="*", help="extra flags for `vista serve`")
     args = parser.parse_args()
     images = image_set(args.evaldata, args.limit)
     paths = [path for path, _, _ in images]
-    rapid = subprocess.run([args.rapidocr_python or rapidocr_python(), os.path.join(ROOT, "bench", "rapidocr_timing.py"),
-                            str(args.requests), *paths], capture_output=True, text=True, check=True)
-    rapid = json.loads(rapid.stdout.strip().splitlines()[-1])
+    concurrencies = [int(c) for c in args.concurrency.split(",")]
     bodies = [open(p, "rb").read() for p in paths]
+    runs = []
     with Server(*args.serve_args, keys=(KEY,)) as server:
         ours = [vista_read(server.url, body) for body in bodies]  # also the warm-up
-        timings = [measure(lambda i: vista_read(server.url, bodies[i % len(bodies)]), args.requests, c)
-                   for c in (1, 2)]
+        for _ in range(args.repeats):
+            rapid = subprocess.run([args.rapidocr_python or rapidocr_python(),
+                                    os.path.join(ROOT, "bench", "rapidocr_timing.py"), str(args.requests),
+                                    args.concurrency, *paths], capture_output=True, text=True, check=True)
+            rapid = json.loads(rapid.stdout.strip().splitlines()[-1])
+            timings = [measure(lambda i: vista_read(server.url, bodies[i % len(bodies)]), args.requests, c)
+                       for c in concurrencies]
+            runs.append((timings, rapid["timings"]))
     sets = sorted({name for _, name, _ in images})
-    print(f"{len(images)} images ({', '.join(sets)}), {args.requests} timed requests per row; "
-          f"serve flags: {args.serve_args or 'defaults'}")
-    print("| engine | c=1 p50 ms | c=1 images/s | c=2 p50 ms | c=2 images/s | ICDAR word F1 | SROIE CER |")
-    print("|---|---|---|---|---|---|---|")
-    for name, rows, results in [("rapidocr", rapid["timings"], rapid["results"]), ("vista", timings, ours)]:
+    print(f"{len(images)} images ({', '.join(sets)}), {args.requests} timed requests per row, medians of "
+          f"{args.repeats} runs; serve flags: {args.serve_args or 'defaults'}")
+    summary = repeated(runs, "vista", "rapidocr")
+    header = " | ".join(f"c={row['concurrency']} p50 ms | c={row['concurrency']} images/s" for row in summary)
+    print(f"| engine | {header} | ICDAR word F1 | SROIE CER |")
+    print("|---|" + "---|" * (2 * len(summary) + 2))
+    for name, results in [("rapidocr", rapid["results"]), ("vista", ours)]:
         cells = accuracy(images, results)
-        print(f"| {name} | {rows[0]['p50_ms']:.0f} | {rows[0]['images_per_s']:.2f} | {rows[1]['p50_ms']:.0f} "
-              f"| {rows[1]['images_per_s']:.2f} | {cells['icdar']} | {cells['sroie']} |")
-    for c in range(2):
-        ratio = timings[c]["images_per_s"] / rapid["timings"][c]["images_per_s"]
-        print(f"vista / rapidocr throughput at concurrency {c + 1}: {ratio:.2f}x")
+        speed = " | ".join(f"{row[name]['p50_ms']:.0f} | {row[name]['images_per_s']:.2f}" for row in summary)
+        print(f"| {name} | {speed} | {cells['icdar']} | {cells['sroie']} |")
+    for row in summary:
+        print(f"vista / rapidocr throughput at concurrency {row['concurrency']}: {row['ratio']:.2f}x "
+              f"(min {row['ratio_min']:.2f}x, max {row['ratio_max']:.2f}x)")
     print("rapidocr is called in-process; vista's numbers include HTTP on loopback.")
 
 

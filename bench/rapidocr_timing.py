@@ -1,6 +1,9 @@
 """Runs the `rapidocr` package (its default pipeline: PP-OCRv6 small det + rec, line classifier on) on the
-given images in-process: one pass whose lines and words are printed for scoring, then timings at
-concurrency 1 and 2. Run by bench_ocr.py with the rapidocr venv's Python; prints one JSON object."""
+given images in-process: one pass whose lines and words are printed for scoring, then timings at the
+given concurrencies. Run by bench_ocr.py with the rapidocr venv's Python; prints one JSON object.
+
+    rapidocr_timing.py COUNT 1,2,4 IMAGE...
+"""
 
 import json
 import sys
@@ -25,10 +28,11 @@ def results(engine, path):
 
 
 def main():
-    count, paths = int(sys.argv[1]), sys.argv[2:]
+    count, concurrencies, paths = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     engine = RapidOCR()
     read = [results(engine, p) for p in paths]  # also the warm-up
-    timings = [measure(lambda i: engine(paths[i % len(paths)]), count, c) for c in (1, 2)]
+    timings = [measure(lambda i: engine(paths[i % len(paths)]), count, int(c))
+               for c in concurrencies.split(",")]
     print(json.dumps({"results": read, "timings": timings}))
 
 

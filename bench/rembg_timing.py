@@ -1,5 +1,8 @@
-"""Times rembg's `remove` (PNG cutout) with the u2netp model in U2NET_HOME, in-process (no HTTP), at
-concurrency 1 and 2 on the given images. Run by bench_segment.py with the rembg venv's Python; prints JSON."""
+"""Times rembg's `remove` (PNG cutout) with the u2netp model in U2NET_HOME, in-process (no HTTP), at the
+given concurrencies on the given images. Run by bench_segment.py with the rembg venv's Python; prints JSON.
+
+    rembg_timing.py COUNT 1,2,4 IMAGE...
+"""
 
 import json
 import sys
@@ -14,11 +17,11 @@ def phase(session, images, concurrency, count):
 
 
 def main():
-    count, paths = int(sys.argv[1]), sys.argv[2:]
+    count, concurrencies, paths = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
     images = [open(p, "rb").read() for p in paths]
     session = rembg.new_session("u2netp")
     phase(session, images, 1, len(images))  # warm-up
-    print(json.dumps([phase(session, images, 1, count), phase(session, images, 2, count)]))
+    print(json.dumps([phase(session, images, int(c), count) for c in concurrencies.split(",")]))
 
 
 if __name__ == "__main__":

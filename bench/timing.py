@@ -25,3 +25,19 @@ def measure(call, count, concurrency):
         "mean_ms": statistics.fmean(latencies) * 1000,
         "images_per_s": count / wall,
     }
+
+
+def repeated(runs, ours, theirs):
+    """Medians over repeated runs. `runs` is a list of (our rows, their rows), one row per concurrency in
+    the same order; returns one dict per concurrency with both engines' median p50 and images/s and the
+    median, min and max of the throughput ratio (ours / theirs) across the runs."""
+    summary = []
+    for i, first in enumerate(runs[0][0]):
+        ratios = [mine[i]["images_per_s"] / other[i]["images_per_s"] for mine, other in runs]
+        summary.append({
+            "concurrency": first["concurrency"],
+            ours: {key: statistics.median(mine[i][key] for mine, _ in runs) for key in ("p50_ms", "images_per_s")},
+            theirs: {key: statistics.median(other[i][key] for _, other in runs) for key in ("p50_ms", "images_per_s")},
+            "ratio": statistics.median(ratios), "ratio_min": min(ratios), "ratio_max": max(ratios),
+        })
+    return summary

@@ -2,8 +2,10 @@
 //!
 //! A request flows one way: [`http`] (routes, Azure JSON, errors) → [`pipeline`] (decode once, run the
 //! requested features) → [`models`] (one file per model) over [`runtime`] (ONNX Runtime); [`store`]
-//! keeps Read operations and [`read_jobs`] reads them in the background.
+//! keeps Read operations and [`read_jobs`] reads them in the background; [`cpu_budget`] bounds the threads
+//! running model code to the cores.
 
+pub mod cpu_budget;
 pub mod fetch;
 pub mod geometry;
 pub mod http;

@@ -52,6 +52,19 @@ pub static DECODE_PIXELS_IN_USE: LazyLock<IntGauge> = LazyLock::new(|| {
     .expect("metric registers once")
 });
 
+pub static CPU_BUDGET_CORES: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vista_cpu_budget_cores",
+        "Threads that may run model code at once (--cores)"
+    )
+    .expect("metric registers once")
+});
+
+pub static CPU_BUDGET_IN_USE: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!("vista_cpu_budget_in_use", "Threads running model code now")
+        .expect("metric registers once")
+});
+
 /// All metrics in the Prometheus text format.
 pub fn render() -> String {
     // Touch every metric so that it is listed before its first observation.
@@ -60,6 +73,8 @@ pub fn render() -> String {
     LazyLock::force(&INFERENCE_SECONDS);
     LazyLock::force(&QUEUE_DEPTH);
     LazyLock::force(&DECODE_PIXELS_IN_USE);
+    CPU_BUDGET_CORES.set(crate::cpu_budget::budget().cores() as i64);
+    LazyLock::force(&CPU_BUDGET_IN_USE);
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&prometheus::gather(), &mut out)

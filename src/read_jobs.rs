@@ -304,6 +304,7 @@ impl ReadJobs {
 /// Reads one operation's document and records the outcome; a document that cannot be read makes the
 /// operation `failed`, never lost.
 fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Result<()> {
+    let _working = crate::cpu_budget::budget().working();
     let Some((record, document)) = store.start(id)? else {
         return Ok(());
     };

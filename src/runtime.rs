@@ -1,8 +1,10 @@
 //! The one wrapper over ONNX Runtime. The shared library comes from the model pack (the `onnxruntime`
 //! wheel) and is loaded at run time, so the build needs no native download. Sessions are pooled per
-//! model: `Session::run` needs `&mut`, and one session per worker avoids lock contention. All sessions
-//! share one intra-op thread pool sized to the machine: a lone request gets every core, concurrent
-//! requests split them, and the machine is never oversubscribed.
+//! model: `Session::run` needs `&mut`, and one session per worker avoids lock contention. Those
+//! sessions share one small intra-op pool (one thread by default: each run on its caller's thread).
+//! A heavy model also has one wide session with a pool of every core, which a run takes when the
+//! [`cpu_budget`](crate::cpu_budget) says its request is alone; every run holds its threads from
+//! that budget, so the machine is never oversubscribed.
 
 use std::path::Path;
 use std::sync::{Condvar, Mutex, OnceLock};
@@ -14,6 +16,7 @@ use ort::environment::{Environment, GlobalThreadPoolOptions};
 use ort::session::builder::GraphOptimizationLevel;
 use ort::session::{Session, SessionInputs, SessionOutputs};
 
+use crate::cpu_budget::{self, Held};
 use crate::metrics::INFERENCE_SECONDS;
 
 static ENVIRONMENT: OnceLock<Environment> = OnceLock::new();
@@ -55,25 +58,30 @@ pub fn load(library: &Path, threads: usize) -> Result<&'static Environment> {
 /// How each session of a model is built.
 #[derive(Debug, Clone, Copy)]
 pub struct SessionSettings {
-    /// A thread pool of the session's own with this many threads; None shares the environment's.
-    pub own_threads: Option<usize>,
+    /// Threads of the shared pool the narrow sessions use (a run holds this many from the budget).
+    pub shared_threads: usize,
+    /// Threads of the one wide session (a pool of its own) besides the narrow ones; none below 2.
+    /// Only heavy models get one: a wide session's arena is one more working set held for good
+    /// (wide sessions for every model cost 0.8 GiB more settled under load than before, for 2 to
+    /// 5% more speed; the heavy ones alone 0.5 GiB).
+    pub wide_threads: usize,
     /// ONNX Runtime's memory arena, which keeps each session's largest working set for the next run.
     /// Without it memory goes back after every run, at a cost: 4.0 analyze with all seven features
     /// took 320 ms instead of 213 (p50, 2 workers), and settled at 0.3 GiB instead of 2.4 GiB.
     pub arena: bool,
 }
 
+/// A session on the shared pool (`own_threads: None`) or on a pool of its own.
 fn build_session(
     env: &Environment,
     path: &Path,
-    settings: SessionSettings,
+    arena: bool,
+    own_threads: Option<usize>,
 ) -> ort::Result<Session> {
     let builder = Session::builder(env)?
         .with_optimization_level(GraphOptimizationLevel::Level3)?
-        .with_execution_providers([ort::ep::CPU::default()
-            .with_arena_allocator(settings.arena)
-            .build()])?;
-    let mut builder = match settings.own_threads {
+        .with_execution_providers([ort::ep::CPU::default().with_arena_allocator(arena).build()])?;
+    let mut builder = match own_threads {
         Some(threads) => builder
             .with_independent_thread_pool()?
             .with_intra_threads(threads)?
@@ -84,28 +92,40 @@ fn build_session(
     builder.commit_from_file(path)
 }
 
-/// A fixed set of sessions of one model; `run` checks one out, so at most `instances` run at once.
+/// A fixed set of sessions of one model; `run` checks one out, so at most `instances` narrow runs
+/// (and one wide run) go at once.
 pub struct SessionPool {
     model: String,
     idle: Mutex<Vec<Session>>,
     returned: Condvar,
+    /// The wide session, when the model has one and no run holds it.
+    wide: Option<Mutex<Option<Session>>>,
+    shared_threads: usize,
 }
 
-/// Hands the session back even when the caller's closure panics, so the pool never shrinks.
+/// Hands the session back (to the narrow set or the wide slot) even when the caller's closure panics,
+/// so the pool never shrinks.
 struct Checkout<'a> {
     pool: &'a SessionPool,
     session: Option<Session>,
+    wide: bool,
 }
 
 impl Drop for Checkout<'_> {
     fn drop(&mut self) {
-        if let Some(session) = self.session.take() {
-            self.pool
-                .idle
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(session);
-            self.pool.returned.notify_one();
+        let Some(session) = self.session.take() else {
+            return;
+        };
+        match (&self.pool.wide, self.wide) {
+            (Some(slot), true) => *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(session),
+            _ => {
+                self.pool
+                    .idle
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push(session);
+                self.pool.returned.notify_one();
+            }
         }
     }
 }
@@ -118,17 +138,40 @@ impl SessionPool {
         instances: usize,
         settings: SessionSettings,
     ) -> Result<Self> {
+        let build = |own_threads| {
+            build_session(env, path, settings.arena, own_threads)
+                .with_context(|| format!("loading {}", path.display()))
+        };
         let sessions = (0..instances.max(1))
-            .map(|_| {
-                build_session(env, path, settings)
-                    .with_context(|| format!("loading {}", path.display()))
-            })
+            .map(|_| build(None))
             .collect::<Result<Vec<_>>>()?;
+        let wide = match settings.wide_threads {
+            threads if threads > 1 => Some(Mutex::new(Some(build(Some(threads))?))),
+            _ => None,
+        };
         Ok(SessionPool {
             model: model.to_string(),
             idle: Mutex::new(sessions),
             returned: Condvar::new(),
+            wide,
+            shared_threads: settings.shared_threads.max(1),
         })
+    }
+
+    /// The wide session with every core, when the model has one, it is free, and the budget says
+    /// this run's request is alone.
+    fn checkout_wide(&self) -> Option<(Held<'static>, Checkout<'_>)> {
+        let slot = self.wide.as_ref()?;
+        let held = cpu_budget::budget().hold_all_if_alone()?;
+        let session = slot.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        Some((
+            held,
+            Checkout {
+                pool: self,
+                session: Some(session),
+                wide: true,
+            },
+        ))
     }
 
     /// Runs the model on `inputs` with exclusive use of one session, then lets `read` turn the outputs
@@ -138,9 +181,16 @@ impl SessionPool {
         inputs: impl Into<SessionInputs<'i, 'v, N>>,
         read: impl FnOnce(&SessionOutputs<'_>) -> ort::Result<R>,
     ) -> Result<R> {
-        let mut checkout = Checkout {
-            pool: self,
-            session: Some(self.checkout()),
+        let (_held, mut checkout) = match self.checkout_wide() {
+            Some(wide) => wide,
+            None => (
+                cpu_budget::budget().hold(self.shared_threads),
+                Checkout {
+                    pool: self,
+                    session: Some(self.checkout()),
+                    wide: false,
+                },
+            ),
         };
         let session = checkout.session.as_mut().expect("just checked out");
         let started = Instant::now();
@@ -183,6 +233,7 @@ impl SessionPool {
         let checkout = Checkout {
             pool: self,
             session: Some(self.checkout()),
+            wide: false,
         };
         let session = checkout.session.as_ref().expect("just checked out");
         let metadata = session

@@ -25,6 +25,11 @@ pub struct EngineArgs {
     /// Inference workers (default: one per core). Each owns a session of every model.
     #[arg(long, env = "VISTA_WORKERS")]
     pub workers: Option<usize>,
+    /// Threads that may run model code at once (default: the cores this process may use, after the
+    /// cgroup CPU quota and affinity). A lone request's heavy models use all of them; under load
+    /// each run takes one.
+    #[arg(long, env = "VISTA_CORES", default_value_t = vista::cpu_budget::default_cores())]
+    pub cores: usize,
     /// Threads of the inference pool that every model session shares. With 1 (the default) each
     /// worker runs its model on its own thread: the most images/s under load. With more, a lone
     /// request is faster (`--workers 1 --inference-threads <cores>` for the lowest latency), but
@@ -81,8 +86,7 @@ pub struct EngineArgs {
 
 impl EngineArgs {
     pub fn workers(&self) -> usize {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        self.workers.unwrap_or(cores)
+        self.workers.unwrap_or(self.cores)
     }
 
     /// The pipeline over the pack's models of `tasks` (None: all of them).
@@ -91,11 +95,12 @@ impl EngineArgs {
         if let Some(path) = source {
             tracing::info!(manifest = %path.display(), "using the models directory's own manifest");
         }
+        vista::cpu_budget::budget().configure(self.cores);
         let options = LoadOptions {
             dir: self.dir.models.clone(),
             instances: self.workers(),
             threads: self.inference_threads,
-            own_pool_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            wide_threads: self.cores,
             face_attributes: self.face_attributes,
             model_arena: !self.no_model_arena,
             tasks,

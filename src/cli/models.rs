@@ -71,7 +71,7 @@ pub fn e5_centre(dir: &Path, out: &Path) -> Result<()> {
         dir: dir.to_path_buf(),
         instances: 1,
         threads: 1,
-        own_pool_threads: 1,
+        wide_threads: 1,
         face_attributes: false,
         model_arena: true,
         // The raw vectors: not the installed centre.

@@ -81,6 +81,7 @@ pub fn index_images(args: IndexArgs) -> Result<ExitCode> {
         for _ in 0..args.engine.workers() {
             scope.spawn(|| {
                 while let Some(file) = files.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let _working = vista::cpu_budget::budget().working();
                     match index_file(&pipeline, &index, file) {
                         Ok(Some(image)) => {
                             let path = file.to_string_lossy().into_owned();

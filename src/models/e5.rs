@@ -128,6 +128,7 @@ impl E5 {
         // A NUL cannot reach C; it means nothing in text anyway.
         let c_text = CString::new(text.replace('\0', " ")).expect("NULs were replaced");
         let mut out = vec![0.0f32; self.dim];
+        let _cpu = crate::cpu_budget::budget().hold(1);
         // SAFETY: a live model, a NUL-terminated text and an output of e5_dim() floats.
         let status = unsafe {
             e5_embed(

@@ -37,8 +37,8 @@ pub struct PackEntry {
     /// Expected sha256 of the installed file; a user's own model may leave it out.
     pub sha256: Option<String>,
     pub license: String,
-    /// A heavy model (hundreds of milliseconds a run): each session gets its own pool of all cores
-    /// instead of sharing the inference pool, so a lone request uses the whole machine.
+    /// A heavy model (hundreds of milliseconds a run): besides its sessions on the shared pool it gets
+    /// one wide session with a pool of all cores, which a lone request's runs take.
     #[serde(default)]
     pub own_thread_pool: bool,
     /// Installed only on request (`vista models fetch --include ID`): a capability a deployment opts into.

@@ -45,13 +45,13 @@ use self::u2net::U2Net;
 use crate::runtime::{self, SessionPool, SessionSettings};
 
 /// How many sessions each model gets, the size of the inference thread pool they share, and the
-/// threads of each session of a model that has a pool of its own.
+/// threads of the wide session a heavy model (`own_thread_pool`) has besides.
 #[derive(Debug, Clone)]
 pub struct LoadOptions {
     pub dir: PathBuf,
     pub instances: usize,
     pub threads: usize,
-    pub own_pool_threads: usize,
+    pub wide_threads: usize,
     /// Load the optional age/gender model; an error if it is not installed.
     pub face_attributes: bool,
     /// Keep ONNX Runtime's memory arenas (see [`runtime::SessionSettings::arena`]).
@@ -276,7 +276,12 @@ impl ModelPack {
             };
             let path = entry.path(&options.dir);
             let settings = SessionSettings {
-                own_threads: entry.own_thread_pool.then_some(options.own_pool_threads),
+                shared_threads: options.threads,
+                wide_threads: if entry.own_thread_pool {
+                    options.wide_threads
+                } else {
+                    1
+                },
                 arena: options.model_arena,
             };
             let sessions = SessionPool::load(env, &entry.id, &path, options.instances, settings)?;

@@ -232,6 +232,8 @@ impl Tesseract {
 
     /// Runs `work` with an idle engine for `traineddata` (made if there is none) and puts it back.
     fn with_engine<T>(&self, traineddata: &str, work: impl FnOnce(Handle) -> T) -> Result<T> {
+        // OMP_THREAD_LIMIT=1 (set at start): an engine reads on its caller's thread.
+        let _cpu = crate::cpu_budget::budget().hold(1);
         let idle = self
             .idle
             .lock()

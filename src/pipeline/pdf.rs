@@ -132,9 +132,11 @@ impl PdfReader {
             let (columns, rows) = ((width * dpi).round(), (height * dpi).round());
             let permit = reserve(budget, (columns * rows) as u64, RENDER_PEAK_BYTES)?;
             let config = PdfRenderConfig::new().set_target_width(columns as i32);
+            let cpu = crate::cpu_budget::budget().hold(1);
             let bitmap = page
                 .render_with_config(&config)
                 .map_err(|_| PdfError::Invalid)?;
+            drop(cpu);
             let image = bitmap
                 .as_image()
                 .map_err(|_| PdfError::Invalid)?

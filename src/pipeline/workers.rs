@@ -38,6 +38,7 @@ impl WorkerPool {
                         Err(_) => return, // every sender is gone: the server is shutting down
                     };
                     QUEUE_DEPTH.dec();
+                    let _working = crate::cpu_budget::budget().working();
                     job();
                 })
                 .expect("spawning an inference worker");
