@@ -102,4 +102,31 @@ mod tests {
         assert!(!keys.accepts(""));
         assert!(ApiKeys::new(Vec::<String>::new()).is_empty());
     }
+
+    #[test]
+    fn keys_and_bearer_tokens_are_checked_by_what_is_configured() {
+        let keys_only = Credentials {
+            keys: ApiKeys::new(["primary-key"]),
+            tokens: None,
+        };
+        assert_eq!(
+            keys_only.check(Presented::Key("primary-key")),
+            Verdict::Accepted
+        );
+        assert_eq!(
+            keys_only.check(Presented::Key("other")),
+            Verdict::InvalidKey
+        );
+        assert_eq!(
+            keys_only.check(Presented::Nothing),
+            Verdict::MissingCredential
+        );
+        // Without token issuers configured, no bearer token is accepted, however it looks.
+        assert!(matches!(
+            keys_only.check(Presented::Bearer("a.b.c")),
+            Verdict::RefusedToken(_)
+        ));
+        let nothing = Credentials::default();
+        assert_eq!(nothing.check(Presented::Key("")), Verdict::InvalidKey);
+    }
 }
