@@ -8,7 +8,7 @@
 
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 
-use crate::metrics::{CPU_BUDGET_CORES, CPU_BUDGET_IN_USE};
+use crate::metrics::CPU_BUDGET_IN_USE;
 
 /// The cores this process may use: the scheduler affinity and the cgroup CPU quota (v1 and v2), as
 /// Rust's `available_parallelism` reads them on Linux, so a `--cpus=2` container on a 64-core host
@@ -41,12 +41,6 @@ pub fn budget() -> &'static CpuBudget {
 pub struct Held<'a> {
     budget: &'a CpuBudget,
     threads: usize,
-}
-
-impl Held<'_> {
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
 }
 
 impl Drop for Held<'_> {
@@ -88,7 +82,6 @@ impl CpuBudget {
     /// Sets the number of cores (`--cores`); call it before any model runs.
     pub fn configure(&self, cores: usize) {
         self.lock().cores = cores.max(1);
-        CPU_BUDGET_CORES.set(cores.max(1) as i64);
     }
 
     pub fn cores(&self) -> usize {
@@ -167,14 +160,14 @@ mod tests {
         {
             let _alone = budget.working();
             let all = budget.hold_all_if_alone().expect("alone and idle");
-            assert_eq!(all.threads(), 2);
+            assert_eq!(all.threads, 2);
             assert!(budget.hold_all_if_alone().is_none(), "the cores are held");
         }
         let _first = budget.working();
         let _second = budget.working();
         assert!(budget.hold_all_if_alone().is_none(), "two requests share");
-        assert_eq!(budget.hold(1).threads(), 1);
-        assert_eq!(budget.hold(5).threads(), 2, "never more than the cores");
+        assert_eq!(budget.hold(1).threads, 1);
+        assert_eq!(budget.hold(5).threads, 2, "never more than the cores");
         assert!(CpuBudget::new(1).hold_all_if_alone().is_none());
     }
 }

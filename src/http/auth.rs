@@ -40,7 +40,7 @@ impl Credentials {
             Presented::Key(_) => Verdict::InvalidKey,
             Presented::Bearer(token) => {
                 let Some(tokens) = &self.tokens else {
-                    return Verdict::RefusedToken(TokenRefusal::UnknownKey);
+                    return Verdict::RefusedToken(TokenRefusal::NotConfigured);
                 };
                 match tokens.verify(token) {
                     Ok(()) => Verdict::Accepted,
@@ -122,10 +122,10 @@ mod tests {
             Verdict::MissingCredential
         );
         // Without token issuers configured, no bearer token is accepted, however it looks.
-        assert!(matches!(
+        assert_eq!(
             keys_only.check(Presented::Bearer("a.b.c")),
-            Verdict::RefusedToken(_)
-        ));
+            Verdict::RefusedToken(TokenRefusal::NotConfigured)
+        );
         let nothing = Credentials::default();
         assert_eq!(nothing.check(Presented::Key("")), Verdict::InvalidKey);
     }

@@ -37,17 +37,13 @@ struct UrlBody {
     url: String,
 }
 
-fn too_large(max: usize) -> IntakeError {
-    IntakeError::InvalidByteSize { max }
-}
-
 async fn read_capped(body: Body, max: usize) -> Result<Bytes, IntakeError> {
     let mut stream = body.into_data_stream();
     let mut buffer = BytesMut::new();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|_| IntakeError::Unreadable)?;
         if buffer.len() + chunk.len() > max {
-            return Err(too_large(max));
+            return Err(IntakeError::InvalidByteSize { max });
         }
         buffer.extend_from_slice(&chunk);
     }
@@ -63,7 +59,7 @@ async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, Int
         let mut buffer = BytesMut::new();
         while let Some(chunk) = field.chunk().await.map_err(malformed)? {
             if buffer.len() + chunk.len() > max {
-                return Err(too_large(max));
+                return Err(IntakeError::InvalidByteSize { max });
             }
             buffer.extend_from_slice(&chunk);
         }
@@ -71,7 +67,7 @@ async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, Int
             return Ok(buffer.freeze());
         }
     }
-    Err(too_large(max))
+    Err(IntakeError::InvalidByteSize { max })
 }
 
 /// The image bytes of a request, at most `max_bytes` and never empty.
@@ -108,7 +104,7 @@ pub async fn image_bytes(
         other => return Err(IntakeError::UnsupportedContentType(other.to_string())),
     };
     if bytes.is_empty() {
-        return Err(too_large(max_bytes));
+        return Err(IntakeError::InvalidByteSize { max: max_bytes });
     }
     Ok(bytes)
 }

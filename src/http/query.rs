@@ -38,6 +38,17 @@ impl QueryParams {
             .map(|(_, v)| v.as_str())
     }
 
+    /// A `true`/`false` parameter (any case), `default` when absent; otherwise the message to refuse
+    /// it with.
+    pub fn flag(&self, key: &str, default: bool) -> Result<bool, String> {
+        match self.get(key).map(str::to_ascii_lowercase).as_deref() {
+            None => Ok(default),
+            Some("true") => Ok(true),
+            Some("false") => Ok(false),
+            Some(other) => Err(format!("'{key}' must be true or false, not '{other}'")),
+        }
+    }
+
     /// A comma-separated parameter as its non-empty, trimmed items; `None` when absent.
     pub fn list(&self, key: &str) -> Option<Vec<&str>> {
         self.get(key).map(|v| {
@@ -77,5 +88,17 @@ mod tests {
         assert_eq!(q.get("language"), Some("e n"));
         assert_eq!(q.get("flag"), Some(""));
         assert!(QueryParams::parse(None).list("features").is_none());
+    }
+
+    #[test]
+    fn flags_take_true_or_false_in_any_case_and_refuse_the_rest() {
+        let q = QueryParams::parse(Some("a=TRUE&b=false&c=yes"));
+        assert_eq!(q.flag("a", false), Ok(true));
+        assert_eq!(q.flag("b", true), Ok(false));
+        assert_eq!(q.flag("missing", true), Ok(true));
+        assert_eq!(
+            q.flag("c", false),
+            Err("'c' must be true or false, not 'yes'".to_string())
+        );
     }
 }

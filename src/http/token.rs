@@ -50,6 +50,8 @@ pub struct TokenConfig {
 /// Why a token was refused (logged; never the token itself).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TokenRefusal {
+    #[error("no token issuer is configured (--token-issuer)")]
+    NotConfigured,
     #[error("the token is not a JWT, or names an unknown algorithm")]
     Malformed,
     #[error("the token's algorithm {0:?} is not accepted (only RS*, PS*, ES*)")]

@@ -99,10 +99,18 @@ pub async fn authenticate(
         let (scheme, token) = v.split_once(' ')?;
         scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
     });
-    let query_key = QueryParams::parse(request.uri().query())
-        .get("subscription-key")
-        .map(str::to_string);
-    let presented = match (bearer, header(KEY_HEADER).or(query_key.as_deref())) {
+    // The query is parsed only when the header carries no key.
+    let query_key;
+    let key = match header(KEY_HEADER) {
+        Some(key) => Some(key),
+        None => {
+            query_key = QueryParams::parse(request.uri().query())
+                .get("subscription-key")
+                .map(str::to_string);
+            query_key.as_deref()
+        }
+    };
+    let presented = match (bearer, key) {
         (_, Some(key)) => Presented::Key(key),
         (Some(token), None) => Presented::Bearer(token),
         (None, None) => Presented::Nothing,

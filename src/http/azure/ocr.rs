@@ -84,19 +84,9 @@ async fn ocr(
             e.0,
         )
     })?;
-    let detect_orientation = match params
-        .get("detectOrientation")
-        .map(str::to_ascii_lowercase)
-        .as_deref()
-    {
-        None | Some("true") => true,
-        Some("false") => false,
-        Some(other) => {
-            return Err(ApiError::bad_argument(format!(
-                "detectOrientation must be true or false, not '{other}'"
-            )))
-        }
-    };
+    let detect_orientation = params
+        .flag("detectOrientation", true)
+        .map_err(ApiError::bad_argument)?;
     let options = AnalysisOptions {
         read: ReadOptions {
             assume_upright: !detect_orientation,

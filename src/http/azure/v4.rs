@@ -75,19 +75,9 @@ impl AnalyzeRequest {
         }
         language::check_words(&language, &features)
             .map_err(|e| ApiError::invalid(INVALID_QUERY, "NotSupportedLanguage", e.0))?;
-        let gender_neutral_caption = match params
-            .get("gender-neutral-caption")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            None | Some("false") => false,
-            Some("true") => true,
-            Some(other) => {
-                return Err(ApiError::bad_argument(format!(
-                    "'gender-neutral-caption' must be true or false, not '{other}'"
-                )))
-            }
-        };
+        let gender_neutral_caption = params
+            .flag("gender-neutral-caption", false)
+            .map_err(ApiError::bad_argument)?;
         let smart_crop_ratios = params
             .list("smartcrops-aspect-ratios")
             .unwrap_or_default()
