@@ -109,15 +109,88 @@ impl BoundingBox {
     }
 }
 
+/// A face the face detector found: its box, its score, and five landmarks in image pixels.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FaceDetection {
+    pub bbox: BoundingBox,
+    pub score: f32,
+    pub landmarks: FaceLandmarks,
+}
+
+/// Five points of a face, in image pixels. "Left" and "right" are the viewer's: `left_eye` is the eye
+/// nearer the image's left edge in an upright face.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FaceLandmarks {
+    pub left_eye: (f32, f32),
+    pub right_eye: (f32, f32),
+    pub nose: (f32, f32),
+    pub mouth_left: (f32, f32),
+    pub mouth_right: (f32, f32),
+}
+
+impl FaceLandmarks {
+    pub fn points(&self) -> [(f32, f32); 5] {
+        [
+            self.left_eye,
+            self.right_eye,
+            self.nose,
+            self.mouth_left,
+            self.mouth_right,
+        ]
+    }
+
+    /// The same points moved by `map`.
+    pub fn map(&self, map: impl Fn((f32, f32)) -> (f32, f32)) -> Self {
+        FaceLandmarks {
+            left_eye: map(self.left_eye),
+            right_eye: map(self.right_eye),
+            nose: map(self.nose),
+            mouth_left: map(self.mouth_left),
+            mouth_right: map(self.mouth_right),
+        }
+    }
+}
+
+/// What non-maximum suppression needs of a finding.
+pub trait Scored {
+    fn bbox(&self) -> &BoundingBox;
+    fn score(&self) -> f32;
+    fn class(&self) -> usize;
+}
+
+impl Scored for Detection {
+    fn bbox(&self) -> &BoundingBox {
+        &self.bbox
+    }
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn class(&self) -> usize {
+        self.class
+    }
+}
+
+impl Scored for FaceDetection {
+    fn bbox(&self) -> &BoundingBox {
+        &self.bbox
+    }
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn class(&self) -> usize {
+        0
+    }
+}
+
 /// Greedy non-maximum suppression within each class: keeps the best-scoring box of every cluster
 /// whose members overlap it by more than `iou_threshold`. The result is sorted by descending score.
-pub fn nms_per_class(mut detections: Vec<Detection>, iou_threshold: f32) -> Vec<Detection> {
-    detections.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<Detection> = Vec::with_capacity(detections.len());
+pub fn nms_per_class<T: Scored>(mut detections: Vec<T>, iou_threshold: f32) -> Vec<T> {
+    detections.sort_by(|a, b| b.score().total_cmp(&a.score()));
+    let mut kept: Vec<T> = Vec::with_capacity(detections.len());
     for candidate in detections {
-        let suppressed = kept
-            .iter()
-            .any(|k| k.class == candidate.class && k.bbox.iou(&candidate.bbox) > iou_threshold);
+        let suppressed = kept.iter().any(|k| {
+            k.class() == candidate.class() && k.bbox().iou(candidate.bbox()) > iou_threshold
+        });
         if !suppressed {
             kept.push(candidate);
         }

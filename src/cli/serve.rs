@@ -12,9 +12,10 @@ use clap::Args;
 use super::engine::EngineArgs;
 use vista::fetch::UrlFetcher;
 use vista::http::auth::{ApiKeys, Credentials};
+use vista::http::aws::sigv4::AwsCredentials;
 use vista::http::serve::{serve as serve_connections, Timeouts};
 use vista::http::token::{TokenConfig, TokenVerifier, AZURE_AUDIENCE};
-use vista::http::{router, AppState};
+use vista::http::{router, AppState, SurfaceAuth};
 use vista::pipeline::workers::WorkerPool;
 use vista::read_jobs::{BacklogLimits, ReadJobs};
 use vista::store::{self, OperationStore};
@@ -34,6 +35,8 @@ pub struct ServeArgs {
     pub no_auth: bool,
     #[command(flatten)]
     pub tokens: TokenArgs,
+    #[command(flatten)]
+    pub clouds: CloudArgs,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key); without it vista speaks plain HTTP,
     /// for a TLS proxy in front or a trusted network.
     #[arg(long, env = "VISTA_TLS_CERT", requires = "tls_key")]
@@ -76,20 +79,11 @@ pub struct ServeArgs {
 }
 
 fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
-    let mut keys: Vec<String> = std::env::var("VISTA_API_KEYS")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::to_string)
-        .collect();
-    if let Some(path) = &args.keys_file {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading keys file {}", path.display()))?;
-        keys.extend(
-            text.lines()
-                .map(|l| l.split('#').next().unwrap_or("").to_string()),
-        );
-    }
-    Ok(ApiKeys::new(keys))
+    Ok(ApiKeys::new(secrets_from(
+        "VISTA_API_KEYS",
+        args.keys_file.as_ref(),
+        ',',
+    )?))
 }
 
 /// The Read operation store, in the data directory or in Redis, with the key from VISTA_STORE_KEY or
@@ -126,6 +120,89 @@ fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
     let store = OperationStore::new(backend, key, ttl, &replica);
     store.verify_key()?;
     Ok(store)
+}
+
+/// The Google Cloud Vision and AWS Rekognition surfaces: their own credentials and settings.
+#[derive(Args)]
+pub struct CloudArgs {
+    /// File of Google API keys, one per line (`#` starts a comment); keys also come from
+    /// VISTA_GOOGLE_API_KEYS (comma-separated). Accepted as `x-goog-api-key`, `?key=` or a bearer token.
+    #[arg(long, env = "VISTA_GOOGLE_KEYS_FILE")]
+    pub google_keys_file: Option<PathBuf>,
+    /// Serve `gs://BUCKET/PATH` image URIs from DIR/BUCKET/PATH.
+    #[arg(long, env = "VISTA_GOOGLE_STORAGE_ROOT", value_name = "DIR")]
+    pub google_storage_root: Option<PathBuf>,
+    /// The four scores dividing Google's Likelihoods VERY_UNLIKELY | UNLIKELY | POSSIBLE | LIKELY |
+    /// VERY_LIKELY.
+    #[arg(long, env = "VISTA_GOOGLE_LIKELIHOODS", value_delimiter = ',', num_args = 4, default_values_t = vista::http::google::render::LIKELIHOOD_LIMITS)]
+    pub google_likelihoods: Vec<f32>,
+    /// File of AWS credentials, `ACCESS_KEY_ID:SECRET` per line; pairs also come from
+    /// VISTA_AWS_CREDENTIALS (comma-separated). Clients sign with SigV4 using them.
+    #[arg(long, env = "VISTA_AWS_CREDENTIALS_FILE")]
+    pub aws_credentials_file: Option<PathBuf>,
+    /// DetectModerationLabels covers nudity and suggestive content only; `refuse` answers it with
+    /// AccessDeniedException instead.
+    #[arg(long, env = "VISTA_AWS_MODERATION", default_value = "serve", value_parser = ["serve", "refuse"])]
+    pub aws_moderation: String,
+    /// Accept every image format vista decodes on the AWS surface, not only PNG and JPEG.
+    #[arg(long, env = "VISTA_AWS_LENIENT_FORMATS")]
+    pub aws_lenient_formats: bool,
+}
+
+/// Lines of a file with `#` comments removed, plus the comma-separated values of an environment variable.
+fn secrets_from(variable: &str, file: Option<&PathBuf>, separator: char) -> Result<Vec<String>> {
+    let mut values: Vec<String> = std::env::var(variable)
+        .unwrap_or_default()
+        .split(separator)
+        .map(str::to_string)
+        .collect();
+    if let Some(path) = file {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        values.extend(
+            text.lines()
+                .map(|l| l.split('#').next().unwrap_or("").to_string()),
+        );
+    }
+    Ok(values
+        .into_iter()
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect())
+}
+
+impl CloudArgs {
+    fn google_keys(&self) -> Result<ApiKeys> {
+        Ok(ApiKeys::new(secrets_from(
+            "VISTA_GOOGLE_API_KEYS",
+            self.google_keys_file.as_ref(),
+            ',',
+        )?))
+    }
+
+    fn aws_credentials(&self) -> Result<AwsCredentials> {
+        let pairs = secrets_from(
+            "VISTA_AWS_CREDENTIALS",
+            self.aws_credentials_file.as_ref(),
+            ',',
+        )?;
+        AwsCredentials::parse(&pairs.join(",")).map_err(anyhow::Error::msg)
+    }
+
+    fn google(&self) -> Result<vista::http::google::Settings> {
+        let limits: [f32; 4] = self
+            .google_likelihoods
+            .clone()
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("--google-likelihoods takes four scores"))?;
+        if !limits.windows(2).all(|w| w[0] <= w[1]) {
+            bail!("--google-likelihoods must be in increasing order");
+        }
+        Ok(vista::http::google::Settings {
+            likelihood: limits,
+            storage_root: self.google_storage_root.clone(),
+        })
+    }
 }
 
 /// Bearer tokens (JWTs from Entra ID or another OIDC issuer), checked offline against a JWKS file.
@@ -179,16 +256,28 @@ impl TokenArgs {
 pub fn serve(args: ServeArgs) -> Result<ExitCode> {
     let keys = read_keys(&args)?;
     let tokens = args.tokens.verifier()?;
-    let credentials = match (keys.is_empty() && tokens.is_none(), args.no_auth) {
-        (true, false) => bail!("no API key or token issuer is configured: set VISTA_API_KEYS, --keys-file or --token-issuer with --token-jwks, or pass --no-auth explicitly"),
+    let google_keys = args.clouds.google_keys()?;
+    let aws_credentials = args.clouds.aws_credentials()?;
+    let nothing_configured =
+        keys.is_empty() && tokens.is_none() && google_keys.is_empty() && aws_credentials.is_empty();
+    let auth = match (nothing_configured, args.no_auth) {
+        (true, false) => bail!("no API key, token issuer, Google key or AWS credential is configured: set VISTA_API_KEYS, --keys-file, --token-issuer with --token-jwks, VISTA_GOOGLE_API_KEYS or VISTA_AWS_CREDENTIALS, or pass --no-auth explicitly"),
         (_, true) => {
             tracing::warn!("authentication is OFF (--no-auth): anyone who can reach this port can use the API");
             None
         }
-        (false, false) => Some(Credentials {
-            keys,
-            tokens: tokens.clone(),
+        (false, false) => Some(SurfaceAuth {
+            azure: Credentials {
+                keys,
+                tokens: tokens.clone(),
+            },
+            google: google_keys,
         }),
+    };
+    let aws = vista::http::aws::Settings {
+        credentials: auth.is_some().then_some(aws_credentials),
+        refuse_moderation: args.clouds.aws_moderation == "refuse",
+        lenient_formats: args.clouds.aws_lenient_formats,
     };
     let pipeline = Arc::new(args.engine.pipeline(None)?);
     let workers = WorkerPool::new(args.engine.workers(), args.queue);
@@ -215,8 +304,10 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         reads,
         tokens: tokens.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
+        google: args.clouds.google()?,
+        aws,
     });
-    let app = router(state, credentials);
+    let app = router(state, auth);
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(args.addr)
             .await

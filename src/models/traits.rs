@@ -8,7 +8,7 @@ use image::RgbImage;
 use super::text_det::TextRegion;
 use super::text_rec::RecognizedLine;
 use super::u2net::SalienceMap;
-use crate::geometry::Detection;
+use crate::geometry::{Detection, FaceDetection};
 
 /// Finds objects of named classes.
 pub trait ObjectDetector: Send + Sync {
@@ -20,7 +20,7 @@ pub trait ObjectDetector: Send + Sync {
 
 /// Finds faces (class 0).
 pub trait FaceDetector: Send + Sync {
-    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>>;
+    fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<FaceDetection>>;
 }
 
 /// Tells, per pixel, how much it stands out as the foreground.

@@ -12,6 +12,8 @@ pub struct AdultRating {
     pub racy_score: f32,
     pub is_adult: bool,
     pub is_racy: bool,
+    /// The classifier's five class probabilities, for surfaces that report them one by one.
+    pub classes: NsfwScores,
 }
 
 /// The share of the adult score that also counts as racy.
@@ -36,6 +38,7 @@ pub fn rate(scores: &NsfwScores, adult_threshold: f32, racy_threshold: f32) -> A
         racy_score,
         is_adult: adult_score >= adult_threshold,
         is_racy: racy_score >= racy_threshold,
+        classes: *scores,
     }
 }
 

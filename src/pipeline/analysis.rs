@@ -10,13 +10,15 @@ use super::color::ColorInfo;
 use super::faces::DetectedFace;
 use super::image_type::ImageType;
 use super::objects::{DetectedObject, DetectedPerson};
+use super::palette::ColorShare;
+use super::quality::Quality;
 use super::read::{PageText, ReadOptions};
 use super::scene::Scene;
 use super::smart_crop::CropRegion;
 use super::tags::Tag;
 use super::{
-    adult, caption, categories, color, faces, image_type, objects, read, smart_crop, tags, Feature,
-    PipelineError,
+    adult, caption, categories, color, faces, image_type, objects, palette, quality, read,
+    smart_crop, tags, Feature, PipelineError,
 };
 use crate::geometry::PixelRect;
 
@@ -49,6 +51,8 @@ pub struct Analysis {
     pub captions: Option<Vec<Caption>>,
     pub dense_captions: Option<Vec<DenseCaption>>,
     pub categories: Option<Vec<Category>>,
+    pub palette: Option<Vec<ColorShare>>,
+    pub quality: Option<Quality>,
 }
 
 impl Analysis {
@@ -71,6 +75,8 @@ impl Analysis {
             captions: None,
             dense_captions: None,
             categories: None,
+            palette: None,
+            quality: None,
         }
     }
 }
@@ -106,6 +112,8 @@ pub fn run(
             Feature::DenseCaptions => {
                 analysis.dense_captions = Some(caption::dense_captions(scene)?)
             }
+            Feature::Palette => analysis.palette = Some(palette::palette(scene)?),
+            Feature::Quality => analysis.quality = Some(quality::measure(scene.image(), None)?),
             // 3.2's description: caption candidates and the tag words.
             Feature::Description => {
                 analysis.captions = Some(caption::captions(scene)?);

@@ -28,6 +28,10 @@ pub enum Feature {
     Categories,
     /// Caption candidates and tag words.
     Description,
+    /// Dominant colours as RGB values with their shares of the image.
+    Palette,
+    /// The whole image's brightness, contrast and sharpness.
+    Quality,
 }
 
 impl Feature {
@@ -59,6 +63,8 @@ impl Feature {
             Feature::Adult => "adult",
             Feature::Categories => "categories",
             Feature::Description => "description",
+            Feature::Palette => "palette",
+            Feature::Quality => "quality",
         }
     }
 
@@ -94,7 +100,7 @@ impl Feature {
             Feature::SmartCrops | Feature::AreaOfInterest => &["salience", "faces", "objects"],
             Feature::Faces => &["faces", "face-attributes"],
             Feature::Color => &["salience"],
-            Feature::ImageType => &[],
+            Feature::ImageType | Feature::Palette | Feature::Quality => &[],
             Feature::Adult => &["adult"],
             Feature::Caption
             | Feature::DenseCaptions
@@ -116,7 +122,7 @@ impl Feature {
             }
             Feature::Adult => &[(models.nsfw.is_some(), "the adult-content classifier (nsfw)")],
             Feature::Faces => &[(models.faces.is_some(), "the face detector (centerface)")],
-            Feature::ImageType => &[],
+            Feature::ImageType | Feature::Palette | Feature::Quality => &[],
             Feature::Read => &[
                 (
                     models.text_detector.is_some(),

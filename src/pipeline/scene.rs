@@ -12,7 +12,7 @@ use image::RgbImage;
 use super::evidence::{self, Names, TextPresence};
 use super::read::Readers;
 use super::{image_type, Pipeline, PipelineError};
-use crate::geometry::{nms_per_class, Detection};
+use crate::geometry::{nms_per_class, Detection, FaceDetection};
 use crate::models::preprocess::resize;
 use crate::models::text_det::TextRegion;
 use crate::models::u2net::SalienceMap;
@@ -22,7 +22,7 @@ pub struct Scene<'a> {
     image: &'a RgbImage,
     pipeline: &'a Pipeline,
     detections: OnceCell<Vec<Detection>>,
-    faces: OnceCell<Vec<Detection>>,
+    faces: OnceCell<Vec<FaceDetection>>,
     salience: OnceCell<SalienceMap>,
     class_probabilities: OnceCell<Vec<f32>>,
     text_regions: OnceCell<Vec<TextRegion>>,
@@ -131,7 +131,7 @@ impl<'a> Scene<'a> {
     }
 
     /// Faces from the reported confidence up; none without the face detector.
-    pub fn faces(&self) -> Result<&[Detection], PipelineError> {
+    pub fn faces(&self) -> Result<&[FaceDetection], PipelineError> {
         once(&self.faces, || match &self.models().faces {
             Some(model) => Ok(model.detect(self.image, self.settings().min_face_confidence)?),
             None => Ok(Vec::new()),
@@ -209,7 +209,7 @@ mod tests {
 
     use image::{ImageFormat, RgbImage};
 
-    use crate::geometry::{BoundingBox, Detection};
+    use crate::geometry::{BoundingBox, Detection, FaceDetection, FaceLandmarks};
     use crate::models::hierarchy::{Hierarchy, NamedClass};
     use crate::models::traits::{FaceDetector, ImageClassifier, ObjectDetector};
     use crate::models::ModelPack;
@@ -249,17 +249,23 @@ mod tests {
     struct FakeFaces;
 
     impl FaceDetector for FakeFaces {
-        fn detect(&self, _: &RgbImage, _: f32) -> anyhow::Result<Vec<Detection>> {
+        fn detect(&self, _: &RgbImage, _: f32) -> anyhow::Result<Vec<FaceDetection>> {
             let bbox = BoundingBox {
                 x1: 2.0,
                 y1: 2.0,
                 x2: 20.0,
                 y2: 20.0,
             };
-            Ok(vec![Detection {
+            Ok(vec![FaceDetection {
                 bbox,
                 score: 0.8,
-                class: 0,
+                landmarks: FaceLandmarks {
+                    left_eye: (7.0, 8.0),
+                    right_eye: (15.0, 8.0),
+                    nose: (11.0, 12.0),
+                    mouth_left: (8.0, 16.0),
+                    mouth_right: (14.0, 16.0),
+                },
             }])
         }
     }

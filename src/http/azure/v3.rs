@@ -708,11 +708,7 @@ mod tests {
             w: 3,
             h: 4,
         };
-        let plain = DetectedFace {
-            rect,
-            confidence: 0.9,
-            attributes: None,
-        };
+        let plain = DetectedFace::example(rect);
         let attributes = Some(FaceAttributes {
             age: 41.6,
             gender: Gender::Female,

@@ -134,3 +134,65 @@ mod test_support {
         }
     }
 }
+
+/// Lines within this many line heights of the one above (and overlapping it sideways) continue its
+/// paragraph; a blank line's worth of gap starts a new one.
+const PARAGRAPH_GAP: f32 = 0.6;
+
+impl PageText {
+    /// The lines grouped into paragraphs: runs of consecutive lines (in reading order) that sit
+    /// close under one another. Each range indexes [`PageText::lines`].
+    pub fn paragraphs(&self) -> Vec<std::ops::Range<usize>> {
+        let bounds = |q: &Quad| {
+            let xs = q.0.map(|p| p.0);
+            let ys = q.0.map(|p| p.1);
+            let min = |v: [f32; 4]| v.into_iter().fold(f32::INFINITY, f32::min);
+            let max = |v: [f32; 4]| v.into_iter().fold(f32::NEG_INFINITY, f32::max);
+            (min(xs), min(ys), max(xs), max(ys))
+        };
+        let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
+        for (i, line) in self.lines.iter().enumerate() {
+            let continues = i > 0 && {
+                let (ax1, ay1, ax2, ay2) = bounds(&self.lines[i - 1].polygon);
+                let (bx1, by1, bx2, by2) = bounds(&line.polygon);
+                let height = ((ay2 - ay1) + (by2 - by1)) / 2.0;
+                let gap = by1 - ay2;
+                gap >= -height / 2.0 && gap <= PARAGRAPH_GAP * height && bx1 < ax2 && ax1 < bx2
+            };
+            match groups.last_mut() {
+                Some(group) if continues => group.end = i + 1,
+                _ => groups.push(i..i + 1),
+            }
+        }
+        groups
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::test_support::rect;
+    use super::*;
+
+    fn line(text: &str, polygon: Quad) -> TextLine {
+        TextLine {
+            text: text.into(),
+            polygon,
+            words: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn close_stacked_lines_form_a_paragraph_and_gaps_or_columns_split_them() {
+        let page = PageText {
+            lines: vec![
+                line("a", rect(10.0, 10.0, 100.0, 20.0)),
+                line("b", rect(10.0, 33.0, 90.0, 20.0)),
+                line("c", rect(10.0, 90.0, 100.0, 20.0)), // a blank line above
+                line("d", rect(300.0, 113.0, 50.0, 20.0)), // another column
+            ],
+            orientation: Some(Orientation::Up),
+            angle: 0.0,
+        };
+        assert_eq!(page.paragraphs(), vec![0..2, 2..3, 3..4]);
+    }
+}
