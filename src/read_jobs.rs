@@ -34,6 +34,10 @@ pub struct ReadRequest {
     pub language: Option<String>,
     /// Lines by blocks and columns instead of by rows.
     pub natural_order: bool,
+    /// What the surface that accepted the document keeps with it (Google: where the results go);
+    /// `None` for the Azure Read API. A surface reports only its own operations.
+    #[serde(default)]
+    pub surface: Option<serde_json::Value>,
 }
 
 /// One operation as a surface reports it.
@@ -275,6 +279,7 @@ impl ReadJobs {
                         pages: PageRanges(Vec::new()),
                         language: None,
                         natural_order: false,
+                        surface: None,
                     },
                     pages: None,
                     error: Some(EARLIER_LAYOUT.into()),
@@ -377,6 +382,7 @@ mod tests {
             pages: PageRanges::parse("1-2,5").unwrap(),
             language: Some("en".into()),
             natural_order: true,
+            surface: Some(serde_json::json!({"output": "gs://b/out/"})),
         };
         let stored = serde_json::to_value(&request).unwrap();
         assert_eq!(

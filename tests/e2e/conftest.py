@@ -24,6 +24,10 @@ VISTA_BIN = os.environ.get("VISTA_BIN", os.path.join(ROOT, "target", "release", 
 MODELS = os.environ.get("VISTA_MODELS", os.path.join(ROOT, "models"))
 DATA = os.path.join(ROOT, "tests", ".data")
 KEYS = ("test-key-primary", "test-key-secondary")
+# The Google and AWS surfaces' own credentials (an Azure key opens neither).
+GOOGLE_KEY = "google-test-key"
+AWS_PAIR = ("AKIDVISTATEST", "aws-test-secret")
+CLOUD_ENV = {"VISTA_GOOGLE_API_KEYS": GOOGLE_KEY, "VISTA_AWS_CREDENTIALS": ":".join(AWS_PAIR)}
 
 
 def free_port():
@@ -80,6 +84,16 @@ def server():
     s = Server("--allow-private-urls")
     yield s
     assert s.stop() == 0, "graceful shutdown exits 0"
+
+
+@pytest.fixture(scope="session")
+def cloud(tmp_path_factory):
+    """A server with all three surfaces' credentials and a Cloud Storage root holding bucket 'vista-in'."""
+    root = tmp_path_factory.mktemp("gcs")
+    (root / "vista-in").mkdir()
+    with Server("--google-storage-root", str(root), env=CLOUD_ENV) as s:
+        s.storage = root
+        yield s
 
 
 @pytest.fixture(scope="session")

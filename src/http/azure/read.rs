@@ -153,6 +153,7 @@ async fn analyze(
         pages: selection,
         language: params.get("language").map(str::to_owned),
         natural_order: reading_order.as_deref() == Some("natural"),
+        surface: None,
     };
     let id = state.reads.submit(document, &request).await?;
     let location = format!("{base}/vision/v3.2/read/analyzeResults/{id}");
@@ -197,7 +198,10 @@ async fn results(
     State(state): State<Arc<AppState>>,
     Path(id): Path<String>,
 ) -> Result<Json<ReadOperation>, ApiError> {
-    let operation = state.reads.operation(id).await?.ok_or_else(|| {
+    // Another surface's operations are not Read API operations.
+    let operation = state.reads.operation(id).await?;
+    let operation = operation.filter(|o| o.request.surface.is_none());
+    let operation = operation.ok_or_else(|| {
         ApiError::new(
             StatusCode::NOT_FOUND,
             "NotFound",

@@ -5,6 +5,7 @@
 //! is answered.
 
 pub mod error;
+pub mod operations;
 pub mod render;
 pub mod request;
 
@@ -16,7 +17,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use image::ImageFormat;
 use serde_json::{json, Map, Value};
@@ -31,7 +32,7 @@ use super::intake::read_capped;
 use super::AppState;
 use crate::pipeline::decode::ImageLimits;
 use crate::pipeline::read::ReadOptions;
-use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};
+use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline, ReadPage};
 
 /// Images per `images:annotate` call, as Google allows.
 const MAX_IMAGES: usize = 16;
@@ -85,9 +86,14 @@ pub fn routes() -> Router<Arc<AppState>> {
     ] {
         router = router
             .route(&format!("{prefix}/images:annotate"), post(annotate_images))
-            .route(&format!("{prefix}/files:annotate"), post(annotate_files));
+            .route(&format!("{prefix}/files:annotate"), post(annotate_files))
+            .route(
+                &format!("{prefix}/files:asyncBatchAnnotate"),
+                post(operations::annotate_files_async),
+            )
+            .route(&format!("{prefix}/operations/{{id}}"), get(operations::get_operation));
     }
-    router
+    router.route("/v1/locations/{location}/operations/{id}", get(operations::get_operation))
 }
 
 /// Middleware: an API key in `x-goog-api-key`, `?key=` or `Authorization: Bearer`, checked against
@@ -136,7 +142,7 @@ pub async fn authenticate(
 }
 
 /// Enums as numbers when the query carries `$alt=json;enum-encoding=int` (percent-encoded or not).
-fn wire(query: Option<&str>, settings: &Settings) -> Wire {
+pub(super) fn wire(query: Option<&str>, settings: &Settings) -> Wire {
     let decoded = percent_encoding::percent_decode_str(query.unwrap_or("")).decode_utf8_lossy();
     Wire {
         ints: decoded.contains("enum-encoding=int"),
@@ -416,7 +422,7 @@ async fn annotate_one(
     Ok(render::without_defaults(Value::Object(response)))
 }
 
-async fn body_of(request: Request) -> Result<Bytes, Status> {
+pub(super) async fn body_of(request: Request) -> Result<Bytes, Status> {
     Ok(read_capped(request.into_body(), MAX_BODY_BYTES).await?)
 }
 
@@ -558,9 +564,34 @@ fn is_text(kind: FeatureType) -> bool {
 }
 
 /// A page of a file read for text, in Google's units.
-struct FilePage {
-    text: crate::pipeline::read::PageText,
-    units: PageUnits,
+pub(super) struct FilePage {
+    pub text: crate::pipeline::read::PageText,
+    pub units: PageUnits,
+}
+
+/// A page read by the pipeline in Google's units: PDF pages in points (Read reports inches), images
+/// in pixels.
+pub(super) fn file_page(page: ReadPage) -> FilePage {
+    if page.in_inches {
+        let points = |v: f32| v * 72.0;
+        let units = PageUnits::Document {
+            width: points(page.width),
+            height: points(page.height),
+        };
+        FilePage {
+            text: page.text.scaled(72.0),
+            units,
+        }
+    } else {
+        let units = PageUnits::Pixels {
+            width: page.width as u32,
+            height: page.height as u32,
+        };
+        FilePage {
+            text: page.text,
+            units,
+        }
+    }
 }
 
 type FilePages = (usize, Vec<(usize, Option<FilePage>)>);
@@ -585,24 +616,7 @@ fn read_file(
         .map_err(Status::from)?;
     let pages = read
         .into_iter()
-        .map(|page| {
-            // PDF pages are measured in points (Read reports inches).
-            let (text, units) = if page.in_inches {
-                let points = |v: f32| v * 72.0;
-                let units = PageUnits::Document {
-                    width: points(page.width),
-                    height: points(page.height),
-                };
-                (page.text.scaled(72.0), units)
-            } else {
-                let units = PageUnits::Pixels {
-                    width: page.width as u32,
-                    height: page.height as u32,
-                };
-                (page.text, units)
-            };
-            (page.number, Some(FilePage { text, units }))
-        })
+        .map(|page| (page.number, Some(file_page(page))))
         .collect();
     Ok((total, pages))
 }
