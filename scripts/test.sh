@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine: Rust unit tests, then the end-to-end suite with the real model
-# pack through the unmodified Azure SDK. Installs what it needs (model pack, Python venv, test photos).
+# pack through the unmodified Azure, Google and AWS clients (Python and Node). Installs what it needs (model pack, Python venv, test photos).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +23,12 @@ if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/
   cp tests/requirements.txt .venv-test/requirements.txt
 fi
 .venv-test/bin/python tests/fetch_test_data.py tests/.data
+
+echo "== Node clients (Google Cloud Vision and AWS Rekognition, pinned in tests/node)"
+if ! cmp -s tests/node/package-lock.json tests/node/node_modules/.vista-lock.json; then
+  (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
+  cp tests/node/package-lock.json tests/node/node_modules/.vista-lock.json
+fi
 
 echo "== converter and end-to-end tests"
 VISTA_BIN="$PWD/target/release/vista" VISTA_MODELS="$PWD/models" \
