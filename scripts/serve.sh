@@ -7,15 +7,26 @@ cd "$(dirname "$0")/.."
 cargo build --release --locked
 ./target/release/vista models fetch --models ./models
 
-if [ -z "${VISTA_API_KEYS:-}" ] && [ -z "${VISTA_KEYS_FILE:-}" ]; then
-  export VISTA_KEYS_FILE="$PWD/.vista-keys"
-  if [ ! -s "$VISTA_KEYS_FILE" ]; then
-    (umask 077; python3 -c 'import secrets; print(secrets.token_hex(16)); print(secrets.token_hex(16))' > "$VISTA_KEYS_FILE")
-    # Shown once, when made; later starts name only the file, so keys stay out of service logs.
-    echo "Generated two API keys in $VISTA_KEYS_FILE (use either; rotate by editing the file):"
-    sed 's/^/  /' "$VISTA_KEYS_FILE"
-  else
-    echo "API keys: $VISTA_KEYS_FILE"
+# Makes FILE (mode 0600) with the lines GENERATOR prints, unless the surface is configured already;
+# shown once, when made: later starts name only the file, so secrets stay out of service logs.
+credentials() {
+  local what=$1 variable=$2 file_variable=$3 file=$4 generator=$5
+  if [ -n "${!variable:-}" ] || [ -n "${!file_variable:-}" ]; then
+    return
   fi
-fi
+  export "$file_variable=$PWD/$file"
+  if [ ! -s "$file" ]; then
+    (umask 077; python3 -c "import secrets; $generator" > "$file")
+    echo "Generated $what in $PWD/$file (rotate by editing the file):"
+    sed 's/^/  /' "$file"
+  else
+    echo "$what: $PWD/$file"
+  fi
+}
+credentials "two Azure API keys" VISTA_API_KEYS VISTA_KEYS_FILE .vista-keys \
+  'print(secrets.token_hex(16)); print(secrets.token_hex(16))'
+credentials "a Google API key" VISTA_GOOGLE_API_KEYS VISTA_GOOGLE_KEYS_FILE .vista-google-keys \
+  'print(secrets.token_urlsafe(30))'
+credentials "an AWS access key id:secret" VISTA_AWS_CREDENTIALS VISTA_AWS_CREDENTIALS_FILE .vista-aws-credentials \
+  'print("VISTA" + secrets.token_hex(8).upper() + ":" + secrets.token_urlsafe(30))'
 exec ./target/release/vista serve --models ./models "$@"

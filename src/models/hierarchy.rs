@@ -172,15 +172,31 @@ fn parse_nouns(text: &str) -> Result<HashMap<u32, Synset>> {
     Ok(synsets)
 }
 
-/// The Open Images name of a detector label: a lemma of its own synset that is one ("tv" →
-/// "television"), else its nearest readable parent when that is the label's head word ("dining
-/// table" → "table").
+/// COCO labels whose Open Images name WordNet does not lead to: YOLO9000's map gives "tv" the
+/// synset of video displays, "potted plant" and "dining table" none of their own, and "frisbee" is a
+/// trademark there.
+const EVERYDAY_COCO: [(&str, &str); 4] = [
+    ("tv", "television"),
+    ("frisbee", "flying disc"),
+    ("potted plant", "houseplant"),
+    ("dining table", "table"),
+];
+
+/// The Open Images name of a detector label: a fixed name from [`EVERYDAY_COCO`], the label itself
+/// when the list has it ("fire hydrant"), a lemma of its synset that is one ("cell phone" → "mobile
+/// phone"), else a readable parent that is the label's head word.
 fn everyday_label(
     synsets: &HashMap<u32, Synset>,
     offset: u32,
     label: &str,
     (readable, ancestors): (&HashSet<String>, &[String]),
 ) -> Option<String> {
+    if let Some((_, name)) = EVERYDAY_COCO.iter().find(|(coco, _)| *coco == label) {
+        return Some(name.to_string());
+    }
+    if readable.contains(label) {
+        return Some(label.to_string());
+    }
     let mut own = synsets
         .get(&offset)?
         .lemmas
@@ -189,8 +205,8 @@ fn everyday_label(
     let head = label.rsplit(' ').next().unwrap_or(label);
     own.find(|lemma| readable.contains(lemma)).or_else(|| {
         ancestors
-            .first()
-            .filter(|parent| parent.as_str() == head)
+            .iter()
+            .find(|parent| parent.as_str() == head)
             .cloned()
     })
 }
@@ -299,6 +315,58 @@ mod tests {
         assert!(
             parse_nouns("00000001\tcat\t1|2\t\n").is_err(),
             "ranks must match lemmas"
+        );
+    }
+
+    /// The real pack's names: each COCO label gets its Open Images spelling where the list has one.
+    #[test]
+    fn coco_labels_get_their_open_images_names_in_the_real_pack() {
+        let models = std::env::var("VISTA_MODELS").unwrap_or_else(|_| "models".into());
+        let manifest: serde_json::Value =
+            serde_json::from_str(crate::models::manifest::DEFAULT_MANIFEST).unwrap();
+        let detector = manifest["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["id"] == "centernet")
+            .unwrap();
+        let labels: Vec<String> =
+            serde_json::from_value(detector["facts"]["labels"].clone()).unwrap();
+        let dir = Path::new(&models);
+        let h = Hierarchy::load(
+            &dir.join("wordnet-nouns.tsv"),
+            &dir.join("wordtree.json"),
+            &labels,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}: run `vista models fetch` before the tests"));
+        let name = |label: &str| h.everyday_name(label);
+        assert_eq!(
+            name("tv"),
+            Some("Television"),
+            "fixed: WordNet leads elsewhere"
+        );
+        assert_eq!(name("dining table"), Some("Table"));
+        assert_eq!(
+            name("fire hydrant"),
+            Some("Fire hydrant"),
+            "the label itself is listed"
+        );
+        assert_eq!(
+            name("cell phone"),
+            Some("Mobile phone"),
+            "a lemma of its synset"
+        );
+        assert_eq!(name("donut"), Some("Doughnut"));
+        assert_eq!(name("cat"), Some("Cat"));
+        assert_eq!(
+            name("cup"),
+            None,
+            "no Open Images name: the surface capitalises it"
+        );
+        assert_eq!(
+            name("mammal"),
+            Some("Mammal"),
+            "any listed word has its spelling"
         );
     }
 }

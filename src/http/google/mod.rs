@@ -91,9 +91,15 @@ pub fn routes() -> Router<Arc<AppState>> {
                 &format!("{prefix}/files:asyncBatchAnnotate"),
                 post(operations::annotate_files_async),
             )
-            .route(&format!("{prefix}/operations/{{id}}"), get(operations::get_operation));
+            .route(
+                &format!("{prefix}/operations/{{id}}"),
+                get(operations::get_operation),
+            );
     }
-    router.route("/v1/locations/{location}/operations/{id}", get(operations::get_operation))
+    router.route(
+        "/v1/locations/{location}/operations/{id}",
+        get(operations::get_operation),
+    )
 }
 
 /// Middleware: an API key in `x-goog-api-key`, `?key=` or `Authorization: Bearer`, checked against

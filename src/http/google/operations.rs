@@ -24,7 +24,8 @@ use crate::store::Status as JobStatus;
 /// Pages per output file when the request does not say (Google's default).
 const DEFAULT_BATCH_SIZE: usize = 20;
 const METADATA_TYPE: &str = "type.googleapis.com/google.cloud.vision.v1.OperationMetadata";
-const RESPONSE_TYPE: &str = "type.googleapis.com/google.cloud.vision.v1.AsyncBatchAnnotateFilesResponse";
+const RESPONSE_TYPE: &str =
+    "type.googleapis.com/google.cloud.vision.v1.AsyncBatchAnnotateFilesResponse";
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(rename_all = "camelCase")]
@@ -93,12 +94,24 @@ fn mapped(root: Option<&FsPath>, uri: &str) -> Result<PathBuf, Status> {
         return Err(Status::invalid(format!("'{uri}' is not a gs:// URI")));
     };
     let (bucket, object) = path.split_once('/').unwrap_or((path, ""));
-    let safe = |p: &str| FsPath::new(p).components().all(|c| matches!(c, std::path::Component::Normal(_)));
-    if bucket.is_empty() || !safe(bucket) || !(object.is_empty() || safe(object.trim_end_matches('/'))) {
-        return Err(Status::invalid(format!("'{uri}' is not a valid object name")));
+    let safe = |p: &str| {
+        FsPath::new(p)
+            .components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+    };
+    if bucket.is_empty()
+        || !safe(bucket)
+        || !(object.is_empty() || safe(object.trim_end_matches('/')))
+    {
+        return Err(Status::invalid(format!(
+            "'{uri}' is not a valid object name"
+        )));
     }
     if !root.join(bucket).is_dir() {
-        return refuse(format!("the bucket '{bucket}' is not mapped: no directory {}", root.join(bucket).display()));
+        return refuse(format!(
+            "the bucket '{bucket}' is not mapped: no directory {}",
+            root.join(bucket).display()
+        ));
     }
     Ok(root.join(bucket).join(object))
 }
@@ -106,10 +119,16 @@ fn mapped(root: Option<&FsPath>, uri: &str) -> Result<PathBuf, Status> {
 impl From<JobError> for Status {
     fn from(e: JobError) -> Self {
         match e {
-            JobError::BacklogFull => Status::new(Code::Unavailable, "Too many files are waiting to be read; retry later."),
+            JobError::BacklogFull => Status::new(
+                Code::Unavailable,
+                "Too many files are waiting to be read; retry later.",
+            ),
             JobError::StoreUnavailable(e) => {
                 tracing::error!("operation store unavailable: {e:#}");
-                Status::new(Code::Unavailable, "The operation store is unavailable; retry later.")
+                Status::new(
+                    Code::Unavailable,
+                    "The operation store is unavailable; retry later.",
+                )
             }
         }
     }
@@ -123,22 +142,47 @@ pub async fn annotate_files_async(
 ) -> Result<Json<Value>, Status> {
     let batch = request::parse::<AsyncFileRequest>(&body_of(request).await?)?;
     let [file] = &batch.requests[..] else {
-        return Err(Status::invalid("vista takes one file per asynchronous request."));
+        return Err(Status::invalid(
+            "vista takes one file per asynchronous request.",
+        ));
     };
-    let input = file.input_config.as_ref().ok_or_else(|| Status::invalid("inputConfig is required."))?;
-    let input_uri = input.gcs_source.as_ref().map(|g| g.uri.clone()).unwrap_or_default();
+    let input = file
+        .input_config
+        .as_ref()
+        .ok_or_else(|| Status::invalid("inputConfig is required."))?;
+    let input_uri = input
+        .gcs_source
+        .as_ref()
+        .map(|g| g.uri.clone())
+        .unwrap_or_default();
     if !["application/pdf", "image/tiff"].contains(&input.mime_type.as_str()) {
-        return Err(Status::invalid("mimeType must be application/pdf or image/tiff."));
+        return Err(Status::invalid(
+            "mimeType must be application/pdf or image/tiff.",
+        ));
     }
-    let output = file.output_config.as_ref().and_then(|o| o.gcs_destination.clone()).unwrap_or_default();
-    let batch_size = file.output_config.as_ref().and_then(|o| o.batch_size).filter(|b| *b > 0);
+    let output = file
+        .output_config
+        .as_ref()
+        .and_then(|o| o.gcs_destination.clone())
+        .unwrap_or_default();
+    let batch_size = file
+        .output_config
+        .as_ref()
+        .and_then(|o| o.batch_size)
+        .filter(|b| *b > 0);
     let batch_size = batch_size.map_or(DEFAULT_BATCH_SIZE, |b| b.min(100) as usize);
     let text_only = !file.features.is_empty()
         && file.features.iter().all(|f| {
-            matches!(f.kind, Sent::Known(FeatureType::TextDetection | FeatureType::DocumentTextDetection))
+            matches!(
+                f.kind,
+                Sent::Known(FeatureType::TextDetection | FeatureType::DocumentTextDetection)
+            )
         });
     if !text_only {
-        return Err(Status::new(Code::Unimplemented, "vista reads files asynchronously for TEXT_DETECTION and DOCUMENT_TEXT_DETECTION only."));
+        return Err(Status::new(
+            Code::Unimplemented,
+            "vista reads files asynchronously for TEXT_DETECTION and DOCUMENT_TEXT_DETECTION only.",
+        ));
     }
     let root = state.google.storage_root.as_deref();
     let source = mapped(root, &input_uri)?;
@@ -154,9 +198,17 @@ pub async fn annotate_files_async(
         .run(move || pipeline.count_pages(&check))
         .await?
         .map_err(Status::from)?;
-    let language = file.image_context.as_ref().and_then(|c| c.language_hints.first().cloned());
-    if let Some(unreadable) = language.as_deref().and_then(|l| state.pipeline.check_reading(l).err()) {
-        return Err(Status::invalid(format!("Invalid language hint: {unreadable}")));
+    let language = file
+        .image_context
+        .as_ref()
+        .and_then(|c| c.language_hints.first().cloned());
+    if let Some(unreadable) = language
+        .as_deref()
+        .and_then(|l| state.pipeline.check_reading(l).err())
+    {
+        return Err(Status::invalid(format!(
+            "Invalid language hint: {unreadable}"
+        )));
     }
     let parent = param(&params, "project").map_or_else(String::new, |p| format!("projects/{p}/"));
     let delivery = Delivery {
@@ -172,12 +224,17 @@ pub async fn annotate_files_async(
         pages: PageRanges::parse("").expect("empty selects all"),
         language,
         natural_order: false,
-        surface: Some(serde_json::to_value(&delivery).map_err(|e| Status::new(Code::Internal, e.to_string()))?),
+        surface: Some(
+            serde_json::to_value(&delivery)
+                .map_err(|e| Status::new(Code::Internal, e.to_string()))?,
+        ),
     };
     let id = state.reads.submit(counted, &read).await?;
     let name = format!("{parent}operations/{id}");
     let created = humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string();
-    Ok(Json(json!({"name": name, "metadata": {"@type": METADATA_TYPE, "state": "CREATED", "createTime": created}})))
+    Ok(Json(
+        json!({"name": name, "metadata": {"@type": METADATA_TYPE, "state": "CREATED", "createTime": created}}),
+    ))
 }
 
 /// `GET .../operations/{id}`: the operation's state; done once its output files are written.
@@ -189,7 +246,11 @@ pub async fn get_operation(
     let id = param(&params, "id").unwrap_or_default().to_string();
     let wire = wire(query.as_deref(), &state.google);
     let not_found = || Status::new(Code::NotFound, format!("Operation '{id}' not found."));
-    let operation = state.reads.operation(id.clone()).await?.ok_or_else(not_found)?;
+    let operation = state
+        .reads
+        .operation(id.clone())
+        .await?
+        .ok_or_else(not_found)?;
     let job = operation
         .request
         .surface
@@ -198,20 +259,32 @@ pub async fn get_operation(
         .ok_or_else(not_found)?
         .google;
     let name = format!("{}operations/{id}", job.parent);
-    let time = |unix: f64| humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0))).to_string();
+    let time = |unix: f64| {
+        humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs_f64(unix.max(0.0)))
+            .to_string()
+    };
     let (created, updated) = (time(operation.created), time(operation.updated));
     let metadata = |state: &str| json!({"@type": METADATA_TYPE, "state": state, "createTime": created, "updateTime": updated});
     let body = match (operation.status, operation.pages) {
         (JobStatus::NotStarted, _) => json!({"name": name, "metadata": metadata("CREATED")}),
         (JobStatus::Running, _) => json!({"name": name, "metadata": metadata("RUNNING")}),
         (JobStatus::Succeeded, Some(pages)) => {
-            write_outputs(&state, &job, pages, operation.request.language.as_deref(), &wire).await?;
+            write_outputs(
+                &state,
+                &job,
+                pages,
+                operation.request.language.as_deref(),
+                &wire,
+            )
+            .await?;
             json!({"name": name, "done": true, "metadata": metadata("DONE"),
                    "response": {"@type": RESPONSE_TYPE, "responses": [{"outputConfig":
                        {"gcsDestination": {"uri": job.output}, "batchSize": job.batch_size}}]}})
         }
         _ => {
-            let message = operation.error.unwrap_or_else(|| "The file could not be read.".into());
+            let message = operation
+                .error
+                .unwrap_or_else(|| "The file could not be read.".into());
             json!({"name": name, "done": true, "metadata": metadata("DONE"),
                    "error": Status::invalid(message).to_json()})
         }
@@ -251,7 +324,9 @@ async fn write_outputs(
         target.push(format!("output-{first}-to-{last}.json"));
         let target = PathBuf::from(target);
         if let Some(parent) = target.parent() {
-            tokio::fs::create_dir_all(parent).await.map_err(|e| Status::new(Code::Internal, format!("writing the output: {e}")))?;
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| Status::new(Code::Internal, format!("writing the output: {e}")))?;
         }
         tokio::fs::write(&target, body.to_string())
             .await
