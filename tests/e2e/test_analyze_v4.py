@@ -280,7 +280,7 @@ def test_the_server_refuses_to_start_without_keys_unless_told():
                              capture_output=True, text=True, timeout=60,
                              env={"PATH": "/usr/bin:/bin", "VISTA_API_KEYS": ""})
     assert refused.returncode != 0
-    assert "no API key or token issuer is configured" in refused.stderr
+    assert "no API key, token issuer, Google key or AWS credential is configured" in refused.stderr
     open_server = Server("--no-auth", keys=())
     try:
         assert post(open_server, "api-version=2023-10-01&features=objects", photo("coffee.png"),
