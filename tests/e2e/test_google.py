@@ -98,6 +98,11 @@ def test_a_batch_answers_each_image_and_a_bad_one_gets_its_own_error(cloud):
     assert "Cat" in [l.description for l in cat.label_annotations] and len(cat.label_annotations) == 5
     assert bad.error.code == 3 and bad.error.message == "Bad image data." and not bad.label_annotations
     assert coffee.label_annotations and not coffee.error.message
+    # Over Google's 20 MB a file: that image's error, not the call's.
+    [huge] = client.batch_annotate_images(requests=[vision.AnnotateImageRequest(
+        image=vision.Image(content=b"\xff" * (20 * 1024 * 1024 + 1)),
+        features=[vision.Feature(type_=T.LABEL_DETECTION)])]).responses
+    assert huge.error.code == 3 and "20971520" in huge.error.message
     # The single-feature helper.
     assert len(client.label_detection(image=vision.Image(content=photo("chelsea.png")), max_results=1).label_annotations) == 1
     # More than 16 images is a whole-call error.

@@ -332,3 +332,84 @@ fn enclosing<'a>(quads: impl Iterator<Item = &'a Quad>) -> Quad {
     }
     Quad([(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::read::{Orientation, TextLine, TextWord};
+
+    const WIRE: Wire = Wire {
+        ints: false,
+        likelihood: LIKELIHOOD_LIMITS,
+    };
+
+    #[test]
+    fn likelihoods_bucket_scores_as_names_or_numbers() {
+        let names: Vec<Value> = [0.0, 0.1, 0.29, 0.3, 0.6, 0.85, 1.0]
+            .iter()
+            .map(|p| WIRE.likelihood(*p))
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "VERY_UNLIKELY",
+                "UNLIKELY",
+                "UNLIKELY",
+                "POSSIBLE",
+                "LIKELY",
+                "VERY_LIKELY",
+                "VERY_LIKELY"
+            ]
+            .map(|n| json!(n))
+        );
+        let ints = Wire { ints: true, ..WIRE };
+        assert_eq!(ints.likelihood(0.0), json!(1));
+        assert_eq!(ints.likelihood(0.9), json!(5));
+    }
+
+    #[test]
+    fn proto3_defaults_are_left_out_but_empty_messages_stay() {
+        let value = json!({"a": 0, "b": 0.0, "c": "", "d": false, "e": [], "f": null,
+                           "g": {"x": 0, "y": 3}, "h": {}, "i": [{"x": 0}]});
+        assert_eq!(
+            without_defaults(value),
+            json!({"g": {"y": 3}, "h": {}, "i": [{}]})
+        );
+    }
+
+    #[test]
+    fn a_word_is_split_into_symbols_and_its_last_symbol_carries_the_break() {
+        let word = |text: &str, x: f32| TextWord {
+            text: text.into(),
+            polygon: Quad([(x, 10.0), (x + 40.0, 10.0), (x + 40.0, 30.0), (x, 30.0)]),
+            confidence: 0.9,
+        };
+        let page = PageText {
+            lines: vec![TextLine {
+                text: "ab cd".into(),
+                polygon: Quad([(0.0, 10.0), (90.0, 10.0), (90.0, 30.0), (0.0, 30.0)]),
+                words: vec![word("ab", 0.0), word("cd", 50.0)],
+            }],
+            orientation: Some(Orientation::Up),
+            angle: 0.0,
+        };
+        let units = PageUnits::Pixels {
+            width: 100,
+            height: 50,
+        };
+        let text = text(&page, units, Some("en"), &WIRE);
+        assert_eq!(text.annotations[0]["description"], "ab cd\n");
+        assert_eq!(text.annotations[0]["locale"], "en");
+        assert_eq!(text.annotations[2]["description"], "cd");
+        let words = &text.full["pages"][0]["blocks"][0]["paragraphs"][0]["words"];
+        let symbols = &words[0]["symbols"];
+        assert_eq!(
+            symbols[1]["boundingBox"]["vertices"][0],
+            json!({"x": 20, "y": 10})
+        );
+        assert_eq!(symbols[1]["property"]["detectedBreak"]["type"], "SPACE");
+        assert!(symbols[0].get("property").is_none());
+        let last = &words[1]["symbols"][1];
+        assert_eq!(last["property"]["detectedBreak"]["type"], "LINE_BREAK");
+    }
+}
