@@ -4,10 +4,40 @@
 
 use std::sync::Arc;
 
+use axum::extract::Request;
+use axum::http::header::AUTHORIZATION;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use super::query::QueryParams;
 use super::token::{TokenRefusal, TokenVerifier};
+
+/// The key and bearer token a request offers: the key from `key_header`, or from the `key_param`
+/// query parameter when that header is absent (the query is parsed only then), and the token of
+/// `Authorization: Bearer`.
+pub struct Offered {
+    pub key: Option<String>,
+    pub bearer: Option<String>,
+}
+
+impl Offered {
+    pub fn read(request: &Request, key_header: &str, key_param: &str) -> Self {
+        let headers = request.headers();
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let bearer = header(AUTHORIZATION.as_str()).and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then(|| token.trim().to_string())
+        });
+        let key = header(key_header).map(str::to_string).or_else(|| {
+            QueryParams::parse(request.uri().query())
+                .get(key_param)
+                .map(str::to_string)
+        });
+        Offered { key, bearer }
+    }
+}
 
 /// The configured ways in: keys, tokens, or both (`--no-auth` configures neither and installs no check).
 #[derive(Clone, Default)]

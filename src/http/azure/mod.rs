@@ -13,7 +13,7 @@ pub mod v4;
 use std::sync::Arc;
 
 use axum::extract::{Request, State};
-use axum::http::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -21,8 +21,7 @@ use axum::routing::post;
 use axum::Router;
 
 use self::error::ApiError;
-use super::auth::{Credentials, Presented, Verdict};
-use super::query::QueryParams;
+use super::auth::{Credentials, Offered, Presented, Verdict};
 use super::AppState;
 
 /// Azure's key header; the `subscription-key` query parameter (an APIM convention) works too.
@@ -93,23 +92,8 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let headers = request.headers();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let bearer = header(AUTHORIZATION.as_str()).and_then(|v| {
-        let (scheme, token) = v.split_once(' ')?;
-        scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
-    });
-    // The query is parsed only when the header carries no key.
-    let query_key;
-    let key = match header(KEY_HEADER) {
-        Some(key) => Some(key),
-        None => {
-            query_key = QueryParams::parse(request.uri().query())
-                .get("subscription-key")
-                .map(str::to_string);
-            query_key.as_deref()
-        }
-    };
+    let offered = Offered::read(&request, KEY_HEADER, "subscription-key");
+    let (key, bearer) = (offered.key.as_deref(), offered.bearer.as_deref());
     let presented = match (bearer, key) {
         (_, Some(key)) => Presented::Key(key),
         (Some(token), None) => Presented::Bearer(token),

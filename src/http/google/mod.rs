@@ -14,12 +14,10 @@ use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::{RawQuery, Request, State};
-use axum::http::header::AUTHORIZATION;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use image::ImageFormat;
 use serde_json::{json, Map, Value};
 
 use self::error::{Code, Status};
@@ -27,10 +25,10 @@ use self::render::{PageUnits, Wire};
 use self::request::{
     AnnotateFileRequest, AnnotateImageRequest, FeatureRequest, FeatureType, ImageContext, Sent,
 };
-use super::auth::ApiKeys;
+use super::auth::{ApiKeys, Offered};
 use super::intake::read_capped;
 use super::AppState;
-use crate::pipeline::decode::ImageLimits;
+use crate::pipeline::decode::{ImageLimits, ANALYZE_V4};
 use crate::pipeline::read::ReadOptions;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline, ReadPage};
 
@@ -44,19 +42,11 @@ const MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Labels returned when `maxResults` is not set (about what Google returns).
 const DEFAULT_MAX_LABELS: usize = 10;
 
-/// Google's image rules: its documented formats, 20 MB a file.
+/// Google's image rules: 20 MB a file, no smallest side; the formats Image Analysis 4.0 takes (Google's
+/// documented JPEG, PNG, GIF, BMP, WEBP and ICO, and TIFF).
 pub const GOOGLE_IMAGES: ImageLimits = ImageLimits {
-    max_bytes: 20 * 1024 * 1024,
     min_side: 1,
-    max_side: 16000,
-    formats: &[
-        ImageFormat::Jpeg,
-        ImageFormat::Png,
-        ImageFormat::Gif,
-        ImageFormat::Bmp,
-        ImageFormat::WebP,
-        ImageFormat::Ico,
-    ],
+    ..ANALYZE_V4
 };
 
 /// The deployment's settings of this surface.
@@ -110,22 +100,7 @@ pub async fn authenticate(
     request: Request,
     next: Next,
 ) -> Response {
-    let headers = request.headers();
-    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-    let bearer = header(AUTHORIZATION.as_str()).and_then(|v| {
-        let (scheme, token) = v.split_once(' ')?;
-        scheme
-            .eq_ignore_ascii_case("bearer")
-            .then(|| token.trim().to_string())
-    });
-    let query_key = || {
-        super::query::QueryParams::parse(request.uri().query())
-            .get("key")
-            .map(str::to_string)
-    };
-    let key = header("x-goog-api-key")
-        .map(str::to_string)
-        .or_else(query_key);
+    let Offered { key, bearer } = Offered::read(&request, "x-goog-api-key", "key");
     match (key, bearer) {
         (Some(key), _) if keys.accepts(&key) => next.run(request).await,
         (None, Some(token)) if keys.accepts(&token) => next.run(request).await,
