@@ -103,6 +103,32 @@ impl Hierarchy {
         }
     }
 
+    /// The broader names above any word of the vocabulary, nearest first: a detector label's parents,
+    /// a classifier class's, or for a name met inside one of those chains ("mammal"), the rest of it.
+    pub fn ancestors(&self, word: &str) -> Vec<String> {
+        if let Some(parents) = self.parents.get(word) {
+            return parents.clone();
+        }
+        let chains = self
+            .parents
+            .iter()
+            .map(|(label, parents)| (label.as_str(), parents.as_slice()))
+            .chain(
+                self.imagenet
+                    .iter()
+                    .map(|c| (c.name.as_str(), c.parents.as_slice())),
+            );
+        for (name, parents) in chains {
+            if name == word {
+                return parents.to_vec();
+            }
+            if let Some(at) = parents.iter().position(|p| p == word) {
+                return parents[at + 1..].to_vec();
+            }
+        }
+        Vec::new()
+    }
+
     /// The everyday (Open Images) spelling of a word or detector label, when it has one.
     pub fn everyday_name(&self, word: &str) -> Option<&str> {
         self.everyday.get(word).map(String::as_str)

@@ -36,6 +36,7 @@ def test_labels_carry_instances_parents_categories_and_image_properties(cloud):
     box = instance["BoundingBox"]
     assert 0 <= box["Left"] < box["Left"] + box["Width"] <= 1.0001 and instance["Confidence"] > 30
     assert {"Name": "Mammal"} in cat["Parents"] and "Mammal" in labels, "ancestors are labels too"
+    assert {"Name": "Animal"} in labels["Mammal"]["Parents"], "a parent has its own parents"
     assert cat["Categories"] == [{"Name": "Animals and Pets"}]
     assert response["LabelModelVersion"].startswith("vista-")
     properties = response["ImageProperties"]

@@ -350,7 +350,12 @@ async fn detect_labels(
                     .models()
                     .hierarchy
                     .as_ref()
-                    .map(|h| h.parents(&tag.name).iter().map(|p| cloud_name(pipeline, p)).collect())
+                    .map(|h| {
+                        h.ancestors(&tag.name)
+                            .iter()
+                            .map(|p| cloud_name(pipeline, p))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 let lineage: Vec<String> = std::iter::once(name.clone()).chain(parents.iter().cloned()).collect();
                 let category = category(&lineage);
