@@ -40,6 +40,18 @@ pub struct ReadRequest {
     pub surface: Option<serde_json::Value>,
 }
 
+impl ReadRequest {
+    /// How the pipeline reads it; with `max_running`, reading stops that long from now.
+    pub fn options(&self, max_running: Option<Duration>) -> ReadOptions {
+        ReadOptions {
+            assume_upright: false,
+            language: self.language.clone(),
+            natural_order: self.natural_order,
+            deadline: max_running.map(|d| std::time::Instant::now() + d),
+        }
+    }
+}
+
 /// One operation as a surface reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Operation {
@@ -140,11 +152,18 @@ pub struct ReadJobs {
     queue: mpsc::UnboundedSender<String>,
     backlog: Arc<Mutex<Backlog>>,
     limits: BacklogLimits,
+    max_running: Option<Duration>,
 }
 
 impl ReadJobs {
     /// Starts the runner, the resumer and the sweeper. Call from inside the tokio runtime.
-    pub fn start(store: OperationStore, pipeline: Arc<Pipeline>, limits: BacklogLimits) -> Self {
+    /// Each document may be read for `max_running` at most (none: no limit).
+    pub fn start(
+        store: OperationStore,
+        pipeline: Arc<Pipeline>,
+        limits: BacklogLimits,
+        max_running: Option<Duration>,
+    ) -> Self {
         let store = Arc::new(store);
         let (queue, mut pending) = mpsc::unbounded_channel::<String>();
         let backlog = Arc::new(Mutex::new(Backlog::default()));
@@ -159,8 +178,10 @@ impl ReadJobs {
             while let Some(id) = pending.recv().await {
                 let (store, pipeline, done) =
                     (Arc::clone(&runner.0), Arc::clone(&pipeline), id.clone());
-                let outcome =
-                    tokio::task::spawn_blocking(move || process(&store, &pipeline, &id)).await;
+                let outcome = tokio::task::spawn_blocking(move || {
+                    process(&store, &pipeline, &id, max_running)
+                })
+                .await;
                 match outcome {
                     Ok(Err(e)) => {
                         tracing::error!(
@@ -224,6 +245,7 @@ impl ReadJobs {
             queue,
             backlog,
             limits,
+            max_running,
         }
     }
 
@@ -288,6 +310,11 @@ impl ReadJobs {
         }))
     }
 
+    /// How long one document may be read.
+    pub fn max_running(&self) -> Option<Duration> {
+        self.max_running
+    }
+
     /// Whether the store answers now (`/ready`).
     pub async fn store_reachable(&self) -> bool {
         self.with_store(|store| store.check()).await.is_ok()
@@ -308,18 +335,19 @@ impl ReadJobs {
 
 /// Reads one operation's document and records the outcome; a document that cannot be read makes the
 /// operation `failed`, never lost.
-fn process(store: &OperationStore, pipeline: &Pipeline, id: &str) -> anyhow::Result<()> {
+fn process(
+    store: &OperationStore,
+    pipeline: &Pipeline,
+    id: &str,
+    max_running: Option<Duration>,
+) -> anyhow::Result<()> {
     let _working = crate::cpu_budget::budget().working();
     let Some((record, document)) = store.start(id)? else {
         return Ok(());
     };
     let outcome = match serde_json::from_value::<ReadRequest>(record.params) {
         Ok(request) => {
-            let options = ReadOptions {
-                assume_upright: false,
-                language: request.language.clone(),
-                natural_order: request.natural_order,
-            };
+            let options = request.options(max_running);
             let selected = |page| request.pages.contains(page);
             pipeline
                 .read_document(&document, &selected, MAX_PAGES, &options)

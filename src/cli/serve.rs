@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 
+use super::container::ContainerSettings;
 use super::engine::EngineArgs;
 use vista::fetch::UrlFetcher;
 use vista::http::auth::{ApiKeys, Credentials};
@@ -76,14 +77,21 @@ pub struct ServeArgs {
     /// accepted. Default: a name made once and kept in the data directory.
     #[arg(long, env = "VISTA_REPLICA_ID")]
     pub replica_id: Option<String>,
+    /// Minutes one Read document may be read before its operation fails (none: no limit).
+    #[arg(long, env = "VISTA_READ_MAX_MINUTES")]
+    pub read_max_minutes: Option<f64>,
+    /// Microsoft Read container settings (`Eula=accept Billing=... ApiKey=...`, also read from the
+    /// environment under those names): ApiKey is one more accepted key, StorageTimeToLiveInMinutes
+    /// sets --read-ttl, Task:MaxRunningTimeSpanInMinutes sets --read-max-minutes; Billing is ignored.
+    #[arg(value_name = "SETTING=VALUE")]
+    pub container_settings: Vec<String>,
 }
 
-fn read_keys(args: &ServeArgs) -> Result<ApiKeys> {
-    Ok(ApiKeys::new(secrets_from(
-        "VISTA_API_KEYS",
-        args.keys_file.as_ref(),
-        ',',
-    )?))
+/// The Azure keys: VISTA_API_KEYS, --keys-file, and the container's ApiKey.
+fn read_keys(args: &ServeArgs, container_key: Option<String>) -> Result<ApiKeys> {
+    let mut keys = secrets_from("VISTA_API_KEYS", args.keys_file.as_ref(), ',')?;
+    keys.extend(container_key);
+    Ok(ApiKeys::new(keys))
 }
 
 /// The Read operation store, in the data directory or in Redis, with the key from VISTA_STORE_KEY or
@@ -253,8 +261,17 @@ impl TokenArgs {
     }
 }
 
-pub fn serve(args: ServeArgs) -> Result<ExitCode> {
-    let keys = read_keys(&args)?;
+pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
+    let container =
+        ContainerSettings::read(&args.container_settings, |name| std::env::var(name).ok())?;
+    if let Some(ttl) = container.ttl {
+        args.read_ttl = ttl.as_secs().max(1);
+    }
+    let max_running = container.max_running.or(args
+        .read_max_minutes
+        .filter(|m| m.is_finite() && *m > 0.0)
+        .map(|m| Duration::from_secs_f64(m * 60.0)));
+    let keys = read_keys(&args, container.api_key)?;
     let tokens = args.tokens.verifier()?;
     let google_keys = args.clouds.google_keys()?;
     let aws_credentials = args.clouds.aws_credentials()?;
@@ -291,7 +308,12 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
             documents: args.read_queue.max(1),
             bytes: args.read_queue_mb.saturating_mul(1024 * 1024),
         };
-        ReadJobs::start(open_store(&args)?, Arc::clone(&pipeline), limits)
+        ReadJobs::start(
+            open_store(&args)?,
+            Arc::clone(&pipeline),
+            limits,
+            max_running,
+        )
     };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),
@@ -306,6 +328,7 @@ pub fn serve(args: ServeArgs) -> Result<ExitCode> {
         scheme: if tls.is_some() { "https" } else { "http" },
         google: args.clouds.google()?,
         aws,
+        deepstack_keys: auth.as_ref().map(|a| a.azure.keys.clone()),
     });
     let app = router(state, auth);
     runtime.block_on(async move {

@@ -6,6 +6,8 @@
 pub mod auth;
 pub mod aws;
 pub mod azure;
+pub mod deepstack;
+pub mod docs;
 pub mod google;
 pub mod intake;
 pub mod query;
@@ -48,6 +50,9 @@ pub struct AppState {
     pub google: google::Settings,
     /// The AWS surface's settings, its access keys among them.
     pub aws: aws::Settings,
+    /// The keys the DeepStack surface accepts (its `api_key` field or the Azure key header): the Azure
+    /// keys; `None` with `--no-auth`.
+    pub deepstack_keys: Option<ApiKeys>,
 }
 
 /// Who may call each surface; keys of one surface do not open another.
@@ -71,14 +76,18 @@ pub fn router(state: Arc<AppState>, auth: Option<SurfaceAuth>) -> Router {
             google::authenticate,
         ));
     }
-    let api = api.merge(google).merge(aws::routes());
+    let api = api
+        .merge(google)
+        .merge(aws::routes())
+        .merge(deepstack::routes());
     let probes = Router::new()
         .route(
             "/health",
             get(|| async { Json(json!({"status": "healthy"})) }),
         )
         .route("/ready", get(ready))
-        .route("/metrics", get(|| async { metrics::render() }));
+        .route("/metrics", get(|| async { metrics::render() }))
+        .merge(docs::routes());
     api.merge(probes)
         // A path no surface knows answers in the first surface's words.
         .fallback(|| async { ApiError::not_found() })

@@ -65,6 +65,13 @@ pub const ANALYZE_V4: ImageLimits = ImageLimits {
     ],
 };
 
+/// 4.0's rules without a smallest side: the surfaces of clouds and tools that set none (Google,
+/// DeepStack).
+pub const ANY_SIDE: ImageLimits = ImageLimits {
+    min_side: 1,
+    ..ANALYZE_V4
+};
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DecodeError {
     #[error("Image format is not valid")]

@@ -94,6 +94,9 @@ pub enum PipelineError {
     },
     #[error(transparent)]
     Pdf(#[from] pdf::PdfError),
+    /// The document was still being read when its time ran out.
+    #[error("reading the document took longer than the {} this server allows", humantime::format_duration(*.0))]
+    TimedOut(std::time::Duration),
     #[error("internal error: {0:#}")]
     Internal(#[from] anyhow::Error),
 }
@@ -293,12 +296,20 @@ impl Pipeline {
         let detector = required(self.models.text_detector.as_deref(), "the text detector")?;
         let readers = self.readers()?;
         let mut read = Vec::new();
+        let started = std::time::Instant::now();
+        let in_time = || match options.deadline {
+            Some(deadline) if std::time::Instant::now() > deadline => Err(PipelineError::TimedOut(
+                deadline.saturating_duration_since(started),
+            )),
+            _ => Ok(()),
+        };
         if bytes.starts_with(b"%PDF") {
             self.pdf_reader()?.for_each_page(
                 bytes,
                 (selected, max_pages),
                 &self.budget,
                 |number, page| {
+                    in_time()?;
                     let (width, height, text) = match page {
                         pdf::PdfPage::Text {
                             width,
@@ -333,6 +344,7 @@ impl Pipeline {
             (selected, max_pages),
             &self.budget,
             |number, page| {
+                in_time()?;
                 read.push(ReadPage {
                     number,
                     width: page.width() as f32,

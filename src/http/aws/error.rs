@@ -85,6 +85,7 @@ impl From<PipelineError> for AwsError {
                 "AccessDeniedException",
                 format!("vista: '{feature}' is not available: {reason}"),
             ),
+            PipelineError::TimedOut(_) => AwsError::new("InternalServerError", e.to_string()),
             PipelineError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "analysis failed");
                 AwsError::new("InternalServerError", "Internal server error")

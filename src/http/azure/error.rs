@@ -191,6 +191,9 @@ impl From<PipelineError> for ApiError {
                 let message = e.to_string();
                 ApiError::invalid(message.clone(), "InvalidImageFormat", message)
             }
+            PipelineError::TimedOut(_) => {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "Timeout", e.to_string())
+            }
             PipelineError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "analysis failed");
                 ApiError::internal()

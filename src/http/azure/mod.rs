@@ -52,7 +52,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 /// on its operations, and the `apim-request-id` header.
 pub async fn finish(response: Response, path: &str, request_id: &str) -> Response {
     let mut response = with_envelope(response);
-    if path.starts_with("/vision/v3.2/read/") {
+    if read::is_read_path(path) {
         response = read::with_flat_error(response, request_id).await;
     }
     if let Ok(id) = HeaderValue::from_str(request_id) {

@@ -92,6 +92,7 @@ async fn ocr(
             assume_upright: !detect_orientation,
             language: Some(language.to_string()),
             natural_order: false,
+            deadline: None,
         },
         ..AnalysisOptions::default()
     };

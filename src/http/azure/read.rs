@@ -1,7 +1,9 @@
-//! The asynchronous 3.2 Read API's routes: `POST /vision/v3.2/read/analyze` checks a document (an
-//! image, a multi-page TIFF, a PDF) and its parameters and hands it to the [`crate::read_jobs`], answering
-//! `202` with an `Operation-Location`; `GET /vision/v3.2/read/analyzeResults/{id}` renders the
-//! operation (`notStarted`, `running`, `succeeded` with Azure's `analyzeResult`, or `failed`).
+//! The Read API's routes (3.2, and 3.0 and 3.1, whose shapes are the same): `POST .../read/analyze`
+//! checks a document (an image, a multi-page TIFF, a PDF) and its parameters and hands it to the
+//! [`crate::read_jobs`], answering `202` with an `Operation-Location`; `GET .../read/analyzeResults/{id}`
+//! renders the operation (`notStarted`, `running`, `succeeded` with Azure's `analyzeResult`, or
+//! `failed`); `POST .../read/syncAnalyze` (the Read container's) reads the document while the client
+//! waits and answers with the succeeded operation.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
@@ -34,10 +36,29 @@ const RETRY_AFTER_SECONDS: u64 = 5;
 // Read errors carry their fine code as the outer `code` (Ocr.json), unlike the rest of 3.2: hence
 // `ApiError::new` without an inner error throughout.
 
+/// The Read API versions served: 3.0 and 3.1 have 3.2's parameters and result graph.
+pub const READ_VERSIONS: [&str; 3] = ["v3.0", "v3.1", "v3.2"];
+
 pub fn routes() -> Router<Arc<AppState>> {
-    Router::new()
-        .route("/vision/v3.2/read/analyze", post(analyze))
-        .route("/vision/v3.2/read/analyzeResults/{id}", get(results))
+    READ_VERSIONS.iter().fold(Router::new(), |router, version| {
+        router
+            .route(&format!("/vision/{version}/read/analyze"), post(analyze))
+            .route(
+                &format!("/vision/{version}/read/syncAnalyze"),
+                post(sync_analyze),
+            )
+            .route(
+                &format!("/vision/{version}/read/analyzeResults/{{id}}"),
+                get(results),
+            )
+    })
+}
+
+/// Whether `path` is one of the Read API's.
+pub fn is_read_path(path: &str) -> bool {
+    READ_VERSIONS
+        .iter()
+        .any(|v| path.starts_with(&format!("/vision/{v}/read/")))
 }
 
 impl From<JobError> for ApiError {
@@ -83,17 +104,27 @@ fn document_error(error: PipelineError) -> ApiError {
         ) => "InvalidImageDimension",
         PipelineError::Decode(DecodeError::InvalidByteSize { .. }) => "InvalidImageSize",
         PipelineError::Pdf(_) => "InvalidImage",
-        PipelineError::Unavailable { .. } | PipelineError::Internal(_) => return error.into(),
+        PipelineError::Unavailable { .. }
+        | PipelineError::Internal(_)
+        | PipelineError::TimedOut { .. } => return error.into(),
     };
     ApiError::new(StatusCode::BAD_REQUEST, code, error.to_string())
 }
 
-async fn analyze(
-    State(state): State<Arc<AppState>>,
-    RawQuery(query): RawQuery,
+/// A document accepted for reading: what to read of it, and the bytes.
+struct Accepted {
+    request: ReadRequest,
+    document: bytes::Bytes,
+}
+
+/// Checks the parameters and the document (format, sides, pages; a damaged or encrypted PDF) the
+/// way both the asynchronous and the synchronous routes need.
+async fn accept(
+    state: &AppState,
+    query: Option<&str>,
     request: Request,
-) -> Result<Response, ApiError> {
-    let params = QueryParams::parse(query.as_deref());
+) -> Result<Accepted, ApiError> {
+    let params = QueryParams::parse(query);
     if let Some(version) = params.get("model-version").or(params.get("modelVersion")) {
         if !READ_MODEL_VERSIONS.contains(&version) {
             return Err(ApiError::new(
@@ -131,12 +162,10 @@ async fn analyze(
     state
         .pipeline
         .check_available(&[crate::pipeline::Feature::Read])?;
-    let base = public_base(request.headers(), state.scheme);
     let document = image_bytes(request, &state.fetcher, READ.max_bytes)
         .await
         .map_err(|e| read_error(e.into()))?;
-    // The document is checked now (format, sides, pages; a damaged or encrypted PDF), not accepted
-    // to fail later.
+    // The document is checked now, not accepted to fail later.
     let (pipeline, checked) = (Arc::clone(&state.pipeline), document.clone());
     let page_count = tokio::task::spawn_blocking(move || pipeline.count_pages(&checked))
         .await
@@ -155,8 +184,24 @@ async fn analyze(
         natural_order: reading_order.as_deref() == Some("natural"),
         surface: None,
     };
+    Ok(Accepted { request, document })
+}
+
+/// The version prefix of a Read path (`/vision/v3.1`), for the `Operation-Location` it answers with.
+fn version_prefix(path: &str) -> &str {
+    path.find("/read/").map_or("/vision/v3.2", |at| &path[..at])
+}
+
+async fn analyze(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Response, ApiError> {
+    let base = public_base(request.headers(), state.scheme);
+    let prefix = version_prefix(request.uri().path()).to_string();
+    let Accepted { request, document } = accept(&state, query.as_deref(), request).await?;
     let id = state.reads.submit(document, &request).await?;
-    let location = format!("{base}/vision/v3.2/read/analyzeResults/{id}");
+    let location = format!("{base}{prefix}/read/analyzeResults/{id}");
     let mut response = StatusCode::ACCEPTED.into_response();
     let headers = response.headers_mut();
     headers.insert(
@@ -168,6 +213,45 @@ async fn analyze(
         HeaderValue::from_str(&location).map_err(|_| ApiError::internal())?,
     );
     Ok(response)
+}
+
+/// `POST .../read/syncAnalyze`: the same checks and result graph, read while the client waits on the
+/// interactive workers (so the bounded queue applies: 429 when full).
+async fn sync_analyze(
+    State(state): State<Arc<AppState>>,
+    RawQuery(query): RawQuery,
+    request: Request,
+) -> Result<Json<ReadOperation>, ApiError> {
+    let Accepted { request, document } = accept(&state, query.as_deref(), request).await?;
+    let started = now_seconds();
+    let (pipeline, max_running) = (Arc::clone(&state.pipeline), state.reads.max_running());
+    let pages = state
+        .workers
+        .run(move || {
+            let selected = |page| request.pages.contains(page);
+            let options = request.options(max_running);
+            pipeline.read_document(&document, &selected, MAX_PAGES, &options)
+        })
+        .await?
+        .map_err(document_error)?;
+    let language = state_language(query.as_deref());
+    Ok(Json(ReadOperation {
+        status: Status::Succeeded,
+        created_date_time: timestamp(started),
+        last_updated_date_time: timestamp(now_seconds()),
+        analyze_result: Some(analyze_result(pages, language.as_deref())),
+        error: None,
+    }))
+}
+
+fn state_language(query: Option<&str>) -> Option<String> {
+    QueryParams::parse(query).get("language").map(str::to_owned)
+}
+
+fn now_seconds() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[derive(Debug, Serialize)]

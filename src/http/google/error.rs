@@ -24,6 +24,7 @@ pub enum Code {
     Internal = 13,
     Unavailable = 14,
     Unauthenticated = 16,
+    DeadlineExceeded = 4,
 }
 
 impl Code {
@@ -37,6 +38,7 @@ impl Code {
             Code::Internal => "INTERNAL",
             Code::Unavailable => "UNAVAILABLE",
             Code::Unauthenticated => "UNAUTHENTICATED",
+            Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
         }
     }
 
@@ -50,6 +52,7 @@ impl Code {
             Code::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             Code::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Code::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Code::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 }
@@ -114,6 +117,7 @@ impl From<PipelineError> for Status {
                 Code::Unimplemented,
                 format!("vista: '{feature}' is not available: {reason}"),
             ),
+            PipelineError::TimedOut(_) => Status::new(Code::DeadlineExceeded, e.to_string()),
             PipelineError::Internal(e) => {
                 tracing::error!(error = %format!("{e:#}"), "analysis failed");
                 Status::new(Code::Internal, "Internal error.")

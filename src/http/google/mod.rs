@@ -28,7 +28,7 @@ use self::request::{
 use super::auth::{ApiKeys, Offered};
 use super::intake::read_capped;
 use super::AppState;
-use crate::pipeline::decode::{ImageLimits, ANALYZE_V4};
+use crate::pipeline::decode::{ImageLimits, ANY_SIDE};
 use crate::pipeline::read::ReadOptions;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline, ReadPage};
 
@@ -42,12 +42,9 @@ const MAX_BODY_BYTES: usize = 40 * 1024 * 1024;
 /// Labels returned when `maxResults` is not set (about what Google returns).
 const DEFAULT_MAX_LABELS: usize = 10;
 
-/// Google's image rules: 20 MB a file, no smallest side; the formats Image Analysis 4.0 takes (Google's
-/// documented JPEG, PNG, GIF, BMP, WEBP and ICO, and TIFF).
-pub const GOOGLE_IMAGES: ImageLimits = ImageLimits {
-    min_side: 1,
-    ..ANALYZE_V4
-};
+/// Google's image rules: 20 MB a file, no smallest side, the formats Image Analysis 4.0 takes
+/// (Google's documented JPEG, PNG, GIF, BMP, WEBP and ICO, and TIFF).
+pub const GOOGLE_IMAGES: ImageLimits = ANY_SIDE;
 
 /// The deployment's settings of this surface.
 #[derive(Debug, Clone)]

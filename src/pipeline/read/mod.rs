@@ -86,6 +86,9 @@ pub struct ReadOptions {
     pub language: Option<String>,
     /// Order lines by columns and blocks (the Read API's `readingOrder=natural`) instead of by rows.
     pub natural_order: bool,
+    /// A document still being read at this time stops with [`super::PipelineError::TimedOut`] before
+    /// its next page (the Read container's `Task:MaxRunningTimeSpanInMinutes`).
+    pub deadline: Option<std::time::Instant>,
 }
 
 /// Reads all text of `image`: its text regions, then the page's decisions (see [`page`]).
