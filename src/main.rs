@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use cli::analyze::{analyze, AnalyzeArgs};
+use cli::bundle::{bundle, BundleArgs};
 use cli::engine::ModelsDir;
 use cli::models::{e5_centre, fetch_models, list_models, verify_models, E5CentreArgs, FetchArgs};
 use cli::search::{index_images, search_images, IndexArgs, SearchArgs};
@@ -18,7 +19,7 @@ use cli::serve::{serve, ServeArgs};
 #[command(
     name = "vista",
     version,
-    about = "Self-hosted image analysis speaking the Azure AI Vision API"
+    about = "Self-hosted image analysis speaking the Azure AI Vision, Google Cloud Vision, AWS Rekognition and DeepStack APIs"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -44,6 +45,9 @@ enum Command {
     Index(IndexArgs),
     /// Find the indexed images that best match a text, in any language the vector model knows.
     Search(SearchArgs),
+    /// Write one tar.gz (binary, verified model pack, shared libraries, start.sh) that serves the API
+    /// on a machine without registry access.
+    Bundle(BundleArgs),
     /// Manage the model pack.
     Models {
         #[command(subcommand)]
@@ -93,6 +97,7 @@ fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(args) => serve(*args),
         Command::Analyze(args) => analyze(args),
+        Command::Bundle(args) => bundle(args),
         Command::Index(args) => index_images(args),
         Command::Search(args) => search_images(args),
         Command::Models {
