@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{Multipart, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -70,7 +70,7 @@ struct Form {
 /// Reads the form and checks the key: `api_key` (DeepStack's field) or vista's key header.
 async fn form(
     state: &AppState,
-    headers: &axum::http::HeaderMap,
+    headers: &HeaderMap,
     mut multipart: Multipart,
 ) -> Result<Form, Failure> {
     let malformed = |e: axum::extract::multipart::MultipartError| {
@@ -177,108 +177,123 @@ fn with_confidence(confidence: f32, mut prediction: Value) -> (f32, Value) {
     (confidence, prediction)
 }
 
-/// `/v1/vision/detection`: the detector's objects under their COCO names.
-async fn detection(
-    State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
-    multipart: Multipart,
+/// One request: the form read and checked, `feature` run, and `fields` made of the analysis and the
+/// request's `min_confidence`.
+async fn answer(
+    state: &AppState,
+    (headers, multipart): (HeaderMap, Multipart),
+    feature: Feature,
+    command: &str,
+    fields: impl FnOnce(Analysis, f32) -> Value,
 ) -> Result<Json<Value>, Failure> {
     let started = Instant::now();
     let Form {
         image,
         min_confidence,
-    } = form(&state, &headers, multipart).await?;
-    let (analysis, ms) = analyze(&state, image, vec![Feature::Objects]).await?;
-    let found = analysis.objects.unwrap_or_default().into_iter().map(|o| {
-        let mut prediction = corners(&o.rect);
-        prediction["label"] = json!(o.label);
-        with_confidence(o.confidence, prediction)
-    });
+    } = form(state, &headers, multipart).await?;
+    let (analysis, ms) = analyze(state, image, vec![feature]).await?;
     Ok(success(
-        "detect",
-        predictions(found.collect(), min_confidence),
+        command,
+        fields(analysis, min_confidence),
         ms,
         started,
     ))
 }
 
+/// `/v1/vision/detection`: the detector's objects under their COCO names.
+async fn detection(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    multipart: Multipart,
+) -> Result<Json<Value>, Failure> {
+    answer(
+        &state,
+        (headers, multipart),
+        Feature::Objects,
+        "detect",
+        |analysis, min| {
+            let found = analysis.objects.unwrap_or_default().into_iter().map(|o| {
+                let mut prediction = corners(&o.rect);
+                prediction["label"] = json!(o.label);
+                with_confidence(o.confidence, prediction)
+            });
+            predictions(found.collect(), min)
+        },
+    )
+    .await
+}
+
 /// `/v1/vision/face`: face boxes.
 async fn face(
     State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Json<Value>, Failure> {
-    let started = Instant::now();
-    let Form {
-        image,
-        min_confidence,
-    } = form(&state, &headers, multipart).await?;
-    let (analysis, ms) = analyze(&state, image, vec![Feature::Faces]).await?;
-    let found = analysis
-        .faces
-        .unwrap_or_default()
-        .into_iter()
-        .map(|f| with_confidence(f.confidence, corners(&f.rect)));
-    Ok(success(
+    answer(
+        &state,
+        (headers, multipart),
+        Feature::Faces,
         "detect",
-        predictions(found.collect(), min_confidence),
-        ms,
-        started,
-    ))
+        |analysis, min| {
+            let faces = analysis.faces.unwrap_or_default().into_iter();
+            let found = faces.map(|f| with_confidence(f.confidence, corners(&f.rect)));
+            predictions(found.collect(), min)
+        },
+    )
+    .await
 }
 
 /// `/v1/vision/scene`: vista has no Places365 scene model; the answer is the best category of its
 /// 86-category taxonomy (`outdoor_street`, `indoor_kitchen`...), named as the taxonomy names it.
 async fn scene(
     State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Json<Value>, Failure> {
-    let started = Instant::now();
-    let Form { image, .. } = form(&state, &headers, multipart).await?;
-    let (analysis, ms) = analyze(&state, image, vec![Feature::Categories]).await?;
-    let best = analysis
-        .categories
-        .unwrap_or_default()
-        .into_iter()
-        .max_by(|a, b| a.score.total_cmp(&b.score));
-    let (label, confidence) = best.map_or(("others_", 0.0), |c| (c.name, c.score));
-    Ok(success(
+    answer(
+        &state,
+        (headers, multipart),
+        Feature::Categories,
         "scene",
-        json!({"label": label, "confidence": confidence}),
-        ms,
-        started,
-    ))
+        |analysis, _| {
+            let categories = analysis.categories.unwrap_or_default().into_iter();
+            let best = categories.max_by(|a, b| a.score.total_cmp(&b.score));
+            let (label, confidence) = best.map_or(("others_", 0.0), |c| (c.name, c.score));
+            json!({"label": label, "confidence": confidence})
+        },
+    )
+    .await
 }
 
-/// `/v1/vision/ocr` (CodeProject.AI's route; `/v1/image/ocr` too): one prediction per line of text.
+/// `/v1/vision/ocr` (CodeProject.AI's route; `/v1/image/ocr` too): every line of text, in reading
+/// order, one prediction each.
 async fn ocr(
     State(state): State<Arc<AppState>>,
-    headers: axum::http::HeaderMap,
+    headers: HeaderMap,
     multipart: Multipart,
 ) -> Result<Json<Value>, Failure> {
-    let started = Instant::now();
-    let Form { image, .. } = form(&state, &headers, multipart).await?;
-    let (analysis, ms) = analyze(&state, image, vec![Feature::Read]).await?;
-    let (width, height) = (analysis.width, analysis.height);
-    let lines = analysis.text.map(|page| page.lines).unwrap_or_default();
-    // Every line, in reading order.
-    let list: Vec<Value> = lines
-        .into_iter()
-        .map(|line| {
-            let confidence = line.words.iter().map(|w| w.confidence).sum::<f32>()
-                / line.words.len().max(1) as f32;
-            let mut prediction = corners(&upright(&line.polygon, width, height));
-            prediction["label"] = json!(line.text);
-            with_confidence(confidence, prediction).1
-        })
-        .collect();
-    Ok(success(
+    answer(
+        &state,
+        (headers, multipart),
+        Feature::Read,
         "ocr",
-        json!({"count": list.len(), "predictions": list}),
-        ms,
-        started,
-    ))
+        |analysis, _| {
+            let (width, height) = (analysis.width, analysis.height);
+            let lines = analysis.text.map(|page| page.lines).unwrap_or_default();
+            let list: Vec<Value> = lines
+                .into_iter()
+                .map(|line| {
+                    let words = line.words.len().max(1) as f32;
+                    let confidence = line.words.iter().map(|w| w.confidence).sum::<f32>() / words;
+                    let mut prediction = corners(&upright(&line.polygon, width, height));
+                    prediction["label"] = json!(line.text);
+                    with_confidence(confidence, prediction).1
+                })
+                .collect();
+            json!({"count": list.len(), "predictions": list})
+        },
+    )
+    .await
 }
 
 /// The upright rectangle around a quad, in whole pixels inside the image.
