@@ -64,6 +64,15 @@ def test_faces_have_five_landmarks_a_pose_and_quality_and_unmodelled_attributes_
     with pytest.raises(ClientError) as smile:
         client.detect_faces(Image={"Bytes": photo("astronaut.png")}, Attributes=["SMILE"])
     assert code(smile) == "InvalidParameterException" and "SMILE" in str(smile.value)
+    with pytest.raises(ClientError) as age:
+        client.detect_faces(Image={"Bytes": photo("astronaut.png")}, Attributes=["AGE_RANGE"])
+    assert code(age) == "InvalidParameterException" and "faceres" in str(age.value)
+    # With the optional face-attribute model on, ALL adds age range and gender.
+    with Server("--face-attributes", env=CLOUD_ENV) as attributes:
+        [aged] = rekognition(attributes).detect_faces(Image={"Bytes": photo("astronaut.png")},
+                                                      Attributes=["ALL"])["FaceDetails"]
+    assert 0 <= aged["AgeRange"]["Low"] < aged["AgeRange"]["High"] < 100
+    assert aged["Gender"]["Value"] in ("Male", "Female") and "Smile" not in aged
 
 
 def test_text_lines_come_first_and_words_name_their_line(cloud):
