@@ -24,6 +24,13 @@ if [ ! -x .venv-test/bin/python ] || ! cmp -s tests/requirements.txt .venv-test/
 fi
 .venv-test/bin/python tests/fetch_test_data.py tests/.data
 
+echo "== chromium (the studio's browser tests; Playwright drives the system's, it downloads none)"
+if ! command -v chromium > /dev/null; then
+  install="apt-get install -y -q chromium"
+  [ "$(id -u)" = 0 ] || install="sudo $install"
+  $install || { ${install%% install*} update -q && $install; }
+fi
+
 echo "== Node clients (Google Cloud Vision and AWS Rekognition, pinned in tests/node)"
 if ! cmp -s tests/node/package-lock.json tests/node/node_modules/.vista-lock.json; then
   (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -77,6 +77,9 @@ pub struct ServeArgs {
     /// accepted. Default: a name made once and kept in the data directory.
     #[arg(long, env = "VISTA_REPLICA_ID")]
     pub replica_id: Option<String>,
+    /// Do not serve the browser studio at /studio.
+    #[arg(long, env = "VISTA_NO_STUDIO")]
+    pub no_studio: bool,
     /// Minutes one Read document may be read before its operation fails (none: no limit).
     #[arg(long, env = "VISTA_READ_MAX_MINUTES")]
     pub read_max_minutes: Option<f64>,
@@ -329,6 +332,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         google: args.clouds.google()?,
         aws,
         deepstack_keys: auth.as_ref().map(|a| a.azure.keys.clone()),
+        studio: !args.no_studio,
     });
     let app = router(state, auth);
     runtime.block_on(async move {

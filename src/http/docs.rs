@@ -64,7 +64,8 @@ and DeepStack protocols and runs every model on this machine: images never leave
 <li><a href="/swagger">API documentation</a> (<a href="/swagger/v1/swagger.json">OpenAPI document</a>)</li>
 <li><a href="/ready">Readiness and the installed models</a>, <a href="/status">status</a>, <a href="/metrics">metrics</a></li>
 </ul>
-<p>The browser studio is not part of this version yet.</p>
+<p><a href="/studio">vista studio</a>: try every feature on your own images in this browser (unless the
+server was started with <code>--no-studio</code>).</p>
 </body></html>
 "#;
 

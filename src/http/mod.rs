@@ -12,6 +12,7 @@ pub mod google;
 pub mod intake;
 pub mod query;
 pub mod serve;
+pub mod studio;
 pub mod tls;
 pub mod token;
 
@@ -53,6 +54,8 @@ pub struct AppState {
     /// The keys the DeepStack surface accepts (its `api_key` field or the Azure key header): the Azure
     /// keys; `None` with `--no-auth`.
     pub deepstack_keys: Option<ApiKeys>,
+    /// Serve the browser studio at /studio (`--no-studio` turns it off).
+    pub studio: bool,
 }
 
 /// Who may call each surface; keys of one surface do not open another.
@@ -80,7 +83,7 @@ pub fn router(state: Arc<AppState>, auth: Option<SurfaceAuth>) -> Router {
         .merge(google)
         .merge(aws::routes())
         .merge(deepstack::routes());
-    let probes = Router::new()
+    let mut probes = Router::new()
         .route(
             "/health",
             get(|| async { Json(json!({"status": "healthy"})) }),
@@ -88,6 +91,9 @@ pub fn router(state: Arc<AppState>, auth: Option<SurfaceAuth>) -> Router {
         .route("/ready", get(ready))
         .route("/metrics", get(|| async { metrics::render() }))
         .merge(docs::routes());
+    if state.studio {
+        probes = probes.merge(studio::routes());
+    }
     api.merge(probes)
         // A path no surface knows answers in the first surface's words.
         .fallback(|| async { ApiError::not_found() })
