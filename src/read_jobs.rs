@@ -99,6 +99,11 @@ impl PageRanges {
         Some(PageRanges(ranges))
     }
 
+    /// Every page.
+    pub fn all() -> Self {
+        PageRanges(Vec::new())
+    }
+
     pub fn contains(&self, page: usize) -> bool {
         self.0.is_empty() || self.0.iter().any(|&(from, to)| (from..=to).contains(&page))
     }

@@ -12,6 +12,8 @@ pub struct CropRegion {
     /// The ratio as requested, echoed exactly.
     pub ratio: f32,
     pub rect: PixelRect,
+    /// The share of the image's importance (salience and weighted boxes) inside the window, in [0, 1].
+    pub importance: f32,
 }
 
 /// The best window of each of `ratios` (width / height); empty `ratios` let the area of interest's
@@ -27,9 +29,13 @@ pub fn smart_crops(scene: &Scene, ratios: &[f32]) -> Result<Vec<CropRegion>, Pip
     };
     Ok(ratios
         .into_iter()
-        .map(|ratio| CropRegion {
-            ratio,
-            rect: best_crop(&importance, width, height, ratio),
+        .map(|ratio| {
+            let rect = best_crop(&importance, width, height, ratio);
+            CropRegion {
+                ratio,
+                rect,
+                importance: importance.share(rect, width, height),
+            }
         })
         .collect())
 }
@@ -155,6 +161,30 @@ impl Importance {
             }
         }
         Importance { side, values }
+    }
+
+    /// The share of all importance inside `rect` of a `width` x `height` image (cells counted by
+    /// their centres).
+    pub fn share(&self, rect: PixelRect, width: u32, height: u32) -> f32 {
+        let side = self.side as usize;
+        let total: f32 = self.values.iter().sum();
+        if total <= 0.0 {
+            return 0.0;
+        }
+        let inside = |cell: usize, origin: u32, extent: u32, size: u32| {
+            let centre = (cell as f32 + 0.5) * size as f32 / side as f32;
+            centre >= origin as f32 && centre < (origin + extent) as f32
+        };
+        let kept: f32 = self
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                inside(i % side, rect.x, rect.w, width) && inside(i / side, rect.y, rect.h, height)
+            })
+            .map(|(_, v)| v)
+            .sum();
+        (kept / total).clamp(0.0, 1.0)
     }
 
     /// Importance summed over the grid's columns (`vertical == false`) or rows.
@@ -313,6 +343,39 @@ pub fn area_of_interest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_window_keeps_the_share_of_importance_inside_it() {
+        // The bright square fills the left half of a 16-cell grid's middle rows.
+        let importance = Importance::new(&blob(16, 0, 8, 4, 12), 160, 160, &[]);
+        let left = PixelRect {
+            x: 0,
+            y: 0,
+            w: 80,
+            h: 160,
+        };
+        let right = PixelRect {
+            x: 80,
+            y: 0,
+            w: 80,
+            h: 160,
+        };
+        let whole = PixelRect {
+            x: 0,
+            y: 0,
+            w: 160,
+            h: 160,
+        };
+        let (l, r) = (
+            importance.share(left, 160, 160),
+            importance.share(right, 160, 160),
+        );
+        assert!(
+            l > 0.95 && r < 0.05 && (l + r - 1.0).abs() < 1e-5,
+            "{l} {r}"
+        );
+        assert!((importance.share(whole, 160, 160) - 1.0).abs() < 1e-6);
+    }
 
     /// A salience map with one bright square (grid cells [x0, x1) x [y0, y1)).
     fn blob(side: u32, x0: u32, x1: u32, y0: u32, y1: u32) -> SalienceMap {

@@ -442,6 +442,7 @@ mod tests {
             parents: vec!["animal".into()],
         }]);
         analysis.smart_crops = Some(vec![crate::pipeline::CropRegion {
+            importance: 0.5,
             ratio: 0.9,
             rect: PixelRect {
                 x: 0,

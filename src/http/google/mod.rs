@@ -283,10 +283,7 @@ fn sections(
             }
             FeatureType::CropHints => {
                 let crops = analysis.smart_crops.as_deref().unwrap_or_default();
-                out.insert(
-                    "cropHintsAnnotation".into(),
-                    render::crop_hints(crops, size),
-                );
+                out.insert("cropHintsAnnotation".into(), render::crop_hints(crops));
             }
             _ => {}
         }

@@ -221,7 +221,7 @@ pub async fn annotate_files_async(
         },
     };
     let read = ReadRequest {
-        pages: PageRanges::parse("").expect("empty selects all"),
+        pages: PageRanges::all(),
         language,
         natural_order: false,
         surface: Some(

@@ -177,14 +177,13 @@ pub fn image_properties(palette: &[ColorShare]) -> Value {
     json!({"dominantColors": {"colors": colors}})
 }
 
-/// `cropHintsAnnotation`: one hint per ratio; `importanceFraction` is the share of the image it keeps.
-pub fn crop_hints(crops: &[CropRegion], (width, height): (u32, u32)) -> Value {
+/// `cropHintsAnnotation`: one hint per ratio; `importanceFraction` is the share of the image's
+/// importance (salience, faces, people, objects) the window keeps. vista has no model of how sure a
+/// crop is: `confidence` stays at its default (absent).
+pub fn crop_hints(crops: &[CropRegion]) -> Value {
     let hints: Vec<Value> = crops
         .iter()
-        .map(|c| {
-            let kept = (c.rect.w as f32 * c.rect.h as f32) / (width as f32 * height as f32);
-            json!({"boundingPoly": rect_poly(&c.rect), "confidence": 1.0, "importanceFraction": kept})
-        })
+        .map(|c| json!({"boundingPoly": rect_poly(&c.rect), "importanceFraction": c.importance}))
         .collect();
     json!({"cropHints": hints})
 }
