@@ -140,7 +140,7 @@ pub struct CloudArgs {
     /// VISTA_GOOGLE_API_KEYS (comma-separated). Accepted as `x-goog-api-key`, `?key=` or a bearer token.
     #[arg(long, env = "VISTA_GOOGLE_KEYS_FILE")]
     pub google_keys_file: Option<PathBuf>,
-    /// Serve `gs://BUCKET/PATH` image URIs from DIR/BUCKET/PATH.
+    /// Map `gs://BUCKET/PATH` (image URIs, asynchronous inputs and outputs) to DIR/BUCKET/PATH.
     #[arg(long, env = "VISTA_GOOGLE_STORAGE_ROOT", value_name = "DIR")]
     pub google_storage_root: Option<PathBuf>,
     /// The four scores dividing Google's Likelihoods VERY_UNLIKELY | UNLIKELY | POSSIBLE | LIKELY |
