@@ -3,6 +3,7 @@
 //! read as a stream with a cap, so an oversized upload is refused without buffering all of it.
 
 use axum::body::Body;
+use axum::extract::multipart::Field;
 use axum::extract::{FromRequest, Multipart, Request};
 use axum::http::header::CONTENT_TYPE;
 use bytes::{Bytes, BytesMut};
@@ -50,21 +51,31 @@ pub async fn read_capped(body: Body, max: usize) -> Result<Bytes, IntakeError> {
     Ok(buffer.freeze())
 }
 
+/// A multipart field's bytes, at most `max`: read a chunk at a time, refused as soon as it is longer.
+pub async fn field_capped(field: &mut Field<'_>, max: usize) -> Result<Bytes, IntakeError> {
+    let mut buffer = BytesMut::new();
+    while let Some(chunk) = field
+        .chunk()
+        .await
+        .map_err(|_| IntakeError::MalformedMultipart)?
+    {
+        if buffer.len() + chunk.len() > max {
+            return Err(IntakeError::InvalidByteSize { max });
+        }
+        buffer.extend_from_slice(&chunk);
+    }
+    Ok(buffer.freeze())
+}
+
 async fn first_multipart_file(request: Request, max: usize) -> Result<Bytes, IntakeError> {
     let malformed = |_| IntakeError::MalformedMultipart;
     let mut multipart = Multipart::from_request(request, &())
         .await
         .map_err(|_| IntakeError::MalformedMultipart)?;
     while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
-        let mut buffer = BytesMut::new();
-        while let Some(chunk) = field.chunk().await.map_err(malformed)? {
-            if buffer.len() + chunk.len() > max {
-                return Err(IntakeError::InvalidByteSize { max });
-            }
-            buffer.extend_from_slice(&chunk);
-        }
-        if !buffer.is_empty() {
-            return Ok(buffer.freeze());
+        let bytes = field_capped(&mut field, max).await?;
+        if !bytes.is_empty() {
+            return Ok(bytes);
         }
     }
     Err(IntakeError::InvalidByteSize { max })

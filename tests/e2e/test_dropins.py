@@ -162,3 +162,7 @@ def test_frigates_request_shape_and_codeproject_ai(deepstack, container):
     assert [p["label"] for p in ocr["predictions"]] == lines
     refused = requests.post(f"{container.url}/v1/vision/detection", files={"image": page})
     assert refused.status_code == 401 and refused.json()["success"] is False
+    # An image over the 20 MB limit is refused while it streams in.
+    huge = requests.post(f"{container.url}/v1/vision/detection", data={"api_key": KEYS[0]},
+                         files={"image": b"\xff" * (20 * 1024 * 1024 + 1)})
+    assert huge.status_code == 413 and huge.json()["success"] is False

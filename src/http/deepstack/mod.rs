@@ -7,6 +7,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::multipart::Field;
 use axum::extract::{Multipart, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,11 +17,14 @@ use bytes::Bytes;
 use serde_json::{json, Value};
 
 use super::azure::KEY_HEADER;
+use super::intake::{field_capped, IntakeError};
 use super::AppState;
 use crate::geometry::{PixelRect, Quad};
 use crate::pipeline::decode::ANY_SIDE;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, PipelineError};
 
+/// Text fields (`min_confidence`, `api_key`) are short; longer ones are refused.
+const MAX_TEXT_FIELD: usize = 1024;
 /// DeepStack's default `min_confidence`.
 const DEFAULT_MIN_CONFIDENCE: f32 = 0.4;
 
@@ -67,6 +71,18 @@ struct Form {
     min_confidence: f32,
 }
 
+/// A form field's bytes, read a chunk at a time under `max`, so an oversized upload is never
+/// buffered whole.
+async fn read_field(field: &mut Field<'_>, max: usize) -> Result<Bytes, Failure> {
+    field_capped(field, max).await.map_err(|e| match e {
+        IntakeError::InvalidByteSize { max } => Failure(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("A form field is larger than {max} bytes"),
+        ),
+        other => Failure(StatusCode::BAD_REQUEST, other.to_string()),
+    })
+}
+
 /// Reads the form and checks the key: `api_key` (DeepStack's field) or vista's key header.
 async fn form(
     state: &AppState,
@@ -77,20 +93,12 @@ async fn form(
         Failure(StatusCode::BAD_REQUEST, format!("Malformed form: {e}"))
     };
     let (mut image, mut min_confidence, mut api_key) = (None, DEFAULT_MIN_CONFIDENCE, None);
-    while let Some(field) = multipart.next_field().await.map_err(malformed)? {
+    let text = |bytes: Bytes| String::from_utf8_lossy(&bytes).into_owned();
+    while let Some(mut field) = multipart.next_field().await.map_err(malformed)? {
         match field.name().unwrap_or("") {
-            "image" => {
-                let bytes = field.bytes().await.map_err(malformed)?;
-                if bytes.len() > ANY_SIDE.max_bytes {
-                    return Err(Failure(
-                        StatusCode::PAYLOAD_TOO_LARGE,
-                        format!("The image is larger than {} bytes", ANY_SIDE.max_bytes),
-                    ));
-                }
-                image = Some(bytes);
-            }
+            "image" => image = Some(read_field(&mut field, ANY_SIDE.max_bytes).await?),
             "min_confidence" => {
-                let text = field.text().await.map_err(malformed)?;
+                let text = text(read_field(&mut field, MAX_TEXT_FIELD).await?);
                 min_confidence = text.trim().parse().map_err(|_| {
                     Failure(
                         StatusCode::BAD_REQUEST,
@@ -98,7 +106,7 @@ async fn form(
                     )
                 })?;
             }
-            "api_key" => api_key = Some(field.text().await.map_err(malformed)?),
+            "api_key" => api_key = Some(text(read_field(&mut field, MAX_TEXT_FIELD).await?)),
             _ => {}
         }
     }
