@@ -8,8 +8,9 @@ pub mod error;
 pub mod operations;
 pub mod render;
 pub mod request;
+pub mod storage;
 
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -327,35 +328,11 @@ async fn image_bytes(state: &AppState, image: Option<&request::Image>) -> Result
         .as_ref()
         .and_then(|s| s.uri())
         .ok_or_else(missing)?;
-    if let Some(path) = uri.strip_prefix("gs://") {
-        return read_bucket(state.google.storage_root.as_deref(), path).await;
+    if uri.starts_with("gs://") {
+        let path = storage::mapped(state.google.storage_root.as_deref(), uri)?;
+        return storage::read_object(&path, GOOGLE_IMAGES.max_bytes, uri).await;
     }
     Ok(state.fetcher.fetch(uri, GOOGLE_IMAGES.max_bytes).await?)
-}
-
-/// Reads `BUCKET/PATH` under the storage root; a path that climbs out of it is refused.
-async fn read_bucket(root: Option<&Path>, path: &str) -> Result<Bytes, Status> {
-    let Some(root) = root else {
-        return Err(Status::new(
-            Code::FailedPrecondition,
-            format!("gs://{path}: this server maps no Cloud Storage buckets (start it with --google-storage-root)"),
-        ));
-    };
-    let relative = Path::new(path);
-    if relative
-        .components()
-        .any(|c| !matches!(c, Component::Normal(_)))
-    {
-        return Err(Status::invalid(format!(
-            "gs://{path} is not a valid object name"
-        )));
-    }
-    let bytes = tokio::fs::read(root.join(relative)).await.map_err(|_| {
-        Status::invalid(
-            "We can not access the URL currently. Please download the content and pass it in.",
-        )
-    })?;
-    Ok(Bytes::from(bytes))
 }
 
 /// One image of a batch: its response object, or a whole-call error (overload).

@@ -4,7 +4,7 @@
 //! writes Google's output files (`<prefix>output-<first>-to-<last>.json`, `batchSize` pages each)
 //! under the destination URI, then reports the operation done.
 
-use std::path::{Path as FsPath, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -16,8 +16,10 @@ use serde_json::{json, Value};
 use super::error::{Code, Status};
 use super::render::{self, Wire};
 use super::request::{self, FeatureRequest, FeatureType, ImageContext, Sent};
+use super::storage::{mapped, read_object};
 use super::{body_of, file_page, wire};
 use crate::http::AppState;
+use crate::pipeline::decode::READ;
 use crate::read_jobs::{JobError, PageRanges, ReadRequest};
 use crate::store::Status as JobStatus;
 
@@ -82,38 +84,6 @@ struct GoogleJob {
 
 fn param<'a>(params: &'a RawPathParams, name: &str) -> Option<&'a str> {
     params.iter().find(|(k, _)| *k == name).map(|(_, v)| v)
-}
-
-/// `DIR/BUCKET/PATH` of `gs://BUCKET/PATH`, when the bucket is mapped (its directory exists).
-fn mapped(root: Option<&FsPath>, uri: &str) -> Result<PathBuf, Status> {
-    let refuse = |why: String| Err(Status::new(Code::FailedPrecondition, why));
-    let Some(root) = root else {
-        return refuse(format!("{uri}: this server maps no Cloud Storage buckets (start it with --google-storage-root)"));
-    };
-    let Some(path) = uri.strip_prefix("gs://") else {
-        return Err(Status::invalid(format!("'{uri}' is not a gs:// URI")));
-    };
-    let (bucket, object) = path.split_once('/').unwrap_or((path, ""));
-    let safe = |p: &str| {
-        FsPath::new(p)
-            .components()
-            .all(|c| matches!(c, std::path::Component::Normal(_)))
-    };
-    if bucket.is_empty()
-        || !safe(bucket)
-        || !(object.is_empty() || safe(object.trim_end_matches('/')))
-    {
-        return Err(Status::invalid(format!(
-            "'{uri}' is not a valid object name"
-        )));
-    }
-    if !root.join(bucket).is_dir() {
-        return refuse(format!(
-            "the bucket '{bucket}' is not mapped: no directory {}",
-            root.join(bucket).display()
-        ));
-    }
-    Ok(root.join(bucket).join(object))
 }
 
 impl From<JobError> for Status {
@@ -187,11 +157,8 @@ pub async fn annotate_files_async(
     let root = state.google.storage_root.as_deref();
     let source = mapped(root, &input_uri)?;
     mapped(root, &output.uri)?;
-    let document = tokio::fs::read(&source)
-        .await
-        .map_err(|_| Status::new(Code::NotFound, format!("{input_uri} does not exist.")))?;
+    let counted = read_object(&source, READ.max_bytes, &input_uri).await?;
     let pipeline = Arc::clone(&state.pipeline);
-    let counted = bytes::Bytes::from(document);
     let check = counted.clone();
     state
         .workers
