@@ -250,6 +250,9 @@ function showReadPage() {
       ink.setAttribute("x", b[0]);
       ink.setAttribute("y", b[7] - height * 0.2);
       ink.setAttribute("font-size", height * 0.75);
+      // Fitted to the box: the page's own font is not the browser's.
+      ink.setAttribute("textLength", Math.max(1, Math.hypot(b[2] - b[0], b[3] - b[1])));
+      ink.setAttribute("lengthAdjust", "spacingAndGlyphs");
       ink.textContent = line.text;
       svg.appendChild(ink);
     }
