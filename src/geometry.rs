@@ -55,6 +55,43 @@ pub struct Detection {
 }
 
 impl BoundingBox {
+    /// The upright box around `points` (an empty box at the origin when there are none).
+    pub fn around(points: impl IntoIterator<Item = (f32, f32)>) -> Self {
+        let mut points = points.into_iter().peekable();
+        let Some(&(x, y)) = points.peek() else {
+            return BoundingBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 0.0,
+                y2: 0.0,
+            };
+        };
+        points.fold(
+            BoundingBox {
+                x1: x,
+                y1: y,
+                x2: x,
+                y2: y,
+            },
+            |b, (x, y)| BoundingBox {
+                x1: b.x1.min(x),
+                y1: b.y1.min(y),
+                x2: b.x2.max(x),
+                y2: b.y2.max(y),
+            },
+        )
+    }
+
+    /// Its corners as a quad, clockwise from the top-left.
+    pub fn quad(&self) -> Quad {
+        Quad([
+            (self.x1, self.y1),
+            (self.x2, self.y1),
+            (self.x2, self.y2),
+            (self.x1, self.y2),
+        ])
+    }
+
     pub fn width(&self) -> f32 {
         (self.x2 - self.x1).max(0.0)
     }
@@ -204,6 +241,15 @@ mod tests {
 
     fn bbox(x1: f32, y1: f32, x2: f32, y2: f32) -> BoundingBox {
         BoundingBox { x1, y1, x2, y2 }
+    }
+
+    #[test]
+    fn the_box_around_points_holds_them_all() {
+        let turned = Quad([(10.0, 20.0), (50.0, 10.0), (55.0, 30.0), (15.0, 40.0)]);
+        let around = BoundingBox::around(turned.0);
+        assert_eq!(around, bbox(10.0, 10.0, 55.0, 40.0));
+        assert_eq!(around.quad().0, [(10.0, 10.0), (55.0, 10.0), (55.0, 40.0), (10.0, 40.0)]);
+        assert_eq!(BoundingBox::around([]), bbox(0.0, 0.0, 0.0, 0.0));
     }
 
     fn det(b: BoundingBox, score: f32, class: usize) -> Detection {

@@ -26,7 +26,7 @@ use self::sigv4::{AwsCredentials, SignedRequest};
 use super::google::cloud_name;
 use super::intake::read_capped;
 use super::{AppState, RequestId};
-use crate::geometry::{PixelRect, Quad};
+use crate::geometry::{BoundingBox, PixelRect, Quad};
 use crate::pipeline::decode::{ImageLimits, ANALYZE_V4};
 use crate::pipeline::palette::ColorShare;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature};
@@ -530,17 +530,12 @@ struct RatioBox {
 
 /// A quad as AWS geometry: the upright box and the four corners, as ratios of the image.
 fn geometry(q: &Quad, (w, h): (f32, f32)) -> (Value, (f32, f32, f32, f32)) {
-    let xs = q.0.map(|p| p.0 / w);
-    let ys = q.0.map(|p| p.1 / h);
-    let (x1, x2) = (
-        xs.iter().copied().fold(f32::MAX, f32::min),
-        xs.iter().copied().fold(f32::MIN, f32::max),
-    );
-    let (y1, y2) = (
-        ys.iter().copied().fold(f32::MAX, f32::min),
-        ys.iter().copied().fold(f32::MIN, f32::max),
-    );
-    let polygon: Vec<Value> = (0..4).map(|i| json!({"X": xs[i], "Y": ys[i]})).collect();
+    let corners = q.0.map(|(x, y)| (x / w, y / h));
+    let BoundingBox { x1, y1, x2, y2 } = BoundingBox::around(corners);
+    let polygon: Vec<Value> = corners
+        .iter()
+        .map(|(x, y)| json!({"X": x, "Y": y}))
+        .collect();
     (
         json!({"BoundingBox": {"Width": x2 - x1, "Height": y2 - y1, "Left": x1, "Top": y1}, "Polygon": polygon}),
         (x1, y1, x2 - x1, y2 - y1),

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::error::ApiError;
 use super::v3::{check_model_version, run, MODEL_VERSION};
-use crate::geometry::Quad;
+use crate::geometry::{BoundingBox, Quad};
 use crate::http::query::QueryParams;
 use crate::http::AppState;
 use crate::pipeline::read::{Orientation, PageText, ReadOptions, TextLine};
@@ -168,10 +168,12 @@ fn guess_language(page: &PageText) -> String {
 
 /// The axis-aligned box around some quads, as 3.2's `"x,y,w,h"`.
 fn box_string<'a>(quads: impl Iterator<Item = &'a Quad>) -> String {
-    let (mut x0, mut y0, mut x1, mut y1) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for &(x, y) in quads.flat_map(|q| q.0.iter()) {
-        (x0, y0, x1, y1) = (x0.min(x), y0.min(y), x1.max(x), y1.max(y));
-    }
+    let BoundingBox {
+        x1: x0,
+        y1: y0,
+        x2: x1,
+        y2: y1,
+    } = BoundingBox::around(quads.flat_map(|q| q.0));
     let (x, y) = (x0.max(0.0).round(), y0.max(0.0).round());
     format!(
         "{},{},{},{}",

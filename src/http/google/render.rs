@@ -4,7 +4,7 @@
 
 use serde_json::{json, Map, Value};
 
-use crate::geometry::{PixelRect, Quad};
+use crate::geometry::{BoundingBox, PixelRect, Quad};
 use crate::pipeline::adult::AdultRating;
 use crate::pipeline::palette::ColorShare;
 use crate::pipeline::read::PageText;
@@ -325,11 +325,7 @@ fn slice(q: &Quad, index: usize, count: usize) -> Quad {
 
 /// The upright rectangle around quads.
 fn enclosing<'a>(quads: impl Iterator<Item = &'a Quad>) -> Quad {
-    let (mut x1, mut y1, mut x2, mut y2) = (f32::MAX, f32::MAX, f32::MIN, f32::MIN);
-    for &(x, y) in quads.flat_map(|q| q.0.iter()) {
-        (x1, y1, x2, y2) = (x1.min(x), y1.min(y), x2.max(x), y2.max(y));
-    }
-    Quad([(x1, y1), (x2, y1), (x2, y2), (x1, y2)])
+    BoundingBox::around(quads.flat_map(|q| q.0)).quad()
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use image::RgbImage;
 pub use self::page::Readers;
 use super::scene::Scene;
 use super::PipelineError;
-use crate::geometry::Quad;
+use crate::geometry::{BoundingBox, Quad};
 use crate::models::traits::TextRegionDetector;
 /// Which way the top of the text points, in quarter turns clockwise from upright.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -146,21 +146,14 @@ impl PageText {
     /// The lines grouped into paragraphs: runs of consecutive lines (in reading order) that sit
     /// close under one another. Each range indexes [`PageText::lines`].
     pub fn paragraphs(&self) -> Vec<std::ops::Range<usize>> {
-        let bounds = |q: &Quad| {
-            let xs = q.0.map(|p| p.0);
-            let ys = q.0.map(|p| p.1);
-            let min = |v: [f32; 4]| v.into_iter().fold(f32::INFINITY, f32::min);
-            let max = |v: [f32; 4]| v.into_iter().fold(f32::NEG_INFINITY, f32::max);
-            (min(xs), min(ys), max(xs), max(ys))
-        };
         let mut groups: Vec<std::ops::Range<usize>> = Vec::new();
         for (i, line) in self.lines.iter().enumerate() {
             let continues = i > 0 && {
-                let (ax1, ay1, ax2, ay2) = bounds(&self.lines[i - 1].polygon);
-                let (bx1, by1, bx2, by2) = bounds(&line.polygon);
-                let height = ((ay2 - ay1) + (by2 - by1)) / 2.0;
-                let gap = by1 - ay2;
-                gap >= -height / 2.0 && gap <= PARAGRAPH_GAP * height && bx1 < ax2 && ax1 < bx2
+                let a = BoundingBox::around(self.lines[i - 1].polygon.0);
+                let b = BoundingBox::around(line.polygon.0);
+                let height = (a.height() + b.height()) / 2.0;
+                let gap = b.y1 - a.y2;
+                gap >= -height / 2.0 && gap <= PARAGRAPH_GAP * height && b.x1 < a.x2 && a.x1 < b.x2
             };
             match groups.last_mut() {
                 Some(group) if continues => group.end = i + 1,
