@@ -248,7 +248,10 @@ mod tests {
         let turned = Quad([(10.0, 20.0), (50.0, 10.0), (55.0, 30.0), (15.0, 40.0)]);
         let around = BoundingBox::around(turned.0);
         assert_eq!(around, bbox(10.0, 10.0, 55.0, 40.0));
-        assert_eq!(around.quad().0, [(10.0, 10.0), (55.0, 10.0), (55.0, 40.0), (10.0, 40.0)]);
+        assert_eq!(
+            around.quad().0,
+            [(10.0, 10.0), (55.0, 10.0), (55.0, 40.0), (10.0, 40.0)]
+        );
         assert_eq!(BoundingBox::around([]), bbox(0.0, 0.0, 0.0, 0.0));
     }
 

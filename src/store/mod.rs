@@ -91,7 +91,8 @@ pub struct OperationStore {
     replica: String,
 }
 
-fn now() -> f64 {
+/// Unix seconds now: the clock of operations' `created` and `updated`.
+pub fn now() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())

@@ -9,7 +9,6 @@ pub mod sigv4;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::body::Bytes;
 use axum::extract::{Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::HeaderValue;
@@ -18,7 +17,9 @@ use axum::routing::post;
 use axum::Router;
 use base64::Engine;
 use image::ImageFormat;
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
+use serde_json::error::Category;
 use serde_json::{json, Value};
 
 use self::error::{AwsError, JSON_1_1};
@@ -124,23 +125,11 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Value, AwsErr
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let operation = target.strip_prefix(TARGET_PREFIX).unwrap_or(target);
-    let parse = |body: &Bytes| -> Result<Value, AwsError> {
-        serde_json::from_slice(body)
-            .map_err(|e| AwsError::new("SerializationException", e.to_string()))
-    };
     match operation {
-        "DetectLabels" => {
-            detect_labels(state, serde_json::from_value(parse(&body)?).map_err(bad)?).await
-        }
-        "DetectFaces" => {
-            detect_faces(state, serde_json::from_value(parse(&body)?).map_err(bad)?).await
-        }
-        "DetectText" => {
-            detect_text(state, serde_json::from_value(parse(&body)?).map_err(bad)?).await
-        }
-        "DetectModerationLabels" => {
-            detect_moderation(state, serde_json::from_value(parse(&body)?).map_err(bad)?).await
-        }
+        "DetectLabels" => detect_labels(state, input(&body)?).await,
+        "DetectFaces" => detect_faces(state, input(&body)?).await,
+        "DetectText" => detect_text(state, input(&body)?).await,
+        "DetectModerationLabels" => detect_moderation(state, input(&body)?).await,
         other => Err(AwsError::new(
             "UnknownOperationException",
             format!("vista does not offer the operation '{other}'"),
@@ -148,8 +137,13 @@ async fn handle(state: &Arc<AppState>, request: Request) -> Result<Value, AwsErr
     }
 }
 
-fn bad(e: serde_json::Error) -> AwsError {
-    AwsError::invalid(e.to_string())
+/// An operation's input, parsed once: a body that is not JSON is a `SerializationException`, JSON of
+/// the wrong shape an `InvalidParameterException`.
+fn input<T: DeserializeOwned>(body: &[u8]) -> Result<T, AwsError> {
+    serde_json::from_slice(body).map_err(|e| match e.classify() {
+        Category::Data => AwsError::invalid(e.to_string()),
+        _ => AwsError::new("SerializationException", e.to_string()),
+    })
 }
 
 #[derive(Debug, Deserialize, Default)]

@@ -25,7 +25,7 @@ use crate::http::AppState;
 use crate::pipeline::decode::{DecodeError, READ};
 use crate::pipeline::{PipelineError, ReadPage};
 use crate::read_jobs::{JobError, PageRanges, ReadRequest, MAX_PAGES};
-use crate::store::Status;
+use crate::store::{self, Status};
 
 /// What the Read API's `modelVersion` says; vista has one reading model.
 pub const READ_MODEL_VERSION: &str = "2022-04-30";
@@ -223,7 +223,8 @@ async fn sync_analyze(
     request: Request,
 ) -> Result<Json<ReadOperation>, ApiError> {
     let Accepted { request, document } = accept(&state, query.as_deref(), request).await?;
-    let started = now_seconds();
+    let started = store::now();
+    let language = request.language.clone();
     let (pipeline, max_running) = (Arc::clone(&state.pipeline), state.reads.max_running());
     let pages = state
         .workers
@@ -234,24 +235,13 @@ async fn sync_analyze(
         })
         .await?
         .map_err(document_error)?;
-    let language = state_language(query.as_deref());
     Ok(Json(ReadOperation {
         status: Status::Succeeded,
         created_date_time: timestamp(started),
-        last_updated_date_time: timestamp(now_seconds()),
+        last_updated_date_time: timestamp(store::now()),
         analyze_result: Some(analyze_result(pages, language.as_deref())),
         error: None,
     }))
-}
-
-fn state_language(query: Option<&str>) -> Option<String> {
-    QueryParams::parse(query).get("language").map(str::to_owned)
-}
-
-fn now_seconds() -> f64 {
-    std::time::SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 #[derive(Debug, Serialize)]
