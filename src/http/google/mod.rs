@@ -221,8 +221,9 @@ fn plan(features: &[FeatureRequest], context: Option<&ImageContext>, pipeline: &
                 plan.features.push(*feature);
             }
         }
-        // Of the two OCR features, the document one answers for both.
-        if !plan.sections.iter().any(|(k, _)| *k == kind) {
+        // The two OCR features render the same sections: one is enough.
+        let same = |k: FeatureType| k == kind || (is_text(k) && is_text(kind));
+        if !plan.sections.iter().any(|(k, _)| same(*k)) {
             plan.sections.push((kind, max));
         }
     }
