@@ -509,7 +509,8 @@ async fn annotate_files(
     ))
 }
 
-fn is_text(kind: FeatureType) -> bool {
+/// Whether `kind` is one of the two OCR features.
+pub(super) fn is_text(kind: FeatureType) -> bool {
     matches!(
         kind,
         FeatureType::TextDetection | FeatureType::DocumentTextDetection

@@ -15,9 +15,9 @@ use serde_json::{json, Value};
 
 use super::error::{Code, Status};
 use super::render::{self, Wire};
-use super::request::{self, FeatureRequest, FeatureType, ImageContext, Sent};
+use super::request::{self, FeatureRequest, ImageContext, Sent};
 use super::storage::{mapped, read_object};
-use super::{body_of, file_page, wire};
+use super::{body_of, file_page, is_text, wire};
 use crate::http::AppState;
 use crate::pipeline::decode::READ;
 use crate::read_jobs::{JobError, PageRanges, ReadRequest};
@@ -142,12 +142,10 @@ pub async fn annotate_files_async(
         .filter(|b| *b > 0);
     let batch_size = batch_size.map_or(DEFAULT_BATCH_SIZE, |b| b.min(100) as usize);
     let text_only = !file.features.is_empty()
-        && file.features.iter().all(|f| {
-            matches!(
-                f.kind,
-                Sent::Known(FeatureType::TextDetection | FeatureType::DocumentTextDetection)
-            )
-        });
+        && file
+            .features
+            .iter()
+            .all(|f| matches!(f.kind, Sent::Known(kind) if is_text(kind)));
     if !text_only {
         return Err(Status::new(
             Code::Unimplemented,
