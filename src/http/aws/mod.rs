@@ -368,11 +368,15 @@ async fn detect_labels(
                 let instances: Vec<Value> = objects
                     .iter()
                     .filter(|o| cloud_name(pipeline, &o.label) == name)
-                    .map(|o| json!({"BoundingBox": ratio_box(&o.rect, size), "Confidence": percent(o.confidence), "DominantColors": []}))
+                    .map(|o| json!({"BoundingBox": ratio_box(&o.rect, size), "Confidence": percent(o.confidence)}))
                     .collect();
-                Some(json!({"Name": name, "Confidence": percent(tag.confidence), "Instances": instances,
-                    "Parents": parents.iter().map(|p| json!({"Name": p})).collect::<Vec<_>>(), "Aliases": [],
-                    "Categories": category.map(|c| vec![json!({"Name": c})]).unwrap_or_default()}))
+                let mut label = json!({"Name": name, "Confidence": percent(tag.confidence), "Instances": instances,
+                    "Parents": parents.iter().map(|p| json!({"Name": p})).collect::<Vec<_>>()});
+                // A label the table has no category for gets none, not an empty list.
+                if let Some(category) = category {
+                    label["Categories"] = json!([{"Name": category}]);
+                }
+                Some(label)
             })
             .take(max_labels)
             .collect();

@@ -266,8 +266,8 @@ async fn scene(
         |analysis, _| {
             let categories = analysis.categories.unwrap_or_default().into_iter();
             let best = categories.max_by(|a, b| a.score.total_cmp(&b.score));
-            let (label, confidence) = best.map_or(("others_", 0.0), |c| (c.name, c.score));
-            json!({"label": label, "confidence": confidence})
+            // The taxonomy always names one (`others_` at least); were it ever empty, null, not a guess.
+            json!({"label": best.as_ref().map(|c| c.name), "confidence": best.map(|c| c.score)})
         },
     )
     .await
