@@ -53,10 +53,13 @@ class Server:
             [VISTA_BIN, "serve", "--addr", f"127.0.0.1:{self.port}", "--models", models, *data_dir, *args],
             env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         self.log = []
-        threading.Thread(target=lambda: self.log.extend(self.process.stdout), daemon=True).start()
+        self.reader = threading.Thread(target=lambda: self.log.extend(self.process.stdout), daemon=True)
+        self.reader.start()
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.process.poll() is not None:
+                # The process is gone; let the reader collect what it wrote before quoting it.
+                self.reader.join(timeout=10)
                 raise RuntimeError(f"vista serve exited early: {''.join(self.log)}")
             try:
                 if requests.get(self.url + "/ready", timeout=1, verify=self.verify).status_code == 200:
