@@ -1,7 +1,7 @@
 //! `vista serve`: the HTTP API, with its keys, operation store, limits and optional TLS.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,7 +19,7 @@ use vista::http::token::{TokenConfig, TokenVerifier, AZURE_AUDIENCE};
 use vista::http::{router, AppState, SurfaceAuth};
 use vista::pipeline::workers::WorkerPool;
 use vista::read_jobs::{BacklogLimits, ReadJobs};
-use vista::store::{self, OperationStore};
+use vista::store::{self, OperationStore, Vault};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -97,40 +97,42 @@ fn read_keys(args: &ServeArgs, container_key: Option<String>) -> Result<ApiKeys>
     Ok(ApiKeys::new(keys))
 }
 
-/// The Read operation store, in the data directory or in Redis, with the key from VISTA_STORE_KEY or
-/// (embedded only) the key file.
-fn open_store(engine: &ServeArgs) -> Result<OperationStore> {
-    std::fs::create_dir_all(&engine.data_dir)
-        .with_context(|| format!("creating the data directory {}", engine.data_dir.display()))?;
+/// The sealed store of all customer data (Read operations, customization), in the data directory or
+/// in Redis, with the key from VISTA_STORE_KEY or (embedded only) the key file; the key is checked
+/// before anything is read.
+pub fn open_vault(data_dir: &Path, redis_url: Option<&str>) -> Result<Arc<Vault>> {
+    std::fs::create_dir_all(data_dir)
+        .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     // Only the server's user may list or read it (its values are encrypted besides).
     #[cfg(unix)]
     std::fs::set_permissions(
-        &engine.data_dir,
+        data_dir,
         std::os::unix::fs::PermissionsExt::from_mode(0o700),
     )
-    .with_context(|| format!("restricting {}", engine.data_dir.display()))?;
-    let key = match (std::env::var("VISTA_STORE_KEY"), &engine.redis_url) {
+    .with_context(|| format!("restricting {}", data_dir.display()))?;
+    let key = match (std::env::var("VISTA_STORE_KEY"), redis_url) {
         (Ok(hex), _) => store::parse_key(hex.trim())?,
-        (Err(_), None) => store::key_file(&engine.data_dir.join("store.key"))?,
+        (Err(_), None) => store::key_file(&data_dir.join("store.key"))?,
         (Err(_), Some(_)) => bail!(
             "--redis-url needs VISTA_STORE_KEY (64 hex digits), the same on every replica, so that \
              each can open what another stored"
         ),
     };
-    let backend: Box<dyn store::Backend> = match &engine.redis_url {
+    let backend: Box<dyn store::Backend> = match redis_url {
         Some(url) => Box::new(store::Redis::connect(url)?),
-        None => Box::new(store::Embedded::open(
-            &engine.data_dir.join("operations.redb"),
-        )?),
+        None => Box::new(store::Embedded::open(&data_dir.join("operations.redb"))?),
     };
-    let replica = match &engine.replica_id {
-        Some(name) => name.clone(),
-        None => store::replica_file(&engine.data_dir.join("replica.id"))?,
-    };
-    let ttl = Duration::from_secs(engine.read_ttl);
-    let store = OperationStore::new(backend, key, ttl, &replica);
-    store.verify_key()?;
-    Ok(store)
+    let vault = Vault::new(backend, key);
+    vault.verify_key()?;
+    Ok(Arc::new(vault))
+}
+
+/// This replica's name: the flag, or a name made once and kept in the data directory.
+fn replica_name(engine: &ServeArgs) -> Result<String> {
+    match &engine.replica_id {
+        Some(name) => Ok(name.clone()),
+        None => store::replica_file(&engine.data_dir.join("replica.id")),
+    }
 }
 
 /// The Google Cloud Vision and AWS Rekognition surfaces: their own credentials and settings.
@@ -305,6 +307,8 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
+    let vault = open_vault(&args.data_dir, args.redis_url.as_deref())?;
+    let replica = replica_name(&args)?;
     let reads = {
         let _inside = runtime.enter();
         let limits = BacklogLimits {
@@ -312,7 +316,11 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             bytes: args.read_queue_mb.saturating_mul(1024 * 1024),
         };
         ReadJobs::start(
-            open_store(&args)?,
+            OperationStore::new(
+                Arc::clone(&vault),
+                Duration::from_secs(args.read_ttl),
+                &replica,
+            ),
             Arc::clone(&pipeline),
             limits,
             max_running,

@@ -1,4 +1,5 @@
-//! The default backend: one redb file in the data directory, surviving restarts.
+//! The default backend: one redb file in the data directory, surviving restarts, a redb table per
+//! [`Table`].
 
 use std::path::Path;
 
@@ -7,20 +8,12 @@ use redb::{Database, ReadableTable, TableDefinition};
 
 use super::{Backend, Table};
 
-const RECORDS: TableDefinition<&str, &[u8]> = TableDefinition::new("records");
-const DOCUMENTS: TableDefinition<&str, &[u8]> = TableDefinition::new("documents");
-const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
-
 pub struct Embedded {
     db: Database,
 }
 
 fn definition(table: Table) -> TableDefinition<'static, &'static str, &'static [u8]> {
-    match table {
-        Table::Records => RECORDS,
-        Table::Documents => DOCUMENTS,
-        Table::Meta => META,
-    }
+    TableDefinition::new(table.name())
 }
 
 impl Embedded {
@@ -40,9 +33,9 @@ impl Embedded {
         let db = Database::create(path)
             .with_context(|| format!("opening the operation store {}", path.display()))?;
         let txn = db.begin_write()?;
-        txn.open_table(RECORDS)?;
-        txn.open_table(DOCUMENTS)?;
-        txn.open_table(META)?;
+        for table in Table::ALL {
+            txn.open_table(definition(table))?;
+        }
         txn.commit()?;
         Ok(Embedded { db })
     }
@@ -75,9 +68,9 @@ impl Backend for Embedded {
         Ok(())
     }
 
-    fn ids(&self) -> Result<Vec<String>> {
+    fn ids(&self, table: Table) -> Result<Vec<String>> {
         let txn = self.db.begin_read()?;
-        let table = txn.open_table(RECORDS)?;
+        let table = txn.open_table(definition(table))?;
         let mut ids = Vec::new();
         for entry in table.iter()? {
             ids.push(entry?.0.value().to_string());

@@ -12,6 +12,7 @@ mod redis;
 use std::fs::OpenOptions;
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
@@ -27,20 +28,54 @@ const NONCE_BYTES: usize = 12;
 const KEY_CHECK_ID: &str = "key-check";
 const KEY_CHECK_TEXT: &[u8] = b"vista read operation store";
 
-/// The two kinds of value an operation has, and the store's own values (its key check).
+/// What a sealed value is: the two kinds of value a Read operation has, the store's own values (its
+/// key check), and the customization data (datasets, models and their trained heads, evaluations,
+/// cached image features, product-recognition runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Table {
     Records,
     Documents,
     Meta,
+    Datasets,
+    Models,
+    Heads,
+    Evaluations,
+    Features,
+    Runs,
 }
 
 impl Table {
+    pub const ALL: [Table; 9] = [
+        Table::Records,
+        Table::Documents,
+        Table::Meta,
+        Table::Datasets,
+        Table::Models,
+        Table::Heads,
+        Table::Evaluations,
+        Table::Features,
+        Table::Runs,
+    ];
+
     pub fn name(self) -> &'static str {
         match self {
             Table::Records => "records",
             Table::Documents => "documents",
             Table::Meta => "meta",
+            Table::Datasets => "datasets",
+            Table::Models => "models",
+            Table::Heads => "heads",
+            Table::Evaluations => "evaluations",
+            Table::Features => "features",
+            Table::Runs => "runs",
+        }
+    }
+
+    /// The part of vista the table belongs to (a Redis key prefix).
+    pub fn family(self) -> &'static str {
+        match self {
+            Table::Records | Table::Documents | Table::Meta => "read",
+            _ => "custom",
         }
     }
 }
@@ -53,8 +88,8 @@ pub trait Backend: Send + Sync {
     fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()>;
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>>;
     fn remove(&self, table: Table, id: &str) -> Result<()>;
-    /// The ids that have a record.
-    fn ids(&self) -> Result<Vec<String>>;
+    /// The ids that have a value in `table`.
+    fn ids(&self, table: Table) -> Result<Vec<String>>;
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,9 +118,16 @@ pub struct Record {
     pub error: Option<String>,
 }
 
-pub struct OperationStore {
+/// A backend whose every value is sealed with AES-256-GCM, the table and id bound in as associated
+/// data (a value moved to another id or table fails to open). Shared by the Read operations and the
+/// customization data, so one key and one backend hold all customer data.
+pub struct Vault {
     backend: Box<dyn Backend>,
     cipher: Aes256Gcm,
+}
+
+pub struct OperationStore {
+    vault: Arc<Vault>,
     ttl: Duration,
     /// This replica's name: the operations it accepted are its to process.
     replica: String,
@@ -135,13 +177,11 @@ pub fn parse_key(hex_text: &str) -> Result<[u8; 32]> {
         .map_err(|_| anyhow!("the store key must be 64 hex digits (32 bytes)"))
 }
 
-impl OperationStore {
-    pub fn new(backend: Box<dyn Backend>, key: [u8; 32], ttl: Duration, replica: &str) -> Self {
-        OperationStore {
+impl Vault {
+    pub fn new(backend: Box<dyn Backend>, key: [u8; 32]) -> Self {
+        Vault {
             backend,
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&key)),
-            ttl,
-            replica: replica.to_string(),
         }
     }
 
@@ -162,7 +202,7 @@ impl OperationStore {
                 _ => Err(wrong_key()),
             };
         }
-        if let Some(id) = self.backend.ids()?.first() {
+        if let Some(id) = self.backend.ids(Table::Records)?.first() {
             if let Some(sealed) = self.backend.get(Table::Records, id)? {
                 self.open_sealed(id, Table::Records, &sealed)
                     .map_err(|_| wrong_key())?;
@@ -213,6 +253,60 @@ impl OperationStore {
             })
     }
 
+    /// Seals `plain` and keeps it under `table`/`id` until `expires` (Unix seconds; infinite: kept).
+    pub fn put(&self, table: Table, id: &str, plain: &[u8], expires: f64) -> Result<()> {
+        let sealed = self.seal(id, table, plain)?;
+        self.backend.put(table, id, &sealed, expires)
+    }
+
+    /// The opened value under `table`/`id`, if there is one.
+    pub fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>> {
+        match self.backend.get(table, id)? {
+            Some(sealed) => Ok(Some(self.open_sealed(id, table, &sealed)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// `value` as JSON, sealed, kept until deleted.
+    pub fn put_json<T: Serialize>(&self, table: Table, id: &str, value: &T) -> Result<()> {
+        self.put(table, id, &serde_json::to_vec(value)?, f64::INFINITY)
+    }
+
+    pub fn get_json<T: serde::de::DeserializeOwned>(
+        &self,
+        table: Table,
+        id: &str,
+    ) -> Result<Option<T>> {
+        self.get(table, id)?
+            .map(|plain| {
+                serde_json::from_slice(&plain).with_context(|| format!("{}/{id}", table.name()))
+            })
+            .transpose()
+    }
+
+    pub fn remove(&self, table: Table, id: &str) -> Result<()> {
+        self.backend.remove(table, id)
+    }
+
+    pub fn ids(&self, table: Table) -> Result<Vec<String>> {
+        self.backend.ids(table)
+    }
+}
+
+impl OperationStore {
+    pub fn new(vault: Arc<Vault>, ttl: Duration, replica: &str) -> Self {
+        OperationStore {
+            vault,
+            ttl,
+            replica: replica.to_string(),
+        }
+    }
+
+    /// Whether the backend answers now.
+    pub fn check(&self) -> Result<()> {
+        self.vault.check()
+    }
+
     /// Accepts a document: a new operation, `notStarted`, with the document kept until it is processed.
     pub fn create(&self, id: &str, document: &[u8], params: serde_json::Value) -> Result<Record> {
         let at = now();
@@ -226,20 +320,18 @@ impl OperationStore {
             result: None,
             error: None,
         };
-        let sealed = self.seal(id, Table::Documents, document)?;
-        self.backend
-            .put(Table::Documents, id, &sealed, record.expires)?;
+        self.vault
+            .put(Table::Documents, id, document, record.expires)?;
         self.put(id, &record)?;
         Ok(record)
     }
 
     /// The operation's record, or None if there is none or it expired (then it is deleted here).
     pub fn get(&self, id: &str) -> Result<Option<Record>> {
-        let Some(sealed) = self.backend.get(Table::Records, id)? else {
+        let Some(plain) = self.vault.get(Table::Records, id)? else {
             return Ok(None);
         };
-        let record: Record =
-            serde_json::from_slice(&self.open_sealed(id, Table::Records, &sealed)?)?;
+        let record: Record = serde_json::from_slice(&plain)?;
         if record.expires <= now() {
             self.delete(id)?;
             return Ok(None);
@@ -248,9 +340,12 @@ impl OperationStore {
     }
 
     fn put(&self, id: &str, record: &Record) -> Result<()> {
-        let sealed = self.seal(id, Table::Records, &serde_json::to_vec(record)?)?;
-        self.backend
-            .put(Table::Records, id, &sealed, record.expires)
+        self.vault.put(
+            Table::Records,
+            id,
+            &serde_json::to_vec(record)?,
+            record.expires,
+        )
     }
 
     /// Marks the operation running and hands over its document (None if it is gone or expired).
@@ -258,10 +353,9 @@ impl OperationStore {
         let Some(mut record) = self.get(id)? else {
             return Ok(None);
         };
-        let Some(sealed) = self.backend.get(Table::Documents, id)? else {
+        let Some(document) = self.vault.get(Table::Documents, id)? else {
             return Ok(None);
         };
-        let document = self.open_sealed(id, Table::Documents, &sealed)?;
         record.status = Status::Running;
         record.updated = now();
         self.put(id, &record)?;
@@ -283,12 +377,12 @@ impl OperationStore {
             Err(error) => (record.status, record.error) = (Status::Failed, Some(error)),
         }
         self.put(id, &record)?;
-        self.backend.remove(Table::Documents, id)
+        self.vault.remove(Table::Documents, id)
     }
 
     fn delete(&self, id: &str) -> Result<()> {
-        self.backend.remove(Table::Documents, id)?;
-        self.backend.remove(Table::Records, id)
+        self.vault.remove(Table::Documents, id)?;
+        self.vault.remove(Table::Records, id)
     }
 
     /// Deletes every expired operation; returns how many. A value that cannot be opened is left alone
@@ -296,7 +390,7 @@ impl OperationStore {
     /// start, so such a value is damage to look at, not garbage).
     pub fn sweep(&self) -> Result<usize> {
         let mut removed = 0;
-        for id in self.backend.ids()? {
+        for id in self.vault.ids(Table::Records)? {
             match self.get(&id) {
                 Ok(record) => removed += usize::from(record.is_none()),
                 Err(e) => tracing::warn!("kept an operation that cannot be opened: {e:#}"),
@@ -309,7 +403,7 @@ impl OperationStore {
     /// first.
     pub fn unfinished(&self) -> Result<Vec<String>> {
         let mut found = Vec::new();
-        for id in self.backend.ids()? {
+        for id in self.vault.ids(Table::Records)? {
             if let Ok(Some(record)) = self.get(&id) {
                 let pending = matches!(record.status, Status::NotStarted | Status::Running);
                 if pending && record.owner == self.replica {
@@ -336,7 +430,7 @@ mod tests {
     /// A store in the redb file at `path`, as replica "a".
     fn open(path: &Path, key: [u8; 32], ttl: Duration) -> OperationStore {
         let backend = Embedded::open(path).unwrap();
-        OperationStore::new(Box::new(backend), key, ttl, "a")
+        OperationStore::new(Arc::new(Vault::new(Box::new(backend), key)), ttl, "a")
     }
 
     #[test]
@@ -396,13 +490,22 @@ mod tests {
         assert!(wrong.get("b").is_err());
         drop(wrong);
         let store = open(&path, [1; 32], Duration::from_secs(60));
-        let sealed = store.seal("b", Table::Records, b"{}").unwrap();
-        assert!(store.open_sealed("c", Table::Records, &sealed).is_err());
+        let sealed = store.vault.seal("b", Table::Records, b"{}").unwrap();
+        assert!(store
+            .vault
+            .open_sealed("c", Table::Records, &sealed)
+            .is_err());
         let mut flipped = sealed.clone();
         *flipped.last_mut().unwrap() ^= 1;
-        assert!(store.open_sealed("b", Table::Records, &flipped).is_err());
+        assert!(store
+            .vault
+            .open_sealed("b", Table::Records, &flipped)
+            .is_err());
         assert_eq!(
-            store.open_sealed("b", Table::Records, &sealed).unwrap(),
+            store
+                .vault
+                .open_sealed("b", Table::Records, &sealed)
+                .unwrap(),
             b"{}"
         );
     }
@@ -413,19 +516,19 @@ mod tests {
         let path = dir.join("ops.redb");
         {
             let store = open(&path, [5; 32], Duration::from_secs(60));
-            store.verify_key().unwrap();
+            store.vault.verify_key().unwrap();
             for id in ["x", "y"] {
                 store.create(id, b"doc", serde_json::json!({})).unwrap();
             }
         }
         let wrong = open(&path, [6; 32], Duration::from_secs(60));
-        let error = wrong.verify_key().unwrap_err().to_string();
+        let error = wrong.vault.verify_key().unwrap_err().to_string();
         assert!(error.contains("not the key"), "{error}");
         // Even a sweep run with the wrong key deletes nothing it cannot open.
         assert_eq!(wrong.sweep().unwrap(), 0);
         drop(wrong);
         let right = open(&path, [5; 32], Duration::from_secs(60));
-        right.verify_key().unwrap();
+        right.vault.verify_key().unwrap();
         assert_eq!(right.unfinished().unwrap().len(), 2, "nothing was lost");
     }
 
@@ -438,11 +541,13 @@ mod tests {
             store.create("old", b"doc", serde_json::json!({})).unwrap();
         }
         assert!(open(&path, [9; 32], Duration::from_secs(60))
+            .vault
             .verify_key()
             .is_err());
         let store = open(&path, [8; 32], Duration::from_secs(60));
-        store.verify_key().unwrap();
+        store.vault.verify_key().unwrap();
         assert!(store
+            .vault
             .backend
             .get(Table::Meta, KEY_CHECK_ID)
             .unwrap()
@@ -459,7 +564,7 @@ mod tests {
         std::thread::sleep(Duration::from_millis(1200));
         assert!(store.get("c").unwrap().is_none(), "expired on read");
         assert_eq!(store.sweep().unwrap(), 1, "the sweeper removes the other");
-        assert!(store.backend.ids().unwrap().is_empty());
+        assert!(store.vault.ids(Table::Records).unwrap().is_empty());
     }
 
     #[test]
@@ -481,17 +586,21 @@ mod tests {
         assert_eq!(store.unfinished().unwrap(), ["queued", "running"]);
         // Another replica sharing the backend leaves them to the one that accepted them.
         let other = OperationStore::new(
-            Box::new(Embedded::open(&dir.join("other.redb")).unwrap()),
-            [4; 32],
+            Arc::new(Vault::new(
+                Box::new(Embedded::open(&dir.join("other.redb")).unwrap()),
+                [4; 32],
+            )),
             Duration::from_secs(60),
             "b",
         );
         let sealed = store
+            .vault
             .backend
             .get(Table::Records, "queued")
             .unwrap()
             .unwrap();
         other
+            .vault
             .backend
             .put(Table::Records, "queued", &sealed, f64::MAX)
             .unwrap();

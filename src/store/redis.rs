@@ -10,8 +10,6 @@ use redis::{Client, Connection};
 
 use super::{Backend, Table};
 
-/// Every key starts with this, so one Redis can hold other data too.
-const PREFIX: &str = "vista:read";
 /// The longest a store call waits on Redis (connect, send or answer): an outage fails requests fast
 /// (503) instead of holding them and the Read runner.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -22,8 +20,9 @@ pub struct Redis {
     connection: Mutex<Option<Connection>>,
 }
 
+/// Every key starts with `vista:`, so one Redis can hold other data too.
 fn key(table: Table, id: &str) -> String {
-    format!("{PREFIX}:{}:{id}", table.name())
+    format!("vista:{}:{}:{id}", table.family(), table.name())
 }
 
 impl Redis {
@@ -82,9 +81,9 @@ impl Backend for Redis {
         self.run(|c| redis::cmd("DEL").arg(key(table, id)).query::<()>(c))
     }
 
-    fn ids(&self) -> Result<Vec<String>> {
-        let pattern = key(Table::Records, "*");
-        let prefix = key(Table::Records, "");
+    fn ids(&self, table: Table) -> Result<Vec<String>> {
+        let pattern = key(table, "*");
+        let prefix = key(table, "");
         let mut ids = Vec::new();
         let mut cursor = 0u64;
         loop {
