@@ -6,6 +6,7 @@
 //! running model code to the cores.
 
 pub mod cpu_budget;
+pub mod custom;
 pub mod fetch;
 pub mod geometry;
 pub mod http;

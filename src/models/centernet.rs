@@ -8,7 +8,7 @@ use ndarray::{Array4, ArrayView3};
 use ort::value::TensorRef;
 use serde::Deserialize;
 
-use super::traits::ObjectDetector;
+use super::traits::{FeatureMap, ObjectDetector};
 use crate::geometry::{BoundingBox, Detection};
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::resize_bilinear;
@@ -20,6 +20,9 @@ pub struct CenterNetFacts {
     pub input_size: u32,
     pub heatmap: String,
     pub box_distances: String,
+    /// The tensor both heads read (128 channels at the heads' stride), when the file exposes it.
+    #[serde(default)]
+    pub features: Option<String>,
     pub stride: u32,
     pub max_detections: usize,
     pub labels: Vec<String>,
@@ -81,6 +84,43 @@ impl ObjectDetector for CenterNet {
             d.bbox.width() >= 1.0 && d.bbox.height() >= 1.0 && d.class < facts.labels.len()
         });
         Ok(found)
+    }
+
+    fn feature_map(&self, image: &RgbImage) -> Result<Option<FeatureMap>> {
+        let facts = &self.facts;
+        let Some(features) = &facts.features else {
+            return Ok(None);
+        };
+        let input = letterbox(image, facts.input_size)?;
+        let inputs =
+            ort::inputs![facts.input.as_str() => TensorRef::from_array_view(&input.tensor)?];
+        let (values, class_evidence) = self.sessions.run(inputs, |outputs| {
+            let values: ndarray::ArrayView3<f32> =
+                first_in_batch(outputs[features.as_str()].try_extract_array::<f32>()?)?;
+            let heatmap = outputs[facts.heatmap.as_str()].try_extract_array::<f32>()?;
+            let heatmap: ndarray::ArrayView3<f32> = first_in_batch(heatmap)?;
+            let evidence = heatmap
+                .outer_iter()
+                .map(|plane| plane.iter().copied().fold(0.0f32, f32::max))
+                .collect::<Vec<f32>>();
+            Ok((values.to_owned(), evidence))
+        })?;
+        let stride = facts.stride as f32;
+        let (rows, cols) = (values.dim().1, values.dim().2);
+        let cells = |pixels: u32, scale: f32| {
+            ((pixels as f32 / scale / stride).ceil() as usize).clamp(1, rows.max(cols))
+        };
+        let covered = (
+            cells(image.height(), input.scale_y).min(rows),
+            cells(image.width(), input.scale_x).min(cols),
+        );
+        Ok(Some(FeatureMap {
+            values,
+            stride,
+            scale: (input.scale_x, input.scale_y),
+            covered,
+            class_evidence,
+        }))
     }
 }
 

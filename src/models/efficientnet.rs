@@ -18,6 +18,9 @@ pub struct ClassifierFacts {
     pub input_size: u32,
     /// How many classes the logits have (ImageNet-1k: 1000).
     pub classes: usize,
+    /// The pooled features (1280 numbers) the logits are made from, when the file exposes them.
+    #[serde(default)]
+    pub features: Option<String>,
 }
 
 pub struct EfficientNet {
@@ -36,13 +39,19 @@ impl EfficientNet {
     pub fn classes(&self) -> usize {
         self.facts.classes
     }
+
+    fn input(&self, image: &RgbImage) -> Result<ndarray::Array4<f32>> {
+        stretched_nchw(image, self.facts.input_size, |_, v| {
+            (v as f32 - 127.0) / 128.0
+        })
+    }
 }
 
 impl ImageClassifier for EfficientNet {
     /// The probability of each class (softmax of the logits).
     fn classify(&self, image: &RgbImage) -> Result<Vec<f32>> {
         let facts = &self.facts;
-        let tensor = stretched_nchw(image, facts.input_size, |_, v| (v as f32 - 127.0) / 128.0)?;
+        let tensor = self.input(image)?;
         let logits = self
             .sessions
             .run_flat(&facts.input, &tensor, &facts.output)?;
@@ -54,6 +63,18 @@ impl ImageClassifier for EfficientNet {
             );
         }
         Ok(softmax(&logits))
+    }
+
+    fn features(&self, image: &RgbImage) -> Result<Option<Vec<f32>>> {
+        let Some(output) = &self.facts.features else {
+            return Ok(None);
+        };
+        let tensor = self.input(image)?;
+        Ok(Some(self.sessions.run_flat(
+            &self.facts.input,
+            &tensor,
+            output,
+        )?))
     }
 }
 

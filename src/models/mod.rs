@@ -5,6 +5,7 @@ pub mod centerface;
 pub mod centernet;
 pub mod clip;
 pub mod clip_tokenizer;
+pub mod custom_head;
 pub mod e5;
 pub mod efficientnet;
 pub mod faceres;

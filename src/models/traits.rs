@@ -16,6 +16,26 @@ pub trait ObjectDetector: Send + Sync {
     fn labels(&self) -> &[String];
     /// Boxes scoring at least `min_score`, best first, before NMS.
     fn detect(&self, image: &RgbImage, min_score: f32) -> Result<Vec<Detection>>;
+    /// The features its heads read, per grid cell, for heads trained on them (customization); None
+    /// when the model file does not expose them.
+    fn feature_map(&self, _image: &RgbImage) -> Result<Option<FeatureMap>> {
+        Ok(None)
+    }
+}
+
+/// A detector's feature map over its letterboxed input, with how its cells map to image pixels.
+#[derive(Debug, Clone)]
+pub struct FeatureMap {
+    /// `[channels, rows, cols]`, row-major.
+    pub values: ndarray::Array3<f32>,
+    /// Input pixels per cell.
+    pub stride: f32,
+    /// Image pixels per input pixel, across and down.
+    pub scale: (f32, f32),
+    /// The cells that cover the image (the letterbox pads below and to the right).
+    pub covered: (usize, usize),
+    /// Per class of the detector, its highest heat anywhere: which of its classes the image shows.
+    pub class_evidence: Vec<f32>,
 }
 
 /// Finds faces (class 0).
@@ -31,6 +51,11 @@ pub trait SalienceModel: Send + Sync {
 /// Probabilities of the ImageNet-1k classes, in the order of the hierarchy's class names.
 pub trait ImageClassifier: Send + Sync {
     fn classify(&self, image: &RgbImage) -> Result<Vec<f32>>;
+    /// The pooled feature vector its class layer reads, for heads trained on it (customization);
+    /// None when the model file does not expose it.
+    fn features(&self, _image: &RgbImage) -> Result<Option<Vec<f32>>> {
+        Ok(None)
+    }
 }
 
 /// Finds the regions of text lines.

@@ -1,0 +1,8 @@
+//! Model customization: datasets of labelled images (COCO files), heads trained on the CPU over the
+//! shipped models' frozen features, their evaluation, and product recognition on shelf photos. The
+//! trained heads themselves (how an image becomes features, how outputs become classes and boxes)
+//! are models, in `models::custom_head`; this module fits, measures, stores and schedules them.
+
+pub mod coco;
+pub mod linear;
+pub mod metrics;
