@@ -6,3 +6,4 @@
 pub mod coco;
 pub mod linear;
 pub mod metrics;
+pub mod train;

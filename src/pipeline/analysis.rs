@@ -7,6 +7,7 @@ use super::adult::AdultRating;
 use super::caption::{Caption, DenseCaption};
 use super::categories::Category;
 use super::color::ColorInfo;
+use super::custom::CustomResult;
 use super::faces::DetectedFace;
 use super::image_type::ImageType;
 use super::objects::{DetectedObject, DetectedPerson};
@@ -17,10 +18,11 @@ use super::scene::Scene;
 use super::smart_crop::CropRegion;
 use super::tags::Tag;
 use super::{
-    adult, caption, categories, color, faces, image_type, objects, palette, quality, read,
+    adult, caption, categories, color, custom, faces, image_type, objects, palette, quality, read,
     smart_crop, tags, Feature, PipelineError,
 };
 use crate::geometry::PixelRect;
+use crate::models::custom_head::CustomHead;
 
 /// Per-request settings of the features.
 #[derive(Debug, Clone, Default)]
@@ -29,6 +31,8 @@ pub struct AnalysisOptions {
     pub smart_crop_ratios: Vec<f32>,
     /// How text is read (orientation, language, line order).
     pub read: ReadOptions,
+    /// A head the user trained, to run as well (`model-name`).
+    pub custom: Option<std::sync::Arc<CustomHead>>,
 }
 
 /// The results of one request; a feature that was not asked for stays `None`.
@@ -53,6 +57,7 @@ pub struct Analysis {
     pub categories: Option<Vec<Category>>,
     pub palette: Option<Vec<ColorShare>>,
     pub quality: Option<Quality>,
+    pub custom: Option<CustomResult>,
 }
 
 impl Analysis {
@@ -77,6 +82,7 @@ impl Analysis {
             categories: None,
             palette: None,
             quality: None,
+            custom: None,
         }
     }
 }
@@ -120,6 +126,9 @@ pub fn run(
                 analysis.tags = Some(tags::tags(scene)?);
             }
         }
+    }
+    if let Some(head) = &options.custom {
+        analysis.custom = Some(custom::custom(scene, head)?);
     }
     Ok(analysis)
 }

@@ -65,6 +65,13 @@ pub const ANALYZE_V4: ImageLimits = ImageLimits {
     ],
 };
 
+/// Images a user trains on (customization contract, section 7: 20 MB, sides 10..10,240).
+pub const TRAINING: ImageLimits = ImageLimits {
+    min_side: 10,
+    max_side: 10_240,
+    ..ANALYZE_V4
+};
+
 /// 4.0's rules without a smallest side: the surfaces of clouds and tools that set none (Google,
 /// DeepStack).
 pub const ANY_SIDE: ImageLimits = ImageLimits {

@@ -11,6 +11,7 @@ pub mod budget;
 pub mod caption;
 pub mod categories;
 pub mod color;
+pub mod custom;
 pub mod decode;
 pub mod evidence;
 pub mod faces;
@@ -208,6 +209,16 @@ impl Pipeline {
             features,
             options,
         )
+    }
+
+    /// Decodes an image under `limits`, holding its pixels in the decode budget (for callers that
+    /// run models on it themselves: training).
+    pub fn decode(
+        &self,
+        bytes: &[u8],
+        limits: &ImageLimits,
+    ) -> Result<decode::DecodedImage, PipelineError> {
+        Ok(decode(bytes, limits, &self.budget)?)
     }
 
     /// The name of the model behind the search vectors (vectors of different models do not compare).
