@@ -10,12 +10,23 @@ pub struct BoundingBox {
 }
 
 /// An integer rectangle inside an image, the way the Azure APIs report boxes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PixelRect {
     pub x: u32,
     pub y: u32,
     pub w: u32,
     pub h: u32,
+}
+
+impl PixelRect {
+    pub fn to_box(&self) -> BoundingBox {
+        BoundingBox {
+            x1: self.x as f32,
+            y1: self.y as f32,
+            x2: (self.x + self.w) as f32,
+            y2: (self.y + self.h) as f32,
+        }
+    }
 }
 
 /// A text region: four corners, clockwise from the text's own top-left, in image pixels.

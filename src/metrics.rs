@@ -65,6 +65,22 @@ pub static CPU_BUDGET_IN_USE: LazyLock<IntGauge> = LazyLock::new(|| {
         .expect("metric registers once")
 });
 
+pub static TRAINING_JOBS: LazyLock<IntGauge> = LazyLock::new(|| {
+    register_int_gauge!(
+        "vista_training_jobs",
+        "Training and evaluation jobs this replica has queued or running"
+    )
+    .expect("metric registers once")
+});
+
+pub static TRAINING_PROGRESS: LazyLock<prometheus::Gauge> = LazyLock::new(|| {
+    prometheus::register_gauge!(
+        "vista_training_progress_ratio",
+        "How far the running training job's current stage is (0..1)"
+    )
+    .expect("metric registers once")
+});
+
 /// All metrics in the Prometheus text format.
 pub fn render() -> String {
     // Touch every metric so that it is listed before its first observation.
@@ -75,6 +91,8 @@ pub fn render() -> String {
     LazyLock::force(&DECODE_PIXELS_IN_USE);
     CPU_BUDGET_CORES.set(crate::cpu_budget::budget().cores() as i64);
     LazyLock::force(&CPU_BUDGET_IN_USE);
+    LazyLock::force(&TRAINING_JOBS);
+    LazyLock::force(&TRAINING_PROGRESS);
     let mut out = Vec::new();
     TextEncoder::new()
         .encode(&prometheus::gather(), &mut out)

@@ -6,4 +6,8 @@
 pub mod coco;
 pub mod linear;
 pub mod metrics;
+pub mod products;
+pub mod records;
+pub mod service;
+pub mod sources;
 pub mod train;

@@ -97,12 +97,17 @@ pub trait FeatureCache: Sync {
     fn put(&self, key: &str, rows: &Array2<f32>);
 }
 
+/// Who follows a job: it hears the progress and may ask the job to stop.
+pub trait Observer: Sync {
+    fn report(&self, progress: Progress);
+    fn stop_requested(&self) -> bool;
+}
+
 /// What a training or evaluation runs with.
 pub struct Trainer<'a> {
     pub pipeline: &'a Pipeline,
     pub loader: &'a dyn ImageLoader,
-    pub progress: &'a (dyn Fn(Progress) + Sync),
-    pub should_stop: &'a (dyn Fn() -> bool + Sync),
+    pub observer: &'a dyn Observer,
     /// Images whose features are computed at once.
     pub threads: usize,
     /// The most time the whole job may take.
@@ -123,7 +128,7 @@ pub struct Data<'a> {
 
 impl Trainer<'_> {
     fn check(&self) -> Result<(), TrainError> {
-        if (self.should_stop)() {
+        if self.observer.stop_requested() {
             return Err(TrainError::Cancelled);
         }
         if self.started.elapsed() > self.budget {
@@ -147,7 +152,8 @@ impl Trainer<'_> {
         };
         let fit_on = |skip: &[usize]| -> Result<CustomHead, TrainError> {
             let kept = |i: &usize| !skip.contains(i);
-            let chosen: Vec<&Array2<f32>> = (0..rows.len()).filter(kept).map(|i| &rows[i]).collect();
+            let chosen: Vec<&Array2<f32>> =
+                (0..rows.len()).filter(kept).map(|i| &rows[i]).collect();
             let labels: Vec<usize> = (0..rows.len())
                 .filter(kept)
                 .map(|i| training.set.images[i].label.unwrap_or(0))
@@ -185,7 +191,7 @@ impl Trainer<'_> {
     fn features(&self, kind: HeadKind, data: &Data) -> Result<Vec<Array2<f32>>, TrainError> {
         let images = &data.set.images;
         let total = images.len();
-        (self.progress)(Progress {
+        self.observer.report(Progress {
             stage: Stage::Features,
             done: 0,
             total,
@@ -214,7 +220,7 @@ impl Trainer<'_> {
                             }
                         }
                         let finished = done.fetch_add(1, Ordering::SeqCst) + 1;
-                        (self.progress)(Progress {
+                        self.observer.report(Progress {
                             stage: Stage::Features,
                             done: finished,
                             total,
@@ -237,9 +243,8 @@ impl Trainer<'_> {
         image: &LabelledImage,
         cache: &dyn FeatureCache,
     ) -> Result<Array2<f32>, TrainError> {
-        let corrupt = |why: String| {
-            TrainError::DatasetCorrupt(format!("image '{}': {why}", image.file_name))
-        };
+        let corrupt =
+            |why: String| TrainError::DatasetCorrupt(format!("image '{}': {why}", image.file_name));
         let bytes = self.loader.load(image).map_err(corrupt)?;
         let digest = hex::encode(Sha256::digest(&bytes));
         let tag = match kind {
@@ -275,7 +280,9 @@ impl Trainer<'_> {
     fn classifier_rows(&self, image: &RgbImage) -> Result<Array2<f32>, TrainError> {
         let models = self.pipeline.models();
         let classifier = models.classifier.as_deref().ok_or_else(|| {
-            TrainError::Unknown(anyhow::anyhow!("the classifier (efficientnet-lite0) is not installed"))
+            TrainError::Unknown(anyhow::anyhow!(
+                "the classifier (efficientnet-lite0) is not installed"
+            ))
         })?;
         let pooled = |view: &RgbImage| -> Result<Vec<f32>, TrainError> {
             classifier.features(view)?.ok_or_else(|| {
@@ -305,7 +312,8 @@ impl Trainer<'_> {
         rows.row_mut(0).assign(&ndarray::ArrayView1::from(&first));
         for (i, view) in views.iter().enumerate() {
             let vector = image_vector(&pooled(view)?, evidence.as_deref());
-            rows.row_mut(i + 1).assign(&ndarray::ArrayView1::from(&vector));
+            rows.row_mut(i + 1)
+                .assign(&ndarray::ArrayView1::from(&vector));
         }
         Ok(rows)
     }
@@ -326,7 +334,11 @@ impl Trainer<'_> {
         let mut parts = Vec::new();
         for (view, boxes, seed) in [
             (image.clone(), labelled.boxes.clone(), seed),
-            (image::imageops::flip_horizontal(image), mirrored, seed ^ 0x9e37_79b9),
+            (
+                image::imageops::flip_horizontal(image),
+                mirrored,
+                seed ^ 0x9e37_79b9,
+            ),
         ] {
             let map = self.feature_map(&view)?;
             parts.push(sample_cells(&map, &boxes, view.dimensions(), seed));
@@ -337,7 +349,9 @@ impl Trainer<'_> {
 
     fn feature_map(&self, image: &RgbImage) -> Result<FeatureMap, TrainError> {
         let detector = self.pipeline.models().detector.as_deref().ok_or_else(|| {
-            TrainError::Unknown(anyhow::anyhow!("the object detector (centernet) is not installed"))
+            TrainError::Unknown(anyhow::anyhow!(
+                "the object detector (centernet) is not installed"
+            ))
         })?;
         detector.feature_map(image)?.ok_or_else(|| {
             TrainError::Unknown(anyhow::anyhow!(
@@ -356,14 +370,14 @@ impl Trainer<'_> {
         labels: &[usize],
     ) -> Result<CustomHead, TrainError> {
         self.check()?;
-        (self.progress)(Progress {
+        self.observer.report(Progress {
             stage: Stage::Fitting,
             done: 0,
             total: 1,
         });
         let views: Vec<ArrayView2<f32>> = rows.iter().map(|r| r.view()).collect();
         let stacked = ndarray::concatenate(Axis(0), &views).map_err(anyhow::Error::from)?;
-        let stop = || (self.should_stop)();
+        let stop = || self.observer.stop_requested();
         let head = match kind {
             HeadKind::Classifier => {
                 let labels: Vec<usize> = rows
@@ -372,8 +386,15 @@ impl Trainer<'_> {
                     .flat_map(|(r, &label)| std::iter::repeat_n(label, r.nrows()))
                     .collect();
                 let weights = vec![1.0; labels.len()];
-                let layer = fit_softmax(stacked.view(), &labels, &weights, classes.len(), SoftmaxFit::default(), &stop)?
-                    .ok_or(TrainError::Cancelled)?;
+                let layer = fit_softmax(
+                    stacked.view(),
+                    &labels,
+                    &weights,
+                    classes.len(),
+                    SoftmaxFit::default(),
+                    &stop,
+                )?
+                .ok_or(TrainError::Cancelled)?;
                 CustomHead::Classifier(ClassifierHead {
                     recipe: FEATURE_RECIPE,
                     classes: classes.to_vec(),
@@ -388,11 +409,20 @@ impl Trainer<'_> {
                     .iter()
                     .map(|&l| if l > 0 { POSITIVE_WEIGHT } else { 1.0 })
                     .collect();
-                let layer = fit_softmax(features, &labels, &weights, classes.len() + 1, SoftmaxFit::default(), &stop)?
-                    .ok_or(TrainError::Cancelled)?;
+                let layer = fit_softmax(
+                    features,
+                    &labels,
+                    &weights,
+                    classes.len() + 1,
+                    SoftmaxFit::default(),
+                    &stop,
+                )?
+                .ok_or(TrainError::Cancelled)?;
                 let positive: Vec<usize> = (0..labels.len()).filter(|&i| labels[i] > 0).collect();
                 if positive.is_empty() {
-                    return Err(TrainError::DatasetCorrupt("no box lies inside its image".into()));
+                    return Err(TrainError::DatasetCorrupt(
+                        "no box lies inside its image".into(),
+                    ));
                 }
                 let positives = features.select(Axis(0), &positive);
                 let sizes = stacked.slice(s![.., 1..3]).select(Axis(0), &positive);
@@ -407,9 +437,7 @@ impl Trainer<'_> {
         };
         let finite = match &head {
             CustomHead::Classifier(h) => h.layer.weights.iter().all(|w| w.is_finite()),
-            CustomHead::Detector(h) => {
-                h.layer.weights.iter().chain(&h.size).all(|w| w.is_finite())
-            }
+            CustomHead::Detector(h) => h.layer.weights.iter().chain(&h.size).all(|w| w.is_finite()),
         };
         if !finite {
             return Err(TrainError::Diverged("the weights are not finite".into()));
@@ -426,7 +454,7 @@ impl Trainer<'_> {
         rows: &[Array2<f32>],
         chosen: &[usize],
     ) -> Result<Performance, TrainError> {
-        (self.progress)(Progress {
+        self.observer.report(Progress {
             stage: Stage::Evaluating,
             done: 0,
             total: chosen.len(),
@@ -469,9 +497,12 @@ impl Trainer<'_> {
                             .iter()
                             .map(|&(class, b)| (class, pixel_box(b, w, h)))
                             .collect(),
-                        found: found.into_iter().map(|f| (f.class, f.score, f.bbox)).collect(),
+                        found: found
+                            .into_iter()
+                            .map(|f| (f.class, f.score, f.bbox))
+                            .collect(),
                     });
-                    (self.progress)(Progress {
+                    self.observer.report(Progress {
                         stage: Stage::Evaluating,
                         done: done + 1,
                         total: chosen.len(),

@@ -322,7 +322,11 @@ mod tests {
         // A cell near the corner averages over the part of its square inside the map (7x7 of 11x11).
         let near_corner = features.row(12 + 1);
         assert_eq!((near_corner[0], near_corner[1]), (0.0, 0.0));
-        assert!((near_corner[2] - 25.0 / 49.0).abs() < 1e-5, "{}", near_corner[2]);
+        assert!(
+            (near_corner[2] - 25.0 / 49.0).abs() < 1e-5,
+            "{}",
+            near_corner[2]
+        );
     }
 
     #[test]
