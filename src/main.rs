@@ -14,6 +14,7 @@ use cli::engine::ModelsDir;
 use cli::models::{e5_centre, fetch_models, list_models, verify_models, E5CentreArgs, FetchArgs};
 use cli::search::{index_images, search_images, IndexArgs, SearchArgs};
 use cli::serve::{serve, ServeArgs};
+use cli::train::{train, TrainArgs};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +42,9 @@ enum Command {
     Serve(Box<ServeArgs>),
     /// Analyze one image file or URL and print the JSON the API would return.
     Analyze(AnalyzeArgs),
+    /// Train a model (a classifier or a detector) on a COCO file on disk, into the data directory
+    /// the server reads; then `vista analyze --model NAME` or analyze with `model-name`.
+    Train(Box<TrainArgs>),
     /// Index the images under a folder for `vista search`: their search vectors, in one file.
     Index(IndexArgs),
     /// Find the indexed images that best match a text, in any language the vector model knows.
@@ -97,6 +101,7 @@ fn main() -> ExitCode {
     let outcome = match command {
         Command::Serve(args) => serve(*args),
         Command::Analyze(args) => analyze(args),
+        Command::Train(args) => train(*args),
         Command::Bundle(args) => bundle(args),
         Command::Index(args) => index_images(args),
         Command::Search(args) => search_images(args),

@@ -6,9 +6,10 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::engine::{tasks_of, EngineArgs};
+use super::train::{trained_head, StoreArgs};
 use vista::fetch::UrlFetcher;
 use vista::http::azure::error::ApiError;
-use vista::http::azure::v4::AnalyzeResponse;
+use vista::http::azure::v4::{AnalyzeRequest, AnalyzeResponse, MODEL_VERSION};
 use vista::pipeline::decode::ANALYZE_V4;
 use vista::pipeline::{AnalysisOptions, Feature, PipelineError};
 
@@ -19,6 +20,12 @@ pub struct AnalyzeArgs {
     /// Comma-separated 4.0 features.
     #[arg(long, default_value = "objects,people")]
     pub features: String,
+    /// A model trained with `vista train` or the REST API (its answer is `customModelResult`; with
+    /// it, `--features` may be empty).
+    #[arg(long)]
+    pub model: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
     #[command(flatten)]
     pub engine: EngineArgs,
 }
@@ -30,7 +37,16 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
         .filter(|f| !f.trim().is_empty())
         .map(|f| Feature::parse(f).with_context(|| format!("unknown feature '{f}'")))
         .collect::<Result<Vec<_>>>()?;
-    let pipeline = args.engine.pipeline(Some(tasks_of(&features, &[])))?;
+    let custom = match &args.model {
+        Some(name) => Some(std::sync::Arc::new(trained_head(&args.store, name)?)),
+        None => None,
+    };
+    let more: &[&'static str] = if custom.is_some() {
+        &["tags", "objects"]
+    } else {
+        &[]
+    };
+    let pipeline = args.engine.pipeline(Some(tasks_of(&features, more)))?;
     let bytes = if args.input.starts_with("http://") || args.input.starts_with("https://") {
         let fetcher = UrlFetcher::new(args.engine.allow_private_urls)?;
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -43,11 +59,23 @@ pub fn analyze(args: AnalyzeArgs) -> Result<ExitCode> {
     } else {
         std::fs::read(&args.input).with_context(|| format!("reading {}", args.input))?
     };
-    match pipeline.analyze(&bytes, &ANALYZE_V4, &features, &AnalysisOptions::default()) {
+    let options = AnalysisOptions {
+        custom,
+        ..AnalysisOptions::default()
+    };
+    let request = AnalyzeRequest {
+        api_version: MODEL_VERSION,
+        features: features.clone(),
+        model_name: args.model.clone(),
+        language: "en".into(),
+        gender_neutral_caption: false,
+        smart_crop_ratios: Vec::new(),
+    };
+    match pipeline.analyze(&bytes, &ANALYZE_V4, &features, &options) {
         Ok(analysis) => {
             println!(
                 "{}",
-                serde_json::to_string_pretty(&AnalyzeResponse::new(analysis, &features))?
+                serde_json::to_string_pretty(&AnalyzeResponse::new(analysis, &request))?
             );
             Ok(ExitCode::SUCCESS)
         }

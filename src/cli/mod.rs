@@ -7,3 +7,4 @@ pub mod engine;
 pub mod models;
 pub mod search;
 pub mod serve;
+pub mod train;

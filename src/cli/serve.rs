@@ -11,6 +11,8 @@ use clap::Args;
 
 use super::container::ContainerSettings;
 use super::engine::EngineArgs;
+use vista::custom::service::{Customization, Settings as CustomSettings};
+use vista::custom::sources::Sources;
 use vista::fetch::UrlFetcher;
 use vista::http::auth::{ApiKeys, Credentials};
 use vista::http::aws::sigv4::AwsCredentials;
@@ -77,6 +79,15 @@ pub struct ServeArgs {
     /// accepted. Default: a name made once and kept in the data directory.
     #[arg(long, env = "VISTA_REPLICA_ID")]
     pub replica_id: Option<String>,
+    /// A folder of datasets on this machine: annotation files registered by a path relative to it
+    /// (and their images, named by `file_name` next to them) are read from here.
+    #[arg(long, env = "VISTA_DATASETS_DIR")]
+    pub datasets_dir: Option<PathBuf>,
+    /// Images whose features one training computes at once, each a thread beside the analyze
+    /// workers (so training takes at most this share of the cores); 0: this replica does not train
+    /// (another replica on the same Redis does).
+    #[arg(long, env = "VISTA_TRAINING_THREADS", default_value_t = 1)]
+    pub training_threads: usize,
     /// Do not serve the browser studio at /studio.
     #[arg(long, env = "VISTA_NO_STUDIO")]
     pub no_studio: bool,
@@ -326,6 +337,22 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             max_running,
         )
     };
+    let custom = {
+        let _inside = runtime.enter();
+        Customization::start(
+            Arc::clone(&vault),
+            &replica,
+            Arc::clone(&pipeline),
+            Sources {
+                fetcher: Arc::new(UrlFetcher::new(args.engine.allow_private_urls)?),
+                datasets_dir: args.datasets_dir.clone(),
+            },
+            CustomSettings {
+                training_threads: args.training_threads,
+                resume: true,
+            },
+        )
+    };
     let tls = match (&args.tls_cert, &args.tls_key) {
         (Some(certificate), Some(key)) => Some(vista::http::tls::acceptor(certificate, key)?),
         _ => None,
@@ -335,6 +362,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
         workers,
         fetcher,
         reads,
+        custom,
         tokens: tokens.clone(),
         scheme: if tls.is_some() { "https" } else { "http" },
         google: args.clouds.google()?,

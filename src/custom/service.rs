@@ -43,6 +43,9 @@ pub enum CustomError {
     Invalid(String),
     #[error("{0}")]
     NotFound(String),
+    /// `what` is "Dataset", "Model" or "Evaluation".
+    #[error("the {} '{name}' already exists", what.to_ascii_lowercase())]
+    AlreadyExists { what: &'static str, name: String },
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
@@ -78,6 +81,9 @@ pub struct ModelSpec {
 pub struct Settings {
     /// Images whose features a training computes at once (0: this replica does not train).
     pub training_threads: usize,
+    /// Whether to run again the jobs this replica left unfinished (the server does; the one-shot
+    /// `vista train` leaves them to it).
+    pub resume: bool,
 }
 
 enum Job {
@@ -156,6 +162,9 @@ impl Customization {
                 }
             }
         });
+        if !settings.resume {
+            return service;
+        }
         let resumer = Arc::clone(&service);
         tokio::spawn(async move {
             if let Err(e) = resumer.resume().await {
@@ -331,15 +340,21 @@ impl Customization {
             }
         }
         coco::check_set(&set, kind).map_err(CustomError::Invalid)?;
-        let checks = futures_util::stream::iter(set.images.iter().map(|image| async move {
-            self.sources
-                .reachable(&image.location, access)
-                .await
-                .map_err(|e| format!("image '{}': {e}", image.file_name))
-        }))
-        .buffered(CHECK_AT_ONCE)
-        .collect::<Vec<_>>()
-        .await;
+        // Owned futures: each check holds its own handles (a borrowed stream is not `Send` here).
+        let checks = set.images.iter().map(|image| {
+            let (sources, access) = (self.sources.clone(), access.clone());
+            let (location, file_name) = (image.location.clone(), image.file_name.clone());
+            async move {
+                sources
+                    .reachable(&location, &access)
+                    .await
+                    .map_err(|e| format!("image '{file_name}': {e}"))
+            }
+        });
+        let checks = futures_util::stream::iter(checks.collect::<Vec<_>>())
+            .buffered(CHECK_AT_ONCE)
+            .collect::<Vec<_>>()
+            .await;
         if let Some(Err(problem)) = checks.into_iter().find(Result::is_err) {
             return Err(CustomError::Invalid(problem));
         }

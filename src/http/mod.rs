@@ -43,6 +43,8 @@ pub struct AppState {
     pub workers: WorkerPool,
     pub fetcher: UrlFetcher,
     pub reads: ReadJobs,
+    /// Datasets, training and trained models (customization).
+    pub custom: Arc<crate::custom::service::Customization>,
     /// The bearer-token verifier, when tokens are configured (for `/ready`).
     pub tokens: Option<Arc<TokenVerifier>>,
     /// "https" when vista terminates TLS itself, else "http": the scheme of `Operation-Location`

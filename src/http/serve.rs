@@ -39,6 +39,33 @@ pub struct Timeouts {
     pub body: Duration,
 }
 
+/// The request with repeated `/` in its path collapsed: Microsoft's own sample clients ask for
+/// `/computervision//models/...` (customization contract, section 2).
+fn collapse_slashes<B>(mut request: hyper::Request<B>) -> hyper::Request<B> {
+    let uri = request.uri();
+    if !uri.path().contains("//") {
+        return request;
+    }
+    let mut path = String::with_capacity(uri.path().len());
+    for c in uri.path().chars() {
+        if !(c == '/' && path.ends_with('/')) {
+            path.push(c);
+        }
+    }
+    let rebuilt = match uri.query() {
+        Some(query) => format!("{path}?{query}"),
+        None => path,
+    };
+    if let Ok(path_and_query) = rebuilt.parse() {
+        let mut parts = uri.clone().into_parts();
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(collapsed) = hyper::Uri::from_parts(parts) {
+            *request.uri_mut() = collapsed;
+        }
+    }
+    request
+}
+
 /// Serves `app` on every connection `listener` accepts until `shutdown` completes, then drains.
 pub async fn serve<L>(
     mut listener: L,
@@ -59,6 +86,7 @@ pub async fn serve<L>(
         let app = app.clone();
         let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
             let unread = Arc::new(Mutex::new(None));
+            let request = collapse_slashes(request);
             let request = request
                 .map(|body| Body::new(DeadlineBody::new(body, timeouts.body, Arc::clone(&unread))));
             let mut app = app.clone();

@@ -2,6 +2,7 @@
 //! 3.2 `/ocr` in `ocr`, the asynchronous Read API in `read`, search vectors in `retrieval`,
 //! background removal in `segment`), their JSON types, and Azure's error envelope in `error`.
 
+pub mod custom;
 pub mod error;
 pub mod ocr;
 pub mod read;
@@ -46,6 +47,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(v3::routes())
         .merge(ocr::routes())
         .merge(read::routes())
+        .merge(custom::routes())
 }
 
 /// Azure's finish of every response: the envelope on bare errors, the Read API's flat error fields

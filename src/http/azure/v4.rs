@@ -7,23 +7,36 @@ use axum::Json;
 use serde::Serialize;
 
 use super::error::{ApiError, INVALID_QUERY};
+use crate::custom::service::CustomError;
 use crate::geometry::{PixelRect, Quad};
 use crate::http::intake::image_bytes;
 use crate::http::query::QueryParams;
 use crate::http::AppState;
+use crate::pipeline::custom::CustomResult;
 use crate::pipeline::decode::ANALYZE_V4;
 use crate::pipeline::language;
 use crate::pipeline::read::PageText;
 use crate::pipeline::{Analysis, AnalysisOptions, Feature, Pipeline};
 
-pub const API_VERSIONS: [&str; 2] = ["2023-10-01", "2024-02-01"];
+/// The GA versions, and the previews that Microsoft's customization samples send with `model-name`
+/// (customization contract, section 1: vista honours `model-name` on every one).
+pub const API_VERSIONS: [&str; 4] = [
+    "2023-10-01",
+    "2024-02-01",
+    "2023-02-01-preview",
+    "2023-04-01-preview",
+];
 pub const MODEL_VERSION: &str = "2023-10-01";
 const SMART_CROP_RATIOS: std::ops::RangeInclusive<f32> = 0.75..=1.8;
 
 /// A validated analyze request.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AnalyzeRequest {
+    /// The api-version asked for (a custom model's result echoes it as its `modelVersion`).
+    pub api_version: &'static str,
     pub features: Vec<Feature>,
+    /// A model the user trained (`model-name`).
+    pub model_name: Option<String>,
     pub language: String,
     pub gender_neutral_caption: bool,
     pub smart_crop_ratios: Vec<f32>,
@@ -33,8 +46,12 @@ impl AnalyzeRequest {
     /// Validates the query the way Azure does; features this deployment cannot serve are refused
     /// here, before the body is read.
     pub fn from_query(params: &QueryParams, pipeline: &Pipeline) -> Result<Self, ApiError> {
-        match params.get("api-version") {
-            Some(v) if API_VERSIONS.contains(&v) => {}
+        let api_version = match params.get("api-version") {
+            Some(v) if API_VERSIONS.contains(&v) => API_VERSIONS
+                .iter()
+                .find(|&&k| k == v)
+                .copied()
+                .unwrap_or(MODEL_VERSION),
             Some(v) => {
                 return Err(ApiError::invalid(
                     format!("The api-version '{v}' is not supported."),
@@ -48,10 +65,18 @@ impl AnalyzeRequest {
                     API_VERSIONS.join(", ")
                 )))
             }
-        }
-        let names = params.list("features").filter(|f| !f.is_empty()).ok_or_else(|| {
-            ApiError::invalid_request("Either 'features' or 'model-name' needs to be specified in the query parameter")
-        })?;
+        };
+        let model_name = params
+            .get("model-name")
+            .filter(|m| !m.is_empty())
+            .map(str::to_owned);
+        let names = match params.list("features").filter(|f| !f.is_empty()) {
+            Some(names) => names,
+            None if model_name.is_some() => Vec::new(),
+            None => return Err(ApiError::invalid_request(
+                "Either 'features' or 'model-name' needs to be specified in the query parameter",
+            )),
+        };
         let mut features = Vec::new();
         for name in names {
             let feature = Feature::parse(name).ok_or_else(|| {
@@ -98,7 +123,9 @@ impl AnalyzeRequest {
         }
         pipeline.check_available(&features)?;
         Ok(AnalyzeRequest {
+            api_version,
             features,
+            model_name,
             language,
             gender_neutral_caption,
             smart_crop_ratios,
@@ -110,6 +137,8 @@ impl AnalyzeRequest {
 #[serde(rename_all = "camelCase")]
 pub struct AnalyzeResponse {
     pub model_version: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub custom_model_result: Option<CustomModelResult>,
     pub metadata: Metadata,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub caption_result: Option<CaptionResult>,
@@ -125,6 +154,50 @@ pub struct AnalyzeResponse {
     pub read_result: Option<ReadResult>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub smart_crops_result: Option<Values<CropRegion>>,
+}
+
+/// What a model the user trained found: `tagsResult` (a classifier) or `objectsResult` (a detector).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomModelResult {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags_result: Option<Values<DetectedTag>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub objects_result: Option<Values<DetectedObject>>,
+}
+
+impl From<CustomResult> for CustomModelResult {
+    fn from(result: CustomResult) -> Self {
+        match result {
+            CustomResult::Tags(tags) => CustomModelResult {
+                tags_result: Some(Values {
+                    values: tags
+                        .into_iter()
+                        .map(|t| DetectedTag {
+                            name: t.name,
+                            confidence: t.confidence,
+                        })
+                        .collect(),
+                }),
+                objects_result: None,
+            },
+            CustomResult::Objects(objects) => CustomModelResult {
+                tags_result: None,
+                objects_result: Some(Values {
+                    values: objects
+                        .into_iter()
+                        .map(|o| DetectedObject {
+                            bounding_box: o.rect.into(),
+                            tags: vec![DetectedTag {
+                                name: o.name,
+                                confidence: o.confidence,
+                            }],
+                        })
+                        .collect(),
+                }),
+            },
+        }
+    }
 }
 
 /// All text in one block, as Azure sends it; a page without text has one block with no lines.
@@ -264,9 +337,17 @@ impl From<PixelRect> for BoundingBox {
 impl AnalyzeResponse {
     /// The results of `features` (dense captions compute the caption, but only a requested caption
     /// is sent).
-    pub fn new(analysis: Analysis, features: &[Feature]) -> Self {
+    pub fn new(analysis: Analysis, request: &AnalyzeRequest) -> Self {
+        let features = &request.features;
+        let custom = analysis.custom.map(CustomModelResult::from);
         AnalyzeResponse {
-            model_version: MODEL_VERSION,
+            // A custom model's answer carries the api-version it was asked with (contract, section 8).
+            model_version: if custom.is_some() {
+                request.api_version
+            } else {
+                MODEL_VERSION
+            },
+            custom_model_result: custom,
             metadata: Metadata {
                 width: analysis.width,
                 height: analysis.height,
@@ -342,18 +423,26 @@ pub async fn analyze(
 ) -> Result<Json<AnalyzeResponse>, ApiError> {
     let params = QueryParams::parse(query.as_deref());
     let analyze = AnalyzeRequest::from_query(&params, &state.pipeline)?;
+    let custom = match &analyze.model_name {
+        Some(name) => Some(state.custom.trained_head(name).await.map_err(|e| match e {
+            CustomError::NotFound(_) => ApiError::not_found(),
+            other => other.into(),
+        })?),
+        None => None,
+    };
     let bytes = image_bytes(request, &state.fetcher, ANALYZE_V4.max_bytes).await?;
     let pipeline = Arc::clone(&state.pipeline);
     let options = AnalysisOptions {
-        smart_crop_ratios: analyze.smart_crop_ratios,
+        smart_crop_ratios: analyze.smart_crop_ratios.clone(),
+        custom,
         ..AnalysisOptions::default()
     };
     let features = analyze.features.clone();
     let analysis = state
         .workers
-        .run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &analyze.features, &options))
+        .run(move || pipeline.analyze(&bytes, &ANALYZE_V4, &features, &options))
         .await??;
-    Ok(Json(AnalyzeResponse::new(analysis, &features)))
+    Ok(Json(AnalyzeResponse::new(analysis, &analyze)))
 }
 
 #[cfg(test)]
@@ -370,6 +459,30 @@ mod tests {
         let err =
             AnalyzeRequest::from_query(&QueryParams::parse(Some(query)), &pipeline()).unwrap_err();
         err.inner.map(|(code, _)| code)
+    }
+
+    #[test]
+    fn model_name_stands_in_for_features_on_every_version() {
+        for version in API_VERSIONS {
+            let query = format!("api-version={version}&model-name=pets");
+            let request =
+                AnalyzeRequest::from_query(&QueryParams::parse(Some(&query)), &pipeline()).unwrap();
+            assert_eq!(request.features, []);
+            assert_eq!(
+                (request.model_name.as_deref(), request.api_version),
+                (Some("pets"), version)
+            );
+        }
+        let err = AnalyzeRequest::from_query(
+            &QueryParams::parse(Some("api-version=2023-10-01")),
+            &pipeline(),
+        )
+        .unwrap_err();
+        assert!(
+            err.message.contains("Either 'features' or 'model-name'"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]
@@ -467,13 +580,20 @@ mod tests {
                 h: 480,
             },
         }]);
-        let features = [
-            Feature::Objects,
-            Feature::SmartCrops,
-            Feature::DenseCaptions,
-        ];
+        let request = AnalyzeRequest {
+            api_version: MODEL_VERSION,
+            features: vec![
+                Feature::Objects,
+                Feature::SmartCrops,
+                Feature::DenseCaptions,
+            ],
+            model_name: None,
+            language: "en".into(),
+            gender_neutral_caption: false,
+            smart_crop_ratios: vec![0.9],
+        };
         // Through the wire text, as clients see it: f32 ratios must read back exactly as requested.
-        let wire = serde_json::to_string(&AnalyzeResponse::new(analysis, &features)).unwrap();
+        let wire = serde_json::to_string(&AnalyzeResponse::new(analysis, &request)).unwrap();
         assert!(wire.contains(r#""aspectRatio":0.9,"#), "{wire}");
         let json: serde_json::Value = serde_json::from_str(&wire).unwrap();
         assert_eq!(
