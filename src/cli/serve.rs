@@ -350,6 +350,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
             CustomSettings {
                 training_threads: args.training_threads,
                 resume: true,
+                run_ttl: Duration::from_secs(args.read_ttl),
             },
         )
     };

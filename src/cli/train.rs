@@ -130,6 +130,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
             Settings {
                 training_threads: args.threads.max(1),
                 resume: false,
+                run_ttl: Duration::from_secs(60),
             },
         );
         let spec = |file: String| DatasetSpec {

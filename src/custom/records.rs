@@ -176,6 +176,8 @@ pub struct RunRecord {
     pub status: RunStatus,
     pub created: f64,
     pub updated: f64,
+    /// Unix seconds after which it is deleted.
+    pub expires: f64,
     pub result: Option<ProductResult>,
     pub error: Option<Failure>,
 }
@@ -243,6 +245,10 @@ impl Registry {
         }
         found.sort_by(|a, b| created(a).total_cmp(&created(b)));
         Ok(found)
+    }
+
+    pub fn ids(&self, table: Table) -> Result<Vec<String>> {
+        self.vault.ids(table)
     }
 
     pub fn remove(&self, table: Table, id: &str) -> Result<()> {

@@ -13,9 +13,10 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::coco::{self, AnnotationKind, LabelledSet};
+use super::products::ProductResult;
 use super::records::{
     child_id, DatasetRecord, EvaluationRecord, EvaluationStatus, Failure, JobProgress, ModelKind,
-    ModelRecord, ModelStatus, Registry,
+    ModelRecord, ModelStatus, Registry, RunRecord, RunStatus,
 };
 use super::sources::{
     image_location, is_url, Access, BlockingLoader, Sources, MAX_ANNOTATION_BYTES,
@@ -34,6 +35,8 @@ const MAX_PROPERTIES: usize = 10;
 const CHECK_AT_ONCE: usize = 8;
 /// How often a running job writes its progress and looks for a cancel (a store round trip each).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often expired product-recognition runs are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The training budget's bounds in hours (Spec: 1..1344).
 pub const BUDGET_HOURS: std::ops::RangeInclusive<u32> = 1..=1344;
 
@@ -84,6 +87,8 @@ pub struct Settings {
     /// Whether to run again the jobs this replica left unfinished (the server does; the one-shot
     /// `vista train` leaves them to it).
     pub resume: bool,
+    /// How long a product-recognition run is kept (the Read operations' time to live).
+    pub run_ttl: Duration,
 }
 
 enum Job {
@@ -93,6 +98,7 @@ enum Job {
 
 pub struct Customization {
     registry: Arc<Registry>,
+    run_ttl: Duration,
     sources: Sources,
     pipeline: Arc<Pipeline>,
     jobs: mpsc::UnboundedSender<Job>,
@@ -132,10 +138,28 @@ impl Customization {
         let (jobs, mut pending) = mpsc::unbounded_channel::<Job>();
         let service = Arc::new(Customization {
             registry: Arc::clone(&registry),
+            run_ttl: settings.run_ttl,
             sources: sources.clone(),
             pipeline: Arc::clone(&pipeline),
             jobs,
             heads: Mutex::new(HashMap::new()),
+        });
+        let sweeper = Arc::clone(&registry);
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(SWEEP_EVERY);
+            loop {
+                every.tick().await;
+                let registry = Arc::clone(&sweeper);
+                match tokio::task::spawn_blocking(move || Self::sweep_runs(&registry)).await {
+                    Ok(Ok(removed)) if removed > 0 => {
+                        tracing::info!(removed, "expired product-recognition runs deleted")
+                    }
+                    Ok(Err(e)) => {
+                        tracing::error!("sweeping product-recognition runs failed: {e:#}")
+                    }
+                    _ => {}
+                }
+            }
         });
         if settings.training_threads == 0 {
             return service;
@@ -669,6 +693,87 @@ impl Customization {
         let id = child_id(model, name);
         self.blocking(move |r| r.remove(Table::Evaluations, &id))
             .await
+    }
+
+    // ----- product recognition runs -----
+
+    /// Refuses a run name that is taken (or invalid) before the image is analysed.
+    pub async fn check_new_run(&self, model: &str, name: &str) -> Result<(), CustomError> {
+        check_name(name, "run")?;
+        let id = child_id(model, name);
+        if self.get::<RunRecord>(Table::Runs, id).await?.is_some() {
+            return Err(CustomError::AlreadyExists {
+                what: "Run",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Keeps a finished run (it expires like a Read operation: it describes a customer's photo).
+    pub async fn save_run(
+        &self,
+        model: &str,
+        name: &str,
+        outcome: Result<ProductResult, Failure>,
+    ) -> Result<RunRecord, CustomError> {
+        let at = now();
+        let (status, result, error) = match outcome {
+            Ok(result) => (RunStatus::Succeeded, Some(result), None),
+            Err(failure) => (RunStatus::Failed, None, Some(failure)),
+        };
+        let record = RunRecord {
+            name: name.to_string(),
+            model: model.to_string(),
+            status,
+            created: at,
+            updated: at,
+            expires: at + self.run_ttl.as_secs_f64(),
+            result,
+            error,
+        };
+        let stored = record.clone();
+        let id = child_id(model, name);
+        self.blocking(move |r| r.put_run(&id, &stored, stored.expires))
+            .await?;
+        Ok(record)
+    }
+
+    pub async fn run(&self, model: &str, name: &str) -> Result<RunRecord, CustomError> {
+        let record: Option<RunRecord> = self.get(Table::Runs, child_id(model, name)).await?;
+        record.filter(|run| run.expires > now()).ok_or_else(|| {
+            CustomError::NotFound(format!(
+                "the run '{name}' of model '{model}' does not exist"
+            ))
+        })
+    }
+
+    pub async fn runs(&self, model: &str) -> Result<Vec<RunRecord>, CustomError> {
+        let parent = model.to_string();
+        let runs = self
+            .blocking(move |r| r.list(Table::Runs, Some(&parent), |run: &RunRecord| run.created))
+            .await?;
+        Ok(runs.into_iter().filter(|run| run.expires > now()).collect())
+    }
+
+    /// Deletes the runs whose time is up (Redis drops them itself; the embedded store needs this).
+    fn sweep_runs(registry: &Registry) -> anyhow::Result<usize> {
+        let mut removed = 0;
+        for id in registry.ids(Table::Runs)? {
+            if let Ok(Some(run)) = registry.get::<RunRecord>(Table::Runs, &id) {
+                if run.expires <= now() {
+                    registry.remove(Table::Runs, &id)?;
+                    removed += 1;
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    pub async fn delete_run(&self, model: &str, name: &str) -> Result<(), CustomError> {
+        self.run(model, name).await?;
+        let id = child_id(model, name);
+        self.blocking(move |r| r.remove(Table::Runs, &id)).await
     }
 
     pub fn pipeline(&self) -> &Arc<Pipeline> {

@@ -433,3 +433,62 @@ def test_two_replicas_on_one_redis_train_on_one_and_answer_on_the_other(sets):
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+# ----- product recognition -----
+
+def shelf():
+    """Four badges in a row with one wide space between the second and the third."""
+    image = cluttered(random.Random(77), size=(480, 200))
+    for x in (20, 100, 300, 380):
+        image.paste(badge(60), (x, 70))
+    return image
+
+
+def test_product_recognition_runs_find_products_and_the_gap_between_them(server, trained):
+    path = f"productrecognition/badges-v1/runs/shelf-1?api-version={PREVIEW}"
+    created = requests.put(f"{server.url}/computervision/{path}", headers={**HEADERS, "Content-Type": "image/png"},
+                           data=png(shelf()))
+    assert created.status_code == 201, created.text
+    run = created.json()
+    assert (run["runName"], run["modelName"], run["status"]) == ("shelf-1", "badges-v1", "succeeded")
+    result = run["result"]
+    assert result["imageMetadata"] == {"width": 480, "height": 200}
+    confident = [p for p in result["products"] if p["tags"][0]["confidence"] >= 0.3]
+    assert len(confident) >= 3, result["products"]
+    assert all(p["tags"][0]["name"] == "badge" and p["id"] for p in confident)
+    gap = [g for g in result["gaps"] if g["boundingBox"]["x"] >= 140 and g["boundingBox"]["x"] + g["boundingBox"]["w"] <= 320]
+    assert gap and gap[0]["tags"][0]["name"] == "gap", result["gaps"]
+    assert requests.get(f"{server.url}/computervision/{path}", headers=HEADERS).json()["result"] == result
+    listed = requests.get(f"{server.url}/computervision/productrecognition/badges-v1/runs?api-version={PREVIEW}", headers=HEADERS)
+    assert [r["runName"] for r in listed.json()["value"]] == ["shelf-1"]
+    again = requests.put(f"{server.url}/computervision/{path}", headers={**HEADERS, "Content-Type": "image/png"}, data=png(shelf()))
+    assert again.status_code == 409
+
+    # Planogram matching, in the PascalCase of Microsoft's sample planogram file.
+    planogram = {"Width": 48.0, "Height": 20.0,
+                 "Products": [{"Id": "b", "Name": "badge", "W": 6.0, "H": 6.0}],
+                 "Fixtures": [{"Id": "f1", "X": 0.0, "Y": 13.0, "W": 48.0, "H": 1.0}],
+                 "Positions": [{"Id": "1", "ProductId": "b", "FixtureId": "f1", "X": 2.0, "Y": 7.0},
+                               {"Id": "2", "ProductId": "b", "FixtureId": "f1", "X": 20.0, "Y": 7.0}]}
+    matched = requests.post(f"{server.url}/computervision/planogramcompliance:match?api-version={PREVIEW}",
+                            headers=HEADERS, json={"DetectedProducts": result, "Planogram": planogram})
+    assert matched.status_code == 200, matched.text
+    by_position = {m["positionId"]: m["detectedObject"]["tags"][0]["name"] for m in matched.json()["matchingResultPerPosition"]}
+    assert by_position == {"1": "badge", "2": "gap"}, matched.json()
+    assert requests.delete(f"{server.url}/computervision/{path}", headers=HEADERS).status_code == 204
+    assert requests.get(f"{server.url}/computervision/{path}", headers=HEADERS).status_code == 404
+
+
+def test_product_recognition_says_no_pretrained_product_model_exists(server, trained):
+    pretrained = requests.put(
+        f"{server.url}/computervision/productrecognition/ms-pretrained-product-detection/runs/r?api-version={PREVIEW}",
+        headers={**HEADERS, "Content-Type": "image/png"}, data=png(shelf()))
+    assert pretrained.status_code == 404
+    assert "no registry package ships a pretrained product detector" in pretrained.json()["error"]["message"]
+    classifier = requests.put(f"{server.url}/computervision/productrecognition/patterns-v1/runs/r?api-version={PREVIEW}",
+                              headers={**HEADERS, "Content-Type": "image/png"}, data=png(shelf()))
+    assert classifier.status_code == 400 and "classifier" in classifier.json()["error"]["message"]
+    old_version = requests.get(f"{server.url}/computervision/productrecognition/badges-v1/runs?api-version=2023-02-01-preview",
+                               headers=HEADERS)
+    assert old_version.status_code == 400

@@ -5,6 +5,7 @@
 pub mod custom;
 pub mod error;
 pub mod ocr;
+pub mod products;
 pub mod read;
 pub mod retrieval;
 pub mod segment;
@@ -48,6 +49,7 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(ocr::routes())
         .merge(read::routes())
         .merge(custom::routes())
+        .merge(products::routes())
 }
 
 /// Azure's finish of every response: the envelope on bare errors, the Read API's flat error fields
