@@ -492,3 +492,29 @@ def test_product_recognition_says_no_pretrained_product_model_exists(server, tra
     old_version = requests.get(f"{server.url}/computervision/productrecognition/badges-v1/runs?api-version=2023-02-01-preview",
                                headers=HEADERS)
     assert old_version.status_code == 400
+
+
+def test_vista_train_and_analyze_with_the_model_from_the_shell(sets, tmp_path):
+    from conftest import MODELS, VISTA_BIN
+    import subprocess
+    data = str(tmp_path / "data")
+    trained = subprocess.run([VISTA_BIN, "train", str(sets / "patterns" / "train.json"), "--name", "shell-v1",
+                              "--data-dir", data, "--models", MODELS], capture_output=True, text=True, timeout=300)
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads(trained.stdout)
+    assert report["status"] == "succeeded" and 0 <= report["modelPerformance"]["accuracyTop1"] <= 1
+    picture = tmp_path / "dots.png"
+    dots(random.Random(11)).save(picture)
+    answered = subprocess.run([VISTA_BIN, "analyze", str(picture), "--model", "shell-v1", "--features", "",
+                               "--data-dir", data, "--models", MODELS], capture_output=True, text=True, timeout=120)
+    assert answered.returncode == 0, answered.stderr
+    tags = json.loads(answered.stdout)["customModelResult"]["tagsResult"]["values"]
+    assert tags[0]["name"] == "dots"
+    # The server on the same data directory serves the model the shell trained.
+    with Server("--data-dir", data) as server:
+        model = call(server, "GET", "models/shell-v1").json()
+        assert model["status"] == "succeeded"
+        assert call(server, "GET", "datasets/shell-v1-train").json()["annotationKind"] == "imageClassification"
+    unknown = subprocess.run([VISTA_BIN, "analyze", str(picture), "--model", "nobody", "--data-dir", data,
+                              "--models", MODELS], capture_output=True, text=True, timeout=120)
+    assert unknown.returncode != 0 and "no model 'nobody'" in unknown.stderr
