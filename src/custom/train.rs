@@ -642,3 +642,284 @@ fn sample_cells(
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+    use std::io::Cursor;
+
+    use image::{ImageFormat, Rgb};
+    use ndarray::Array3;
+
+    use super::*;
+    use crate::geometry::Detection;
+    use crate::models::traits::{ImageClassifier, ObjectDetector};
+    use crate::models::ModelPack;
+    use crate::pipeline::DetectionSettings;
+
+    /// Pooled features: each colour channel's mean, and a constant.
+    struct MeanColour;
+
+    impl ImageClassifier for MeanColour {
+        fn classify(&self, _: &RgbImage) -> anyhow::Result<Vec<f32>> {
+            Ok(vec![1.0])
+        }
+
+        fn features(&self, image: &RgbImage) -> anyhow::Result<Option<Vec<f32>>> {
+            let n = (image.width() * image.height()) as f32;
+            let mut sums = [0f32; 3];
+            for pixel in image.pixels() {
+                for c in 0..3 {
+                    sums[c] += pixel[c] as f32 / 255.0;
+                }
+            }
+            Ok(Some(vec![sums[0] / n, sums[1] / n, sums[2] / n, 1.0]))
+        }
+    }
+
+    /// A feature map at stride 4 over the image as it is (scale 1): per cell, its redness and its
+    /// blueness; no evidence.
+    struct ColourCells;
+
+    impl ObjectDetector for ColourCells {
+        fn labels(&self) -> &[String] {
+            &[]
+        }
+
+        fn detect(&self, _: &RgbImage, _: f32) -> anyhow::Result<Vec<Detection>> {
+            Ok(Vec::new())
+        }
+
+        fn feature_map(&self, image: &RgbImage) -> anyhow::Result<Option<FeatureMap>> {
+            let (rows, cols) = ((image.height() / 4) as usize, (image.width() / 4) as usize);
+            let mut values = Array3::<f32>::zeros((2, rows, cols));
+            for y in 0..rows {
+                for x in 0..cols {
+                    let p = image.get_pixel(x as u32 * 4 + 2, y as u32 * 4 + 2);
+                    values[[0, y, x]] = f32::from(p[0]) / 255.0 - f32::from(p[1]) / 255.0;
+                    values[[1, y, x]] = f32::from(p[2]) / 255.0;
+                }
+            }
+            Ok(Some(FeatureMap {
+                values,
+                stride: 4.0,
+                scale: (1.0, 1.0),
+                covered: (rows, cols),
+                class_evidence: Vec::new(),
+            }))
+        }
+    }
+
+    struct Files(HashMap<String, Vec<u8>>);
+
+    impl ImageLoader for Files {
+        fn load(&self, image: &LabelledImage) -> Result<Vec<u8>, String> {
+            self.0
+                .get(&image.location)
+                .cloned()
+                .ok_or_else(|| "no such file".into())
+        }
+    }
+
+    struct NoCache;
+
+    impl FeatureCache for NoCache {
+        fn get(&self, _: &str) -> Option<Array2<f32>> {
+            None
+        }
+        fn put(&self, _: &str, _: &Array2<f32>) {}
+    }
+
+    struct Quiet;
+
+    impl Observer for Quiet {
+        fn report(&self, _: Progress) {}
+        fn stop_requested(&self) -> bool {
+            false
+        }
+    }
+
+    fn png(image: &RgbImage) -> Vec<u8> {
+        let mut bytes = Cursor::new(Vec::new());
+        image.write_to(&mut bytes, ImageFormat::Png).unwrap();
+        bytes.into_inner()
+    }
+
+    fn pipeline() -> Pipeline {
+        let pack = ModelPack {
+            classifier: Some(Box::new(MeanColour)),
+            detector: Some(Box::new(ColourCells)),
+            ..ModelPack::default()
+        };
+        Pipeline::new(pack, DetectionSettings::default())
+    }
+
+    /// A grey 96x64 image with red squares (side 16) at `squares`; their relative boxes.
+    fn with_squares(squares: &[(u32, u32)]) -> (RgbImage, Vec<(usize, [f32; 4])>) {
+        let mut image = RgbImage::from_pixel(96, 64, Rgb([90, 90, 90]));
+        for &(x0, y0) in squares {
+            for y in y0..y0 + 16 {
+                for x in x0..x0 + 16 {
+                    image.put_pixel(x, y, Rgb([230, 20, 20]));
+                }
+            }
+        }
+        let boxes = squares
+            .iter()
+            .map(|&(x, y)| {
+                (
+                    0,
+                    [x as f32 / 96.0, y as f32 / 64.0, 16.0 / 96.0, 16.0 / 64.0],
+                )
+            })
+            .collect();
+        (image, boxes)
+    }
+
+    fn train_on(set: &LabelledSet, files: &Files, kind: HeadKind) -> Trained {
+        let pipeline = pipeline();
+        let trainer = Trainer {
+            pipeline: &pipeline,
+            loader: files,
+            observer: &Quiet,
+            threads: 2,
+            budget: Duration::from_secs(600),
+            started: Instant::now(),
+        };
+        let data = Data {
+            set,
+            cache: &NoCache,
+        };
+        trainer
+            .train(kind, &data, None)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn a_classifier_learns_colours_and_is_the_same_every_time() {
+        let mut files = HashMap::new();
+        let mut set = LabelledSet {
+            classes: vec!["red".into(), "blue".into()],
+            images: Vec::new(),
+        };
+        for k in 0..10u8 {
+            let class = usize::from(k % 2);
+            let colour = if class == 0 {
+                [200 + k, 30, 40]
+            } else {
+                [30, 40 + k, 210]
+            };
+            let name = format!("{k}.png");
+            files.insert(
+                name.clone(),
+                png(&RgbImage::from_pixel(32, 24, Rgb(colour))),
+            );
+            set.images.push(LabelledImage {
+                location: name.clone(),
+                file_name: name,
+                label: Some(class),
+                boxes: Vec::new(),
+            });
+        }
+        let files = Files(files);
+        let trained = train_on(&set, &files, HeadKind::Classifier);
+        assert_eq!(
+            trained.performance.accuracy_top1,
+            Some(1.0),
+            "{:?}",
+            trained.performance
+        );
+        let CustomHead::Classifier(head) = &trained.head else {
+            panic!("a classifier was asked for")
+        };
+        let ranked = head
+            .predict(&image_vector(&[0.1, 0.15, 0.85, 1.0], None))
+            .unwrap();
+        assert_eq!(ranked[0].0, "blue");
+        assert_eq!(
+            train_on(&set, &files, HeadKind::Classifier).head,
+            trained.head,
+            "deterministic"
+        );
+    }
+
+    #[test]
+    fn a_detector_finds_squares_where_they_are() {
+        let places = [
+            vec![(8, 8)],
+            vec![(60, 30), (20, 40)],
+            vec![(40, 4)],
+            vec![(72, 44), (4, 40)],
+            vec![(30, 20)],
+            vec![(64, 8)],
+        ];
+        let mut files = HashMap::new();
+        let mut set = LabelledSet {
+            classes: vec!["square".into()],
+            images: Vec::new(),
+        };
+        for (k, squares) in places.iter().enumerate() {
+            let (image, boxes) = with_squares(squares);
+            let name = format!("{k}.png");
+            files.insert(name.clone(), png(&image));
+            set.images.push(LabelledImage {
+                location: name.clone(),
+                file_name: name,
+                label: None,
+                boxes,
+            });
+        }
+        let trained = train_on(&set, &Files(files), HeadKind::Detector);
+        let CustomHead::Detector(head) = &trained.head else {
+            panic!("a detector was asked for")
+        };
+        let (image, _) = with_squares(&[(48, 24)]);
+        let map = ColourCells.feature_map(&image).unwrap().unwrap();
+        let found = head.detect(&map, 0.5, image.dimensions()).unwrap();
+        assert!(!found.is_empty(), "nothing found");
+        let truth = BoundingBox {
+            x1: 48.0,
+            y1: 24.0,
+            x2: 64.0,
+            y2: 40.0,
+        };
+        assert!(found[0].bbox.iou(&truth) >= 0.5, "{found:?}");
+        assert!(trained.performance.mean_average_precision50.is_some());
+    }
+
+    #[test]
+    fn an_unreadable_image_fails_training_naming_it() {
+        let set = LabelledSet {
+            classes: vec!["a".into(), "b".into()],
+            images: vec![LabelledImage {
+                location: "gone.png".into(),
+                file_name: "gone.png".into(),
+                label: Some(0),
+                boxes: Vec::new(),
+            }],
+        };
+        let pipeline = pipeline();
+        let files = Files(HashMap::new());
+        let trainer = Trainer {
+            pipeline: &pipeline,
+            loader: &files,
+            observer: &Quiet,
+            threads: 1,
+            budget: Duration::from_secs(600),
+            started: Instant::now(),
+        };
+        let error = trainer
+            .train(
+                HeadKind::Classifier,
+                &Data {
+                    set: &set,
+                    cache: &NoCache,
+                },
+                None,
+            )
+            .err()
+            .expect("the image cannot be loaded");
+        assert_eq!(error.code(), "datasetCorrupt");
+        assert!(error.to_string().contains("gone.png"), "{error}");
+    }
+}
