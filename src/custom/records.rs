@@ -144,6 +144,8 @@ pub struct ModelRecord {
     pub cost_minutes: Option<u64>,
     pub performance: Option<Performance>,
     pub error: Option<Failure>,
+    /// While it trains (kept apart from the record; see `service`).
+    #[serde(default, skip_serializing)]
     pub progress: Option<JobProgress>,
 }
 

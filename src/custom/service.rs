@@ -233,10 +233,7 @@ impl Customization {
                 ModelStatus::Cancelling => {
                     let name = model.name.clone();
                     self.blocking(move |r| {
-                        r.update_model(&name, |m| {
-                            m.status = ModelStatus::Cancelled;
-                            m.progress = None;
-                        })
+                        r.update_model(&name, |m| m.status = ModelStatus::Cancelled)
                     })
                     .await?;
                 }
@@ -528,10 +525,16 @@ impl Customization {
         Ok(record)
     }
 
+    /// The model, with its progress while it trains.
     pub async fn model(&self, name: &str) -> Result<ModelRecord, CustomError> {
-        self.get(Table::Models, name.to_string())
+        let mut model: ModelRecord = self
+            .get(Table::Models, name.to_string())
             .await?
-            .ok_or_else(|| CustomError::NotFound(format!("the model '{name}' does not exist")))
+            .ok_or_else(|| CustomError::NotFound(format!("the model '{name}' does not exist")))?;
+        if model.status == ModelStatus::Training {
+            model.progress = self.get(Table::Models, progress_id(name)).await?;
+        }
+        Ok(model)
     }
 
     pub async fn models(&self) -> Result<Vec<ModelRecord>, CustomError> {
@@ -569,6 +572,7 @@ impl Customization {
         let id = name.to_string();
         self.blocking(move |r| {
             r.remove_children(Table::Evaluations, &id)?;
+            r.remove_children(Table::Models, &id)?;
             r.remove(Table::Heads, &id)?;
             r.remove(Table::Models, &id)
         })
@@ -834,12 +838,18 @@ impl Observer for Watch<'_> {
         if last.0.elapsed() < CHECK_EVERY {
             return last.1;
         }
-        let progress = last.2.take();
-        let record = self.registry.update_model(model, |m| {
-            if let Some(p) = progress {
-                m.progress = Some(progress_of(p));
+        // Progress is kept apart from the record: writing the record here could undo a cancel
+        // written by another request between this read and this write.
+        if let Some(progress) = last.2.take() {
+            let id = progress_id(model);
+            if let Err(e) = self
+                .registry
+                .put(Table::Models, &id, &progress_of(progress))
+            {
+                tracing::warn!("recording training progress failed: {e:#}");
             }
-        });
+        }
+        let record = self.registry.get::<ModelRecord>(Table::Models, model);
         last.1 = match record {
             Ok(Some(m)) => m.status == ModelStatus::Cancelling,
             Ok(None) => true, // deleted meanwhile
@@ -855,6 +865,11 @@ impl Observer for Watch<'_> {
         }
         lock(&self.last).2 = Some(progress);
     }
+}
+
+/// Where a training model's progress is kept (a child of its record, never listed as a model).
+fn progress_id(model: &str) -> String {
+    child_id(model, "progress")
 }
 
 fn progress_of(p: Progress) -> JobProgress {
@@ -923,8 +938,8 @@ impl JobContext {
         if let Some(head) = &head {
             self.registry.put(Table::Heads, name, head)?;
         }
+        self.registry.remove(Table::Models, &progress_id(name))?;
         self.registry.update_model(name, |m| {
-            m.progress = None;
             m.cost_minutes = Some(minutes);
             match outcome {
                 _ if m.status == ModelStatus::Cancelling => m.status = ModelStatus::Cancelled,
