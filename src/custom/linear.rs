@@ -209,16 +209,19 @@ mod tests {
             labels.push(class);
         }
         let x = Array2::from_shape_vec((60, 3), rows).unwrap();
-        let fit = fit_softmax(
-            x.view(),
-            &labels,
-            &[1.0; 60],
-            3,
-            SoftmaxFit::default(),
-            &|| false,
-        )
-        .unwrap()
-        .unwrap();
+        let fit_once = || {
+            fit_softmax(
+                x.view(),
+                &labels,
+                &[1.0; 60],
+                3,
+                SoftmaxFit::default(),
+                &|| false,
+            )
+            .unwrap()
+            .unwrap()
+        };
+        let fit = fit_once();
         let logits = fit.logits(x.view()).unwrap();
         let correct = logits
             .rows()
@@ -235,16 +238,7 @@ mod tests {
             .count();
         assert_eq!(correct, 60);
         // Deterministic: the same data gives the same weights.
-        let again = fit_softmax(
-            x.view(),
-            &labels,
-            &[1.0; 60],
-            3,
-            SoftmaxFit::default(),
-            &|| false,
-        )
-        .unwrap()
-        .unwrap();
+        let again = fit_once();
         assert_eq!(fit, again);
     }
 

@@ -184,6 +184,23 @@ pub struct RunRecord {
     pub error: Option<Failure>,
 }
 
+/// A record that says when it last changed.
+trait Stamped {
+    fn stamp(&mut self, at: f64);
+}
+
+impl Stamped for ModelRecord {
+    fn stamp(&mut self, at: f64) {
+        self.updated = at;
+    }
+}
+
+impl Stamped for EvaluationRecord {
+    fn stamp(&mut self, at: f64) {
+        self.updated = at;
+    }
+}
+
 /// The sealed records of customization, for one replica.
 pub struct Registry {
     vault: Arc<Vault>,
@@ -272,19 +289,28 @@ impl Registry {
         self.get(Table::Heads, model)
     }
 
-    /// The model's record changed by `change`, stamped; None if it is gone.
+    /// The record `id` of `table` changed by `change` and stamped; None if it is gone.
+    fn update<T: Serialize + serde::de::DeserializeOwned + Stamped>(
+        &self,
+        table: Table,
+        id: &str,
+        change: impl FnOnce(&mut T),
+    ) -> Result<Option<T>> {
+        let Some(mut record) = self.get::<T>(table, id)? else {
+            return Ok(None);
+        };
+        change(&mut record);
+        record.stamp(now());
+        self.put(table, id, &record)?;
+        Ok(Some(record))
+    }
+
     pub fn update_model(
         &self,
         name: &str,
         change: impl FnOnce(&mut ModelRecord),
     ) -> Result<Option<ModelRecord>> {
-        let Some(mut record) = self.get::<ModelRecord>(Table::Models, name)? else {
-            return Ok(None);
-        };
-        change(&mut record);
-        record.updated = now();
-        self.put(Table::Models, name, &record)?;
-        Ok(Some(record))
+        self.update(Table::Models, name, change)
     }
 
     pub fn update_evaluation(
@@ -292,13 +318,7 @@ impl Registry {
         id: &str,
         change: impl FnOnce(&mut EvaluationRecord),
     ) -> Result<Option<EvaluationRecord>> {
-        let Some(mut record) = self.get::<EvaluationRecord>(Table::Evaluations, id)? else {
-            return Ok(None);
-        };
-        change(&mut record);
-        record.updated = now();
-        self.put(Table::Evaluations, id, &record)?;
-        Ok(Some(record))
+        self.update(Table::Evaluations, id, change)
     }
 
     /// The feature cache of one dataset.

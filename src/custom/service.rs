@@ -272,6 +272,28 @@ impl Customization {
             .await
     }
 
+    /// Checks that `name` is a valid name that nothing in `table` (under `parent`) has yet.
+    async fn ensure_new(
+        &self,
+        table: Table,
+        parent: Option<&str>,
+        name: &str,
+        what: &'static str,
+    ) -> Result<(), CustomError> {
+        check_name(name, &what.to_ascii_lowercase())?;
+        let id = parent.map_or_else(|| name.to_string(), |p| child_id(p, name));
+        let taken = self
+            .blocking(move |registry| Ok(registry.get::<serde_json::Value>(table, &id)?.is_some()))
+            .await?;
+        if taken {
+            return Err(CustomError::AlreadyExists {
+                what,
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+
     // ----- datasets -----
 
     /// Reads and validates the annotation files, checks every image answers, and keeps the dataset.
@@ -280,16 +302,8 @@ impl Customization {
         name: &str,
         spec: DatasetSpec,
     ) -> Result<DatasetRecord, CustomError> {
-        check_name(name, "dataset")?;
-        if self
-            .get::<DatasetRecord>(Table::Datasets, name.to_string())
-            .await?
-            .is_some()
-        {
-            return Err(CustomError::Conflict(format!(
-                "the dataset '{name}' already exists"
-            )));
-        }
+        self.ensure_new(Table::Datasets, None, name, "Dataset")
+            .await?;
         let kind = spec.kind.ok_or_else(|| {
             CustomError::Invalid(
                 "annotationKind is required: imageClassification or imageObjectDetection".into(),
@@ -455,16 +469,7 @@ impl Customization {
         name: &str,
         spec: ModelSpec,
     ) -> Result<ModelRecord, CustomError> {
-        check_name(name, "model")?;
-        if self
-            .get::<ModelRecord>(Table::Models, name.to_string())
-            .await?
-            .is_some()
-        {
-            return Err(CustomError::Conflict(format!(
-                "the model '{name}' already exists"
-            )));
-        }
+        self.ensure_new(Table::Models, None, name, "Model").await?;
         if !BUDGET_HOURS.contains(&spec.budget_hours) {
             return Err(CustomError::Invalid(format!(
                 "timeBudgetInHours must be an integer from {} to {}",
@@ -619,7 +624,8 @@ impl Customization {
         name: &str,
         test_dataset: &str,
     ) -> Result<EvaluationRecord, CustomError> {
-        check_name(name, "evaluation")?;
+        self.ensure_new(Table::Evaluations, Some(model), name, "Evaluation")
+            .await?;
         let trained = self.model(model).await?;
         if trained.status != ModelStatus::Succeeded {
             return Err(CustomError::Conflict(format!(
@@ -627,15 +633,6 @@ impl Customization {
             )));
         }
         let id = child_id(model, name);
-        if self
-            .get::<EvaluationRecord>(Table::Evaluations, id.clone())
-            .await?
-            .is_some()
-        {
-            return Err(CustomError::Conflict(format!(
-                "the evaluation '{name}' already exists"
-            )));
-        }
         self.dataset(test_dataset).await.map_err(|_| {
             CustomError::Invalid(format!("the test dataset '{test_dataset}' does not exist"))
         })?;
@@ -703,15 +700,7 @@ impl Customization {
 
     /// Refuses a run name that is taken (or invalid) before the image is analysed.
     pub async fn check_new_run(&self, model: &str, name: &str) -> Result<(), CustomError> {
-        check_name(name, "run")?;
-        let id = child_id(model, name);
-        if self.get::<RunRecord>(Table::Runs, id).await?.is_some() {
-            return Err(CustomError::AlreadyExists {
-                what: "Run",
-                name: name.to_string(),
-            });
-        }
-        Ok(())
+        self.ensure_new(Table::Runs, Some(model), name, "Run").await
     }
 
     /// Keeps a finished run (it expires like a Read operation: it describes a customer's photo).
@@ -829,6 +818,17 @@ struct Watch<'a> {
     last: Mutex<(Instant, bool, Option<Progress>)>,
 }
 
+impl<'a> Watch<'a> {
+    /// Follows `model` (None: an evaluation, which is not cancelled).
+    fn new(registry: &'a Registry, model: Option<&'a str>) -> Self {
+        Watch {
+            registry,
+            model,
+            last: Mutex::new((Instant::now(), false, None)),
+        }
+    }
+}
+
 impl Observer for Watch<'_> {
     fn stop_requested(&self) -> bool {
         let Some(model) = self.model else {
@@ -903,6 +903,22 @@ impl JobContext {
         }
     }
 
+    fn trainer<'a>(
+        &'a self,
+        loader: &'a BlockingLoader,
+        watch: &'a Watch<'a>,
+        budget: Duration,
+    ) -> Trainer<'a> {
+        Trainer {
+            pipeline: &self.pipeline,
+            loader,
+            observer: watch,
+            threads: self.threads,
+            budget,
+            started: Instant::now(),
+        }
+    }
+
     fn loader(&self, access: Access) -> BlockingLoader {
         BlockingLoader {
             sources: self.sources.clone(),
@@ -964,20 +980,10 @@ impl JobContext {
             .as_deref()
             .map(|t| self.dataset(t))
             .transpose()?;
-        let watch = Watch {
-            registry: &self.registry,
-            model: Some(&model.name),
-            last: Mutex::new((Instant::now(), false, None)),
-        };
+        let watch = Watch::new(&self.registry, Some(&model.name));
         let loader = self.loader(training.access.clone());
-        let trainer = Trainer {
-            pipeline: &self.pipeline,
-            loader: &loader,
-            observer: &watch,
-            threads: self.threads,
-            budget: Duration::from_secs(u64::from(model.budget_hours) * 3600),
-            started: Instant::now(),
-        };
+        let budget = Duration::from_secs(u64::from(model.budget_hours) * 3600);
+        let trainer = self.trainer(&loader, &watch, budget);
         let cache = self.registry.features(&training.name);
         let data = Data {
             set: &training.set,
@@ -1049,20 +1055,9 @@ impl JobContext {
                 "the model and the test dataset are of different kinds".into(),
             ));
         }
-        let watch = Watch {
-            registry: &self.registry,
-            model: None,
-            last: Mutex::new((Instant::now(), false, None)),
-        };
+        let watch = Watch::new(&self.registry, None);
         let loader = self.loader(test.access.clone());
-        let trainer = Trainer {
-            pipeline: &self.pipeline,
-            loader: &loader,
-            observer: &watch,
-            threads: self.threads,
-            budget: Duration::MAX,
-            started: Instant::now(),
-        };
+        let trainer = self.trainer(&loader, &watch, Duration::MAX);
         let cache = self.registry.features(&test.name);
         trainer
             .evaluate(

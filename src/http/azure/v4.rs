@@ -171,13 +171,7 @@ impl From<CustomResult> for CustomModelResult {
         match result {
             CustomResult::Tags(tags) => CustomModelResult {
                 tags_result: Some(Values {
-                    values: tags
-                        .into_iter()
-                        .map(|t| DetectedTag {
-                            name: t.name,
-                            confidence: t.confidence,
-                        })
-                        .collect(),
+                    values: tags.into_iter().map(DetectedTag::from).collect(),
                 }),
                 objects_result: None,
             },
@@ -323,6 +317,24 @@ pub struct CropRegion {
     pub bounding_box: BoundingBox,
 }
 
+impl From<crate::pipeline::tags::Tag> for DetectedTag {
+    fn from(t: crate::pipeline::tags::Tag) -> Self {
+        DetectedTag {
+            name: t.name,
+            confidence: t.confidence,
+        }
+    }
+}
+
+impl From<crate::pipeline::custom::CustomTag> for DetectedTag {
+    fn from(t: crate::pipeline::custom::CustomTag) -> Self {
+        DetectedTag {
+            name: t.name,
+            confidence: t.confidence,
+        }
+    }
+}
+
 impl From<PixelRect> for BoundingBox {
     fn from(r: PixelRect) -> Self {
         BoundingBox {
@@ -371,13 +383,7 @@ impl AnalyzeResponse {
                     .collect(),
             }),
             tags_result: analysis.tags.map(|tags| Values {
-                values: tags
-                    .into_iter()
-                    .map(|t| DetectedTag {
-                        name: t.name,
-                        confidence: t.confidence,
-                    })
-                    .collect(),
+                values: tags.into_iter().map(DetectedTag::from).collect(),
             }),
             objects_result: analysis.objects.map(|objects| Values {
                 values: objects
