@@ -50,14 +50,15 @@ pub struct ServeArgs {
     /// Accepted requests that may wait for a worker; beyond that the server answers 429.
     #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
     pub queue: usize,
-    /// Where Read operations are kept (an encrypted embedded store, and its key file unless
-    /// VISTA_STORE_KEY gives the key).
+    /// Where Read operations, datasets and trained models are kept (an encrypted embedded store, and
+    /// its key file unless VISTA_STORE_KEY gives the key).
     #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
     /// How long a Read operation's result is kept, in seconds (then it is deleted).
     #[arg(long, env = "VISTA_READ_TTL", default_value_t = 24 * 60 * 60)]
     pub read_ttl: u64,
-    /// Keep Read operations in this Redis (redis://host:port/db) instead of the data directory, so
+    /// Keep Read operations and customization data in this Redis (redis://host:port/db) instead of
+    /// the data directory, so
     /// that replicas behind one load balancer share them; every replica needs the same
     /// VISTA_STORE_KEY.
     #[arg(long, env = "VISTA_REDIS_URL")]

@@ -1,10 +1,10 @@
-//! Read operations, kept safely and only as long as they may be asked for. Each operation's record
-//! and, until it is processed, its document are kept in a [`Backend`]: an embedded redb file in the
-//! data directory, or Redis shared by several replicas. Every value is sealed with AES-256-GCM under
-//! the operation's id (so a value moved to another id fails to open), and an operation is deleted
-//! when its time to live ends (a sweeper, and a check on every read; Redis also expires keys itself).
-//! A restart finds the operations this replica accepted that were queued or running and hands them
-//! back for processing.
+//! Customer data, kept safely: a [`Vault`] seals every value with AES-256-GCM under its table and id
+//! (so a value moved elsewhere fails to open) in a [`Backend`]: an embedded redb file in the data
+//! directory, or Redis shared by several replicas. Read operations ([`OperationStore`]) keep their
+//! record and, until it is processed, their document, and are deleted when their time to live ends
+//! (a sweeper, and a check on every read; Redis also expires keys itself); a restart finds the
+//! operations this replica accepted that were queued or running and hands them back for processing.
+//! Customization keeps its datasets, models and features here too (see `custom::records`).
 
 mod embedded;
 mod redis;
