@@ -179,11 +179,11 @@ impl Trainer<'_> {
 
     /// Measures `head` on every image of `data`.
     pub fn evaluate(&self, head: &CustomHead, data: &Data) -> Result<Performance, TrainError> {
-        let kind = match head {
-            CustomHead::Classifier(_) => HeadKind::Classifier,
-            CustomHead::Detector(_) => HeadKind::Detector,
+        // A detector is measured on whole feature maps, computed as it goes: no rows are needed.
+        let rows = match head {
+            CustomHead::Classifier(_) => self.features(HeadKind::Classifier, data)?,
+            CustomHead::Detector(_) => Vec::new(),
         };
-        let rows = self.features(kind, data)?;
         self.measure(head, data.set, &rows, &all(data.set))
     }
 
