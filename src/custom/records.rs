@@ -212,6 +212,11 @@ pub fn child_id(parent: &str, child: &str) -> String {
     format!("{parent}/{child}")
 }
 
+/// Where a request to cancel a model's training is kept, beside its record.
+pub fn cancel_id(model: &str) -> String {
+    child_id(model, "cancel")
+}
+
 impl Registry {
     pub fn new(vault: Arc<Vault>, replica: &str) -> Self {
         Registry {
@@ -283,6 +288,15 @@ impl Registry {
             }
         }
         Ok(())
+    }
+
+    /// Whether someone asked to cancel the model's training (or deleted it).
+    pub fn cancel_requested(&self, model: &str) -> Result<bool> {
+        let marker = self.get::<bool>(Table::Models, &cancel_id(model))?;
+        let gone = self
+            .get::<serde_json::Value>(Table::Models, model)?
+            .is_none();
+        Ok(marker.is_some() || gone)
     }
 
     pub fn head(&self, model: &str) -> Result<Option<CustomHead>> {

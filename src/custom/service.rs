@@ -15,8 +15,8 @@ use tokio::sync::mpsc;
 use super::coco::{self, AnnotationKind, LabelledSet};
 use super::products::ProductResult;
 use super::records::{
-    child_id, DatasetRecord, EvaluationRecord, EvaluationStatus, Failure, JobProgress, ModelKind,
-    ModelRecord, ModelStatus, Registry, RunRecord, RunStatus,
+    cancel_id, child_id, DatasetRecord, EvaluationRecord, EvaluationStatus, Failure, JobProgress,
+    ModelKind, ModelRecord, ModelStatus, Registry, RunRecord, RunStatus,
 };
 use super::sources::{
     image_location, is_url, Access, BlockingLoader, Sources, MAX_ANNOTATION_BYTES,
@@ -230,7 +230,7 @@ impl Customization {
                     tracing::info!(model = %model.name, "training again a model a restart interrupted");
                     self.queue(Job::Train(model.name));
                 }
-                ModelStatus::Cancelling => {
+                _ if model.status == ModelStatus::Cancelling => {
                     let name = model.name.clone();
                     self.blocking(move |r| {
                         r.update_model(&name, |m| m.status = ModelStatus::Cancelled)
@@ -536,6 +536,12 @@ impl Customization {
             .get(Table::Models, name.to_string())
             .await?
             .ok_or_else(|| CustomError::NotFound(format!("the model '{name}' does not exist")))?;
+        if !model.status.is_final() {
+            let id = cancel_id(name);
+            if self.get::<bool>(Table::Models, id).await?.is_some() {
+                model.status = ModelStatus::Cancelling;
+            }
+        }
         if model.status == ModelStatus::Training {
             model.progress = self.get(Table::Models, progress_id(name)).await?;
         }
@@ -555,6 +561,9 @@ impl Customization {
         }
         let id = name.to_string();
         self.blocking(move |r| {
+            // The marker first: a job writing the record at the same moment may undo the status,
+            // never the marker (the job stops on it and ends `cancelled`).
+            r.put(Table::Models, &cancel_id(&id), &true)?;
             r.update_model(&id, |m| {
                 if !m.status.is_final() {
                     m.status = ModelStatus::Cancelling;
@@ -849,12 +858,8 @@ impl Observer for Watch<'_> {
                 tracing::warn!("recording training progress failed: {e:#}");
             }
         }
-        let record = self.registry.get::<ModelRecord>(Table::Models, model);
-        last.1 = match record {
-            Ok(Some(m)) => m.status == ModelStatus::Cancelling,
-            Ok(None) => true, // deleted meanwhile
-            Err(_) => false,  // the store is down: keep training, check again later
-        };
+        // The store down: keep training, and look again at the next check.
+        last.1 = self.registry.cancel_requested(model).unwrap_or_default();
         last.0 = Instant::now();
         last.1
     }
@@ -931,7 +936,7 @@ impl JobContext {
         let Some(model) = self.registry.get::<ModelRecord>(Table::Models, name)? else {
             return Ok(());
         };
-        if model.status == ModelStatus::Cancelling {
+        if model.status == ModelStatus::Cancelling || self.registry.cancel_requested(name)? {
             self.registry
                 .update_model(name, |m| m.status = ModelStatus::Cancelled)?;
             return Ok(());
@@ -955,10 +960,13 @@ impl JobContext {
             self.registry.put(Table::Heads, name, head)?;
         }
         self.registry.remove(Table::Models, &progress_id(name))?;
+        let cancelled = self.registry.cancel_requested(name)?;
         self.registry.update_model(name, |m| {
             m.cost_minutes = Some(minutes);
             match outcome {
-                _ if m.status == ModelStatus::Cancelling => m.status = ModelStatus::Cancelled,
+                _ if cancelled || m.status == ModelStatus::Cancelling => {
+                    m.status = ModelStatus::Cancelled
+                }
                 Ok(performance) => {
                     m.status = ModelStatus::Succeeded;
                     m.performance = Some(performance);
