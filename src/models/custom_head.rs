@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::efficientnet::softmax;
 use super::traits::{FeatureMap, ImageClassifier, ObjectDetector};
-use crate::geometry::{nms_per_class, BoundingBox, Detection};
+use crate::geometry::{nms_per_class, BoundingBox, Scored};
 
 /// Bumped whenever the numbers an image becomes change: cached features of another recipe are not
 /// reused and heads of another recipe are refused.
@@ -178,12 +178,40 @@ pub struct DetectorHead {
     pub size: Vec<f32>,
 }
 
-/// One box a detector head found, in image pixels.
+/// One box a detector head found, in image pixels, with every class's probability at its centre.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FoundBox {
     pub class: usize,
     pub score: f32,
     pub bbox: BoundingBox,
+    pub classes: Vec<f32>,
+}
+
+impl Scored for FoundBox {
+    fn bbox(&self) -> &BoundingBox {
+        &self.bbox
+    }
+    fn score(&self) -> f32 {
+        self.score
+    }
+    fn class(&self) -> usize {
+        self.class
+    }
+}
+
+impl FoundBox {
+    /// Its class first, then the others by probability, at most `most`: (class, probability).
+    pub fn ranked(&self, most: usize) -> Vec<(usize, f32)> {
+        let mut others: Vec<(usize, f32)> = (0..self.classes.len())
+            .filter(|&c| c != self.class)
+            .map(|c| (c, self.classes[c]))
+            .collect();
+        others.sort_by(|a, b| b.1.total_cmp(&a.1));
+        std::iter::once((self.class, self.score))
+            .chain(others)
+            .take(most)
+            .collect()
+    }
 }
 
 impl DetectorHead {
@@ -253,7 +281,13 @@ impl DetectorHead {
                         y2: cy + h / 2.0,
                     }
                     .rescaled(map.scale.0, map.scale.1, image.0, image.1);
-                    found.push(Detection { bbox, score, class });
+                    let classes = probabilities.row(y * cols + x).to_vec();
+                    found.push(FoundBox {
+                        class,
+                        score,
+                        bbox,
+                        classes,
+                    });
                 }
             }
         }
@@ -261,14 +295,7 @@ impl DetectorHead {
         found.sort_by(|a, b| b.score.total_cmp(&a.score));
         let mut kept = nms_per_class(found, NMS_IOU);
         kept.truncate(MAX_BOXES);
-        Ok(kept
-            .into_iter()
-            .map(|d| FoundBox {
-                class: d.class,
-                score: d.score,
-                bbox: d.bbox,
-            })
-            .collect())
+        Ok(kept)
     }
 }
 
@@ -355,6 +382,22 @@ mod tests {
         assert_eq!((cx.round(), cy.round()), (20.0, 12.0));
         assert!((found[0].bbox.width() - 2f32.exp()).abs() < 0.01);
         assert!(found[0].score > 0.99);
+    }
+
+    #[test]
+    fn a_box_ranks_its_own_class_first_then_the_likeliest_others() {
+        let found = FoundBox {
+            class: 2,
+            score: 0.3,
+            bbox: BoundingBox {
+                x1: 0.0,
+                y1: 0.0,
+                x2: 1.0,
+                y2: 1.0,
+            },
+            classes: vec![0.1, 0.5, 0.3, 0.05],
+        };
+        assert_eq!(found.ranked(3), vec![(2, 0.3), (1, 0.5), (0, 0.1)]);
     }
 
     #[test]

@@ -17,7 +17,12 @@ pub struct CustomObject {
     pub rect: PixelRect,
     pub name: String,
     pub confidence: f32,
+    /// Its class, then the likeliest others at its centre (at most [`RANKED`]).
+    pub ranked: Vec<CustomTag>,
 }
+
+/// Classes kept per box besides its own, as Microsoft's product-recognition results list them (five).
+pub const RANKED: usize = 5;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum CustomResult {
@@ -60,6 +65,14 @@ pub fn custom(scene: &Scene, head: &CustomHead) -> Result<CustomResult, Pipeline
                         rect: f.bbox.to_pixel_rect(width, height),
                         name: head.classes[f.class].clone(),
                         confidence: f.score,
+                        ranked: f
+                            .ranked(RANKED)
+                            .into_iter()
+                            .map(|(class, confidence)| CustomTag {
+                                name: head.classes[class].clone(),
+                                confidence,
+                            })
+                            .collect(),
                     })
                     .collect(),
             ))

@@ -182,7 +182,11 @@ async fn create_run(
             .map(|(i, o)| ShelfObject {
                 id: (i + 1).to_string(),
                 rect: o.rect,
-                tags: vec![(o.name, o.confidence)],
+                tags: o
+                    .ranked
+                    .into_iter()
+                    .map(|t| (t.name, t.confidence))
+                    .collect(),
             })
             .collect(),
         _ => Vec::new(),
