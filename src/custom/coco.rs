@@ -26,13 +26,25 @@ impl AnnotationKind {
         }
     }
 
-    fn min_categories(self) -> usize {
+    /// Categories a dataset may have (contract, section 7: the lenient column).
+    fn categories(self) -> std::ops::RangeInclusive<usize> {
         match self {
-            AnnotationKind::ImageClassification => 2,
-            AnnotationKind::ImageObjectDetection => 1,
+            AnnotationKind::ImageClassification => 2..=3000,
+            AnnotationKind::ImageObjectDetection => 1..=1500,
+        }
+    }
+
+    /// Training images a dataset may have (contract, section 7).
+    fn max_images(self) -> usize {
+        match self {
+            AnnotationKind::ImageClassification => 1_000_000,
+            AnnotationKind::ImageObjectDetection => 200_000,
         }
     }
 }
+
+/// Boxes one image may have (contract, section 7).
+const MAX_REGIONS: usize = 1000;
 
 /// Training images' sides (contract, section 7).
 const SIDES: std::ops::RangeInclusive<f64> = 10.0..=10_240.0;
@@ -269,11 +281,27 @@ pub fn check_set(set: &LabelledSet, kind: AnnotationKind) -> Result<(), String> 
     if set.images.is_empty() {
         return Err("the annotation files list no images".into());
     }
-    if set.classes.len() < kind.min_categories() {
+    let allowed = kind.categories();
+    if !allowed.contains(&set.classes.len()) {
         return Err(format!(
-            "{} categories found; this kind of dataset needs at least {}",
+            "{} categories found; this kind of dataset needs {} to {}",
             set.classes.len(),
-            kind.min_categories()
+            allowed.start(),
+            allowed.end()
+        ));
+    }
+    if set.images.len() > kind.max_images() {
+        return Err(format!(
+            "{} images found; this kind of dataset takes at most {}",
+            set.images.len(),
+            kind.max_images()
+        ));
+    }
+    if let Some(image) = set.images.iter().find(|i| i.boxes.len() > MAX_REGIONS) {
+        return Err(format!(
+            "image '{}' has {} boxes; an image takes at most {MAX_REGIONS}",
+            image.file_name,
+            image.boxes.len()
         ));
     }
     for (class, name) in set.classes.iter().enumerate() {
@@ -395,7 +423,9 @@ mod tests {
         let mut set = LabelledSet::default();
         let kind = AnnotationKind::ImageClassification;
         add_file(&mut set, file(0, "cat").as_bytes(), kind, true).unwrap();
-        assert!(check_set(&set, kind).unwrap_err().contains("1 categories"));
+        assert!(check_set(&set, kind)
+            .unwrap_err()
+            .contains("1 categories found; this kind of dataset needs 2 to 3000"));
         add_file(&mut set, file(5, "dog").as_bytes(), kind, true).unwrap();
         check_set(&set, kind).unwrap();
         assert_eq!(set.classes, ["cat", "dog"]);

@@ -13,9 +13,9 @@ use super::train::ImageLoader;
 use crate::fetch::UrlFetcher;
 use crate::pipeline::decode::TRAINING;
 
-/// The largest annotation file read (Microsoft's limits are on images; a COCO file for 200,000
-/// images is about this size).
-pub const MAX_ANNOTATION_BYTES: usize = 256 * 1024 * 1024;
+/// The largest annotation file read: a COCO file for Azure's 200,000 detection images with a few
+/// boxes each is about 60 MB; parsing holds several times a file's size in memory.
+pub const MAX_ANNOTATION_BYTES: usize = 64 * 1024 * 1024;
 
 /// How the dataset's URLs are opened (Azure's `authentication`): `none` and `managedIdentity` fetch
 /// them as they are; `sas` appends the token's query to each.
