@@ -35,6 +35,8 @@ const MAX_PROPERTIES: usize = 10;
 const CHECK_AT_ONCE: usize = 8;
 /// How often a running job writes its progress and looks for a cancel (a store round trip each).
 const CHECK_EVERY: Duration = Duration::from_secs(1);
+/// How often a training replica looks for jobs accepted by a replica that does not train.
+const CLAIM_EVERY: Duration = Duration::from_secs(2);
 /// How often expired product-recognition runs are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The training budget's bounds in hours (Spec: 1..1344).
@@ -98,6 +100,9 @@ enum Job {
 
 pub struct Customization {
     registry: Arc<Registry>,
+    /// Whether this replica trains (`--training-threads` above 0); jobs accepted by one that does
+    /// not are left unowned, for a replica that does to claim.
+    trains: bool,
     run_ttl: Duration,
     sources: Sources,
     pipeline: Arc<Pipeline>,
@@ -138,6 +143,7 @@ impl Customization {
         let (jobs, mut pending) = mpsc::unbounded_channel::<Job>();
         let service = Arc::new(Customization {
             registry: Arc::clone(&registry),
+            trains: settings.training_threads > 0,
             run_ttl: settings.run_ttl,
             sources: sources.clone(),
             pipeline: Arc::clone(&pipeline),
@@ -194,8 +200,74 @@ impl Customization {
             if let Err(e) = resumer.resume().await {
                 tracing::error!("looking for unfinished training jobs failed: {e}");
             }
+            let mut every = tokio::time::interval(CLAIM_EVERY);
+            loop {
+                every.tick().await;
+                if let Err(e) = resumer.claim_unowned().await {
+                    tracing::warn!("looking for training jobs to claim failed: {e}");
+                }
+            }
         });
         service
+    }
+
+    /// Takes the jobs that a replica which does not train accepted: each is claimed by writing this
+    /// replica's name into it, and queued if the name stuck.
+    async fn claim_unowned(&self) -> Result<(), CustomError> {
+        let replica = self.registry.replica.clone();
+        let claimed = self
+            .blocking(move |registry| {
+                let mut claimed = Vec::new();
+                let models: Vec<ModelRecord> =
+                    registry.list(Table::Models, None, |m: &ModelRecord| m.created)?;
+                for model in &models {
+                    if model.owner.is_empty() && model.status == ModelStatus::NotStarted {
+                        let taken = registry.update_model(&model.name, |m| {
+                            if m.owner.is_empty() {
+                                m.owner = replica.clone();
+                            }
+                        })?;
+                        if taken.is_some_and(|m| m.owner == replica) {
+                            claimed.push(Job::Train(model.name.clone()));
+                        }
+                    }
+                    let evaluations: Vec<EvaluationRecord> = registry.list(
+                        Table::Evaluations,
+                        Some(&model.name),
+                        |e: &EvaluationRecord| e.created,
+                    )?;
+                    for evaluation in evaluations {
+                        if evaluation.owner.is_empty()
+                            && evaluation.status == EvaluationStatus::NotStarted
+                        {
+                            let id = child_id(&evaluation.model, &evaluation.name);
+                            let taken = registry.update_evaluation(&id, |e| {
+                                if e.owner.is_empty() {
+                                    e.owner = replica.clone();
+                                }
+                            })?;
+                            if taken.is_some_and(|e| e.owner == replica) {
+                                claimed.push(Job::Evaluate(id));
+                            }
+                        }
+                    }
+                }
+                Ok(claimed)
+            })
+            .await?;
+        for job in claimed {
+            self.queue(job);
+        }
+        Ok(())
+    }
+
+    /// The name jobs this replica accepts are owned by: its own when it trains, none otherwise.
+    fn job_owner(&self) -> String {
+        if self.trains {
+            self.registry.replica.clone()
+        } else {
+            String::new()
+        }
     }
 
     fn queue(&self, job: Job) {
@@ -516,7 +588,7 @@ impl Customization {
             kind,
             kind_given: spec.kind.is_some(),
             test_dataset: spec.test_dataset,
-            owner: self.registry.replica.clone(),
+            owner: self.job_owner(),
             cost_minutes: None,
             performance: None,
             error: None,
@@ -653,7 +725,7 @@ impl Customization {
             created: at,
             updated: at,
             test_dataset: test_dataset.to_string(),
-            owner: self.registry.replica.clone(),
+            owner: self.job_owner(),
             performance: None,
             error: None,
         };

@@ -414,19 +414,23 @@ def test_a_training_interrupted_by_a_crash_finishes_after_the_restart(sets, tmp_
         assert model["modelPerformance"]["meanAveragePrecision50"] > 0.3
 
 
-def test_two_replicas_on_one_redis_train_on_one_and_answer_on_the_other(sets):
+def test_two_replicas_on_one_redis_one_training_for_both_and_either_answering(sets):
     process, port = start_redis()
     redis = f"redis://127.0.0.1:{port}/0"
     env = {"VISTA_STORE_KEY": os.urandom(32).hex()}
     try:
         with Server("--redis-url", redis, "--datasets-dir", str(sets), env=env) as trainer, \
                 Server("--redis-url", redis, "--datasets-dir", str(sets), "--training-threads", "0", env=env) as other:
-            # Registered on one, trained on the other: every record is shared.
+            # Registered and asked for on the replica that does not train: the other claims the job
+            # and trains it; every record is shared.
             assert call(other, "PUT", "datasets/shared", {"annotationKind": "imageClassification",
                         "annotationFileUris": ["patterns/train.json"]}).status_code == 201
-            assert call(trainer, "PUT", "models/shared-v1", {"trainingParameters": {
+            assert call(other, "PUT", "models/shared-v1", {"trainingParameters": {
                 "trainingDatasetName": "shared", "timeBudgetInHours": 1}}).status_code == 201
             assert wait_model(other, "shared-v1")["status"] == "succeeded"
+            assert call(trainer, "PUT", "models/shared-v2", {"trainingParameters": {
+                "trainingDatasetName": "shared", "timeBudgetInHours": 1}}).status_code == 201
+            assert wait_model(other, "shared-v2")["status"] == "succeeded"
             answer = requests.post(f"{other.url}/computervision/imageanalysis:analyze?api-version={PREVIEW}&model-name=shared-v1",
                                    headers={**HEADERS, "Content-Type": "image/png"}, data=png(dots(random.Random(7))))
             assert answer.status_code == 200, answer.text
