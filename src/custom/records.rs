@@ -233,10 +233,16 @@ impl Registry {
         self.vault.put_json(table, id, value)
     }
 
-    /// A run expires with the Read operations' time to live: it holds what a photo showed.
-    pub fn put_run(&self, id: &str, run: &RunRecord, expires: f64) -> Result<()> {
+    /// Keeps a new record unless `id` is taken (atomically, also across replicas): false if taken.
+    pub fn create<T: Serialize>(
+        &self,
+        table: Table,
+        id: &str,
+        value: &T,
+        expires: f64,
+    ) -> Result<bool> {
         self.vault
-            .put(Table::Runs, id, &serde_json::to_vec(run)?, expires)
+            .put_new(table, id, &serde_json::to_vec(value)?, expires)
     }
 
     /// Every record of `table` (under `parent/` when given), oldest first; records that cannot be

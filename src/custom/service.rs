@@ -400,11 +400,39 @@ impl Customization {
             version: 1,
             set,
         };
-        let stored = record.clone();
-        let id = name.to_string();
-        self.blocking(move |r| r.put(Table::Datasets, &id, &stored))
-            .await?;
+        self.create(
+            Table::Datasets,
+            name.to_string(),
+            &record,
+            "Dataset",
+            name,
+            f64::INFINITY,
+        )
+        .await?;
         Ok(record)
+    }
+
+    /// Keeps a new record, or answers `AlreadyExists` when another request took the name meanwhile.
+    async fn create<T: serde::Serialize + Clone + Send + 'static>(
+        &self,
+        table: Table,
+        id: String,
+        record: &T,
+        what: &'static str,
+        name: &str,
+        expires: f64,
+    ) -> Result<(), CustomError> {
+        let stored = record.clone();
+        let fresh = self
+            .blocking(move |r| r.create(table, &id, &stored, expires))
+            .await?;
+        if !fresh {
+            return Err(CustomError::AlreadyExists {
+                what,
+                name: name.to_string(),
+            });
+        }
+        Ok(())
     }
 
     async fn read_set(
@@ -594,10 +622,15 @@ impl Customization {
             error: None,
             progress: None,
         };
-        let stored = record.clone();
-        let id = name.to_string();
-        self.blocking(move |r| r.put(Table::Models, &id, &stored))
-            .await?;
+        self.create(
+            Table::Models,
+            name.to_string(),
+            &record,
+            "Model",
+            name,
+            f64::INFINITY,
+        )
+        .await?;
         self.queue(Job::Train(name.to_string()));
         Ok(record)
     }
@@ -729,10 +762,15 @@ impl Customization {
             performance: None,
             error: None,
         };
-        let stored = record.clone();
-        let key = id.clone();
-        self.blocking(move |r| r.put(Table::Evaluations, &key, &stored))
-            .await?;
+        self.create(
+            Table::Evaluations,
+            id.clone(),
+            &record,
+            "Evaluation",
+            name,
+            f64::INFINITY,
+        )
+        .await?;
         self.queue(Job::Evaluate(id));
         Ok(record)
     }
@@ -806,10 +844,15 @@ impl Customization {
             result,
             error,
         };
-        let stored = record.clone();
-        let id = child_id(model, name);
-        self.blocking(move |r| r.put_run(&id, &stored, stored.expires))
-            .await?;
+        self.create(
+            Table::Runs,
+            child_id(model, name),
+            &record,
+            "Run",
+            name,
+            record.expires,
+        )
+        .await?;
         Ok(record)
     }
 

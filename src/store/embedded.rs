@@ -54,6 +54,20 @@ impl Backend for Embedded {
         Ok(())
     }
 
+    fn put_new(&self, table: Table, id: &str, value: &[u8], _expires: f64) -> Result<bool> {
+        let txn = self.db.begin_write()?;
+        let fresh = {
+            let mut values = txn.open_table(definition(table))?;
+            let taken = values.get(id)?.is_some();
+            if !taken {
+                values.insert(id, value)?;
+            }
+            !taken
+        };
+        txn.commit()?;
+        Ok(fresh)
+    }
+
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>> {
         let txn = self.db.begin_read()?;
         let table = txn.open_table(definition(table))?;

@@ -86,6 +86,9 @@ pub trait Backend: Send + Sync {
     /// Whether the backend answers now (for `/ready`).
     fn check(&self) -> Result<()>;
     fn put(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<()>;
+    /// Like `put`, but only when `id` has no value yet, atomically (two replicas creating one name
+    /// at once: one wins); false when it had one.
+    fn put_new(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<bool>;
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>>;
     fn remove(&self, table: Table, id: &str) -> Result<()>;
     /// The ids that have a value in `table`.
@@ -257,6 +260,12 @@ impl Vault {
     pub fn put(&self, table: Table, id: &str, plain: &[u8], expires: f64) -> Result<()> {
         let sealed = self.seal(id, table, plain)?;
         self.backend.put(table, id, &sealed, expires)
+    }
+
+    /// Seals `plain` under `table`/`id` only if nothing is there yet; false when something was.
+    pub fn put_new(&self, table: Table, id: &str, plain: &[u8], expires: f64) -> Result<bool> {
+        let sealed = self.seal(id, table, plain)?;
+        self.backend.put_new(table, id, &sealed, expires)
     }
 
     /// The opened value under `table`/`id`, if there is one.
@@ -552,6 +561,31 @@ mod tests {
             .get(Table::Meta, KEY_CHECK_ID)
             .unwrap()
             .is_some());
+    }
+
+    #[test]
+    fn a_new_value_is_kept_only_where_there_was_none() {
+        let dir = temp("put-new");
+        let store = open(&dir.join("ops.redb"), [2; 32], Duration::from_secs(60));
+        assert!(store
+            .vault
+            .put_new(Table::Datasets, "pets", b"first", f64::INFINITY)
+            .unwrap());
+        assert!(!store
+            .vault
+            .put_new(Table::Datasets, "pets", b"second", f64::INFINITY)
+            .unwrap());
+        assert_eq!(
+            store.vault.get(Table::Datasets, "pets").unwrap().unwrap(),
+            b"first"
+        );
+        assert!(
+            store
+                .vault
+                .put_new(Table::Models, "pets", b"a model", f64::INFINITY)
+                .unwrap(),
+            "tables are apart"
+        );
     }
 
     #[test]

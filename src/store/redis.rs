@@ -73,6 +73,17 @@ impl Backend for Redis {
         self.run(|c| command.query::<()>(c))
     }
 
+    fn put_new(&self, table: Table, id: &str, value: &[u8], expires: f64) -> Result<bool> {
+        let mut command = redis::cmd("SET");
+        command.arg(key(table, id)).arg(value).arg("NX");
+        if expires.is_finite() {
+            command.arg("PXAT").arg((expires * 1000.0) as u64);
+        }
+        // SET NX answers OK when it set the key, nil when the key was there.
+        let answer: Option<String> = self.run(|c| command.query(c))?;
+        Ok(answer.is_some())
+    }
+
     fn get(&self, table: Table, id: &str) -> Result<Option<Vec<u8>>> {
         self.run(|c| redis::cmd("GET").arg(key(table, id)).query(c))
     }
