@@ -23,8 +23,8 @@ impl PixelRect {
         BoundingBox {
             x1: self.x as f32,
             y1: self.y as f32,
-            x2: (self.x + self.w) as f32,
-            y2: (self.y + self.h) as f32,
+            x2: self.x as f32 + self.w as f32,
+            y2: self.y as f32 + self.h as f32,
         }
     }
 }

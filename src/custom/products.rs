@@ -65,12 +65,15 @@ pub fn gaps(products: &[ShelfObject]) -> Vec<ShelfObject> {
         let typical_width = median(shelf.iter().map(|p| p.rect.w as f32).collect());
         for pair in shelf.windows(2) {
             let (left, right) = (&pair[0].rect, &pair[1].rect);
-            let start = left.x + left.w;
+            let start = left.x.saturating_add(left.w);
             if right.x <= start || ((right.x - start) as f32) < GAP_WIDTH * typical_width {
                 continue;
             }
             let top = left.y.min(right.y);
-            let bottom = (left.y + left.h).max(right.y + right.h);
+            let bottom = left
+                .y
+                .saturating_add(left.h)
+                .max(right.y.saturating_add(right.h));
             let confidence = pair[0].tags[0].1.min(pair[1].tags[0].1);
             found.push(ShelfObject {
                 id: format!("gap-{}", found.len() + 1),

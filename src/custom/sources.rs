@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use super::coco::LabelledImage;
 use super::train::ImageLoader;
-use crate::fetch::UrlFetcher;
+use crate::fetch::{FetchError, UrlFetcher};
 use crate::pipeline::decode::TRAINING;
 
 /// The largest annotation file read: a COCO file for Azure's 200,000 detection images with a few
@@ -52,7 +52,10 @@ impl Sources {
                 .fetch(&url, max)
                 .await
                 .map(|b| b.to_vec())
-                .map_err(|e| e.to_string());
+                .map_err(|e| match e {
+                    FetchError::NotAccessible(reason) => reason,
+                    FetchError::TooLarge(max) => format!("larger than {max} bytes"),
+                });
         }
         let path = self.local(location)?;
         let size = std::fs::metadata(&path)

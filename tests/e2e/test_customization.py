@@ -245,6 +245,18 @@ def test_files_outside_the_datasets_folder_and_wrong_kinds_are_refused(server):
     assert wrong.status_code == 400
     missing_version = requests.get(f"{server.url}/computervision/datasets", headers=HEADERS)
     assert missing_version.status_code == 400
+    local_file = call(server, "PUT", "datasets/file", {"annotationKind": "imageClassification",
+                      "annotationFileUris": ["file:///etc/passwd"]})
+    assert local_file.status_code == 400 and "scheme 'file' is not allowed" in local_file.json()["error"]["message"]
+    huge = requests.put(url(server, "datasets/huge"), headers={**HEADERS, "Content-Type": "application/json"},
+                        data=b"{" + b" " * (2 << 20) + b"}")
+    assert huge.status_code == 400 and "at most 1048576 bytes" in huge.json()["error"]["message"]
+    extreme = requests.post(f"{server.url}/computervision/planogramcompliance:match?api-version={PREVIEW}", headers=HEADERS, json={
+        "detectedProducts": {"imageMetadata": {"width": 100, "height": 100}, "products": [
+            {"boundingBox": {"x": 4294967295, "y": 4294967295, "w": 4294967295, "h": 4294967295}, "tags": []}]},
+        "planogram": {"width": 1e-30, "height": 1, "products": [{"id": "a", "w": 1, "h": 1}],
+                      "positions": [{"id": "p", "productId": "a", "x": 0, "y": 0}]}})
+    assert extreme.status_code == 200, extreme.text
 
 
 def test_datasets_by_url_with_a_sas_token(tmp_path):

@@ -24,7 +24,7 @@ use crate::custom::records::{
 };
 use crate::custom::service::{etag, CustomError, DatasetSpec, ModelSpec};
 use crate::custom::sources::Access;
-use crate::http::intake::read_capped;
+use crate::http::intake::{read_capped, IntakeError};
 use crate::http::query::QueryParams;
 use crate::http::AppState;
 
@@ -142,7 +142,14 @@ fn lower_keys(value: Value) -> Value {
 
 /// A JSON body, keys in any case, as `T` (whose fields are named in lower case).
 pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiError> {
-    let bytes = read_capped(request.into_body(), MAX_BODY).await?;
+    let bytes = read_capped(request.into_body(), MAX_BODY)
+        .await
+        .map_err(|e| match e {
+            IntakeError::InvalidByteSize { max } => {
+                ApiError::invalid_request(format!("The request body must be at most {max} bytes"))
+            }
+            other => other.into(),
+        })?;
     let text = if bytes.iter().all(u8::is_ascii_whitespace) {
         &b"{}"[..]
     } else {
