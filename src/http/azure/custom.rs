@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -17,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::error::ApiError;
+use super::timestamp;
 use crate::custom::coco::AnnotationKind;
 use crate::custom::metrics::Performance;
 use crate::custom::records::{
@@ -160,11 +160,6 @@ pub async fn json_body<T: DeserializeOwned>(request: Request) -> Result<T, ApiEr
     })?;
     serde_json::from_value(lower_keys(value))
         .map_err(|e| ApiError::invalid_request(format!("The request body is not valid: {e}")))
-}
-
-fn timestamp(unix_seconds: f64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs_f64(unix_seconds.max(0.0)))
-        .to_string()
 }
 
 /// `{value, nextLink?}` for one page of `items`.

@@ -52,6 +52,12 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(products::routes())
 }
 
+/// Unix seconds as Azure writes its `createdDateTime`-style fields: RFC 3339 UTC with milliseconds.
+pub fn timestamp(unix_seconds: f64) -> String {
+    let at = std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix_seconds.max(0.0));
+    humantime::format_rfc3339_millis(at).to_string()
+}
+
 /// Azure's finish of every response: the envelope on bare errors, the Read API's flat error fields
 /// on its operations, and the `apim-request-id` header.
 pub async fn finish(response: Response, path: &str, request_id: &str) -> Response {

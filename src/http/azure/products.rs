@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::custom::{check_version, json_body, page, Page};
 use super::error::ApiError;
+use super::timestamp;
 use super::v4::BoundingBox;
 use crate::custom::products::{gaps, match_planogram, Planogram, ProductResult, ShelfObject};
 use crate::custom::records::{Failure, RunRecord, RunStatus};
@@ -104,13 +105,6 @@ struct RunView {
     result: Option<ResultView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<Failure>,
-}
-
-fn timestamp(unix_seconds: f64) -> String {
-    humantime::format_rfc3339_millis(
-        std::time::UNIX_EPOCH + std::time::Duration::from_secs_f64(unix_seconds.max(0.0)),
-    )
-    .to_string()
 }
 
 impl From<RunRecord> for RunView {

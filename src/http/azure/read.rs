@@ -6,7 +6,6 @@
 //! waits and answers with the succeeded operation.
 
 use std::sync::Arc;
-use std::time::{Duration, UNIX_EPOCH};
 
 use axum::extract::{Path, RawQuery, Request, State};
 use axum::http::header::{CONTENT_LENGTH, FORWARDED, HOST, LOCATION};
@@ -18,6 +17,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::error::ApiError;
+use super::timestamp;
 use crate::geometry::Quad;
 use crate::http::intake::image_bytes;
 use crate::http::query::QueryParams;
@@ -261,11 +261,6 @@ struct ReadOperation {
 struct FailureJson {
     code: &'static str,
     message: String,
-}
-
-fn timestamp(unix_seconds: f64) -> String {
-    humantime::format_rfc3339_millis(UNIX_EPOCH + Duration::from_secs_f64(unix_seconds.max(0.0)))
-        .to_string()
 }
 
 async fn results(
