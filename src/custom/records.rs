@@ -162,26 +162,16 @@ pub struct EvaluationRecord {
     pub error: Option<Failure>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub enum RunStatus {
-    NotStarted,
-    Running,
-    Succeeded,
-    Failed,
-}
-
+/// A product-recognition run. It is computed while its request waits, so a kept run has succeeded
+/// (an image that cannot be analysed is refused instead) and never changes after.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub name: String,
     pub model: String,
-    pub status: RunStatus,
     pub created: f64,
-    pub updated: f64,
     /// Unix seconds after which it is deleted.
     pub expires: f64,
-    pub result: Option<ProductResult>,
-    pub error: Option<Failure>,
+    pub result: ProductResult,
 }
 
 /// A record that says when it last changed.

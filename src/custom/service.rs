@@ -16,7 +16,7 @@ use super::coco::{self, AnnotationKind, LabelledSet};
 use super::products::ProductResult;
 use super::records::{
     cancel_id, child_id, DatasetRecord, EvaluationRecord, EvaluationStatus, Failure, JobProgress,
-    ModelKind, ModelRecord, ModelStatus, Registry, RunRecord, RunStatus,
+    ModelKind, ModelRecord, ModelStatus, Registry, RunRecord,
 };
 use super::sources::{
     image_location, is_url, Access, BlockingLoader, Sources, MAX_ANNOTATION_BYTES,
@@ -105,7 +105,6 @@ pub struct Customization {
     trains: bool,
     run_ttl: Duration,
     sources: Sources,
-    pipeline: Arc<Pipeline>,
     jobs: mpsc::UnboundedSender<Job>,
     heads: Mutex<HashMap<String, (f64, Arc<CustomHead>)>>,
 }
@@ -146,7 +145,6 @@ impl Customization {
             trains: settings.training_threads > 0,
             run_ttl: settings.run_ttl,
             sources: sources.clone(),
-            pipeline: Arc::clone(&pipeline),
             jobs,
             heads: Mutex::new(HashMap::new()),
         });
@@ -827,22 +825,15 @@ impl Customization {
         &self,
         model: &str,
         name: &str,
-        outcome: Result<ProductResult, Failure>,
+        result: ProductResult,
     ) -> Result<RunRecord, CustomError> {
         let at = now();
-        let (status, result, error) = match outcome {
-            Ok(result) => (RunStatus::Succeeded, Some(result), None),
-            Err(failure) => (RunStatus::Failed, None, Some(failure)),
-        };
         let record = RunRecord {
             name: name.to_string(),
             model: model.to_string(),
-            status,
             created: at,
-            updated: at,
             expires: at + self.run_ttl.as_secs_f64(),
             result,
-            error,
         };
         self.create(
             Table::Runs,
@@ -891,14 +882,6 @@ impl Customization {
         self.run(model, name).await?;
         let id = child_id(model, name);
         self.blocking(move |r| r.remove(Table::Runs, &id)).await
-    }
-
-    pub fn pipeline(&self) -> &Arc<Pipeline> {
-        &self.pipeline
-    }
-
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
     }
 }
 
@@ -1016,8 +999,8 @@ impl JobContext {
     fn dataset(&self, name: &str) -> Result<DatasetRecord, TrainError> {
         match self.registry.get::<DatasetRecord>(Table::Datasets, name) {
             Ok(Some(dataset)) => Ok(dataset),
-            Ok(None) => Err(TrainError::DatasetCorrupt(format!(
-                "datasetNotFound: the dataset '{name}' was deleted"
+            Ok(None) => Err(TrainError::DatasetNotFound(format!(
+                "the dataset '{name}' was deleted"
             ))),
             Err(e) => Err(TrainError::Unknown(e)),
         }
@@ -1199,16 +1182,9 @@ impl JobContext {
 
 /// Azure's code and message of a failed training.
 fn failure(error: &TrainError) -> Failure {
-    let message = error.to_string();
-    match message.strip_prefix("datasetNotFound: ") {
-        Some(rest) => Failure {
-            code: "datasetNotFound".into(),
-            message: rest.to_string(),
-        },
-        None => Failure {
-            code: error.code().into(),
-            message,
-        },
+    Failure {
+        code: error.code().into(),
+        message: error.to_string(),
     }
 }
 

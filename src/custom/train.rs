@@ -67,6 +67,8 @@ pub enum TrainError {
     NotEnoughBudget(Duration),
     #[error("{0}")]
     DatasetCorrupt(String),
+    #[error("{0}")]
+    DatasetNotFound(String),
     #[error("the fit did not converge: {0}")]
     Diverged(String),
     #[error("{0:#}")]
@@ -80,6 +82,7 @@ impl TrainError {
             TrainError::Cancelled => "cancelled",
             TrainError::NotEnoughBudget(_) => "notEnoughBudget",
             TrainError::DatasetCorrupt(_) => "datasetCorrupt",
+            TrainError::DatasetNotFound(_) => "datasetNotFound",
             TrainError::Diverged(_) => "diverged",
             TrainError::Unknown(_) => "unknown",
         }

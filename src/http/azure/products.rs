@@ -15,7 +15,7 @@ use super::error::ApiError;
 use super::timestamp;
 use super::v4::BoundingBox;
 use crate::custom::products::{gaps, match_planogram, Planogram, ProductResult, ShelfObject};
-use crate::custom::records::{Failure, RunRecord, RunStatus};
+use crate::custom::records::RunRecord;
 use crate::geometry::PixelRect;
 use crate::http::intake::image_bytes;
 use crate::http::query::QueryParams;
@@ -100,11 +100,9 @@ struct RunView {
     model_name: String,
     created_date_time: String,
     updated_date_time: String,
-    status: RunStatus,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    result: Option<ResultView>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    error: Option<Failure>,
+    /// Always `succeeded`: a run is computed before its PUT answers.
+    status: &'static str,
+    result: ResultView,
 }
 
 impl From<RunRecord> for RunView {
@@ -113,17 +111,16 @@ impl From<RunRecord> for RunView {
             run_name: r.name,
             model_name: r.model,
             created_date_time: timestamp(r.created),
-            updated_date_time: timestamp(r.updated),
-            status: r.status,
-            result: r.result.map(|result| ResultView {
+            updated_date_time: timestamp(r.created),
+            status: "succeeded",
+            result: ResultView {
                 image_metadata: ImageMetadata {
-                    width: result.width,
-                    height: result.height,
+                    width: r.result.width,
+                    height: r.result.height,
                 },
-                products: result.products.into_iter().map(Into::into).collect(),
-                gaps: result.gaps.into_iter().map(Into::into).collect(),
-            }),
-            error: r.error,
+                products: r.result.products.into_iter().map(Into::into).collect(),
+                gaps: r.result.gaps.into_iter().map(Into::into).collect(),
+            },
         }
     }
 }
@@ -191,7 +188,7 @@ async fn create_run(
         gaps: gaps(&products),
         products,
     };
-    let record = state.custom.save_run(&model, &run, Ok(result)).await?;
+    let record = state.custom.save_run(&model, &run, result).await?;
     Ok((StatusCode::CREATED, Json(record.into())))
 }
 
