@@ -352,6 +352,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
                 training_threads: args.training_threads,
                 resume: true,
                 run_ttl: Duration::from_secs(args.read_ttl),
+                shared: args.redis_url.is_some(),
             },
         )
     };

@@ -131,6 +131,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
                 training_threads: args.threads.max(1),
                 resume: false,
                 run_ttl: Duration::from_secs(60),
+                shared: args.store.redis_url.is_some(),
             },
         );
         let spec = |file: String| DatasetSpec {

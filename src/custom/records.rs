@@ -286,6 +286,33 @@ impl Registry {
         Ok(())
     }
 
+    /// The model, `cancelling` while a cancel asked of it has not stopped it yet.
+    pub fn model(&self, name: &str) -> Result<Option<ModelRecord>> {
+        let Some(mut model) = self.get::<ModelRecord>(Table::Models, name)? else {
+            return Ok(None);
+        };
+        if !model.status.is_final() && self.get::<bool>(Table::Models, &cancel_id(name))?.is_some()
+        {
+            model.status = ModelStatus::Cancelling;
+        }
+        Ok(Some(model))
+    }
+
+    /// Every model, and every model's evaluations: what the job runner looks through.
+    pub fn jobs(&self) -> Result<(Vec<ModelRecord>, Vec<EvaluationRecord>)> {
+        let models: Vec<ModelRecord> =
+            self.list(Table::Models, None, |m: &ModelRecord| m.created)?;
+        let mut evaluations = Vec::new();
+        for model in &models {
+            evaluations.extend(self.list(
+                Table::Evaluations,
+                Some(&model.name),
+                |e: &EvaluationRecord| e.created,
+            )?);
+        }
+        Ok((models, evaluations))
+    }
+
     /// Whether someone asked to cancel the model's training (or deleted it).
     pub fn cancel_requested(&self, model: &str) -> Result<bool> {
         let marker = self.get::<bool>(Table::Models, &cancel_id(model))?;

@@ -91,6 +91,9 @@ pub struct Settings {
     pub resume: bool,
     /// How long a product-recognition run is kept (the Read operations' time to live).
     pub run_ttl: Duration,
+    /// Whether other replicas share the store (Redis): only then can a job be accepted by a
+    /// replica that does not train, and need claiming.
+    pub shared: bool,
 }
 
 enum Job {
@@ -198,6 +201,9 @@ impl Customization {
             if let Err(e) = resumer.resume().await {
                 tracing::error!("looking for unfinished training jobs failed: {e}");
             }
+            if !settings.shared {
+                return;
+            }
             let mut every = tokio::time::interval(CLAIM_EVERY);
             loop {
                 every.tick().await;
@@ -216,38 +222,32 @@ impl Customization {
         let claimed = self
             .blocking(move |registry| {
                 let mut claimed = Vec::new();
-                let models: Vec<ModelRecord> =
-                    registry.list(Table::Models, None, |m: &ModelRecord| m.created)?;
-                for model in &models {
-                    if model.owner.is_empty() && model.status == ModelStatus::NotStarted {
-                        let taken = registry.update_model(&model.name, |m| {
-                            if m.owner.is_empty() {
-                                m.owner = replica.clone();
-                            }
-                        })?;
-                        if taken.is_some_and(|m| m.owner == replica) {
-                            claimed.push(Job::Train(model.name.clone()));
+                let (models, evaluations) = registry.jobs()?;
+                let unowned = models
+                    .iter()
+                    .filter(|m| m.owner.is_empty() && m.status == ModelStatus::NotStarted);
+                for model in unowned {
+                    let taken = registry.update_model(&model.name, |m| {
+                        if m.owner.is_empty() {
+                            m.owner = replica.clone();
                         }
+                    })?;
+                    if taken.is_some_and(|m| m.owner == replica) {
+                        claimed.push(Job::Train(model.name.clone()));
                     }
-                    let evaluations: Vec<EvaluationRecord> = registry.list(
-                        Table::Evaluations,
-                        Some(&model.name),
-                        |e: &EvaluationRecord| e.created,
-                    )?;
-                    for evaluation in evaluations {
-                        if evaluation.owner.is_empty()
-                            && evaluation.status == EvaluationStatus::NotStarted
-                        {
-                            let id = child_id(&evaluation.model, &evaluation.name);
-                            let taken = registry.update_evaluation(&id, |e| {
-                                if e.owner.is_empty() {
-                                    e.owner = replica.clone();
-                                }
-                            })?;
-                            if taken.is_some_and(|e| e.owner == replica) {
-                                claimed.push(Job::Evaluate(id));
-                            }
+                }
+                let unowned = evaluations
+                    .iter()
+                    .filter(|e| e.owner.is_empty() && e.status == EvaluationStatus::NotStarted);
+                for evaluation in unowned {
+                    let id = child_id(&evaluation.model, &evaluation.name);
+                    let taken = registry.update_evaluation(&id, |e| {
+                        if e.owner.is_empty() {
+                            e.owner = replica.clone();
                         }
+                    })?;
+                    if taken.is_some_and(|e| e.owner == replica) {
+                        claimed.push(Job::Evaluate(id));
                     }
                 }
                 Ok(claimed)
@@ -275,39 +275,15 @@ impl Customization {
         }
     }
 
-    /// Queues again what this replica accepted and did not finish; a cancel that a stop interrupted
-    /// completes.
+    /// Queues again what this replica accepted and did not finish (a model cancelled meanwhile ends
+    /// `cancelled` when its job starts).
     async fn resume(&self) -> Result<(), CustomError> {
         let replica = self.registry.replica.clone();
-        let (models, evaluations) = self
-            .blocking(move |registry| {
-                let models: Vec<ModelRecord> =
-                    registry.list(Table::Models, None, |m: &ModelRecord| m.created)?;
-                let mut evaluations = Vec::new();
-                for model in &models {
-                    evaluations.extend(registry.list(
-                        Table::Evaluations,
-                        Some(&model.name),
-                        |e: &EvaluationRecord| e.created,
-                    )?);
-                }
-                Ok((models, evaluations))
-            })
-            .await?;
+        let (models, evaluations) = self.blocking(|registry| registry.jobs()).await?;
         for model in models.into_iter().filter(|m| m.owner == replica) {
-            match model.status {
-                ModelStatus::NotStarted | ModelStatus::Training => {
-                    tracing::info!(model = %model.name, "training again a model a restart interrupted");
-                    self.queue(Job::Train(model.name));
-                }
-                _ if model.status == ModelStatus::Cancelling => {
-                    let name = model.name.clone();
-                    self.blocking(move |r| {
-                        r.update_model(&name, |m| m.status = ModelStatus::Cancelled)
-                    })
-                    .await?;
-                }
-                _ => {}
+            if !model.status.is_final() {
+                tracing::info!(model = %model.name, "training again a model a restart interrupted");
+                self.queue(Job::Train(model.name));
             }
         }
         for evaluation in evaluations.into_iter().filter(|e| e.owner == replica) {
@@ -635,16 +611,11 @@ impl Customization {
 
     /// The model, with its progress while it trains.
     pub async fn model(&self, name: &str) -> Result<ModelRecord, CustomError> {
-        let mut model: ModelRecord = self
-            .get(Table::Models, name.to_string())
+        let id = name.to_string();
+        let mut model = self
+            .blocking(move |r| r.model(&id))
             .await?
             .ok_or_else(|| CustomError::NotFound(format!("the model '{name}' does not exist")))?;
-        if !model.status.is_final() {
-            let id = cancel_id(name);
-            if self.get::<bool>(Table::Models, id).await?.is_some() {
-                model.status = ModelStatus::Cancelling;
-            }
-        }
         if model.status == ModelStatus::Training {
             model.progress = self.get(Table::Models, progress_id(name)).await?;
         }
@@ -652,29 +623,27 @@ impl Customization {
     }
 
     pub async fn models(&self) -> Result<Vec<ModelRecord>, CustomError> {
-        self.blocking(|r| r.list(Table::Models, None, |m: &ModelRecord| m.created))
-            .await
+        self.blocking(|r| {
+            let stored = r.list(Table::Models, None, |m: &ModelRecord| m.created)?;
+            let names = stored.into_iter().map(|m| m.name);
+            names
+                .filter_map(|name| r.model(&name).transpose())
+                .collect()
+        })
+        .await
     }
 
-    /// Asks a queued or training model to stop; it becomes `cancelling`, then `cancelled`.
+    /// Asks a queued or training model to stop; it is `cancelling`, then `cancelled`. The request is
+    /// a marker beside the record, not a change of it: no job writing the record at the same moment
+    /// can undo it (the job stops on it and ends `cancelled`).
     pub async fn cancel_model(&self, name: &str) -> Result<(), CustomError> {
         let model = self.model(name).await?;
-        if model.status.is_final() || model.status == ModelStatus::Cancelling {
+        if model.status.is_final() {
             return Ok(());
         }
-        let id = name.to_string();
-        self.blocking(move |r| {
-            // The marker first: a job writing the record at the same moment may undo the status,
-            // never the marker (the job stops on it and ends `cancelled`).
-            r.put(Table::Models, &cancel_id(&id), &true)?;
-            r.update_model(&id, |m| {
-                if !m.status.is_final() {
-                    m.status = ModelStatus::Cancelling;
-                }
-            })
-        })
-        .await?;
-        Ok(())
+        let id = cancel_id(name);
+        self.blocking(move |r| r.put(Table::Models, &id, &true))
+            .await
     }
 
     /// Deletes a model in a final state, its head and its evaluations.
@@ -922,7 +891,14 @@ struct JobContext {
 struct Watch<'a> {
     registry: &'a Registry,
     model: Option<&'a str>,
-    last: Mutex<(Instant, bool, Option<Progress>)>,
+    last: Mutex<Checked>,
+}
+
+/// What the last look at the store found, and the progress to write at the next one.
+struct Checked {
+    at: Instant,
+    stop: bool,
+    unwritten: Option<Progress>,
 }
 
 impl<'a> Watch<'a> {
@@ -931,7 +907,11 @@ impl<'a> Watch<'a> {
         Watch {
             registry,
             model,
-            last: Mutex::new((Instant::now(), false, None)),
+            last: Mutex::new(Checked {
+                at: Instant::now(),
+                stop: false,
+                unwritten: None,
+            }),
         }
     }
 }
@@ -942,12 +922,12 @@ impl Observer for Watch<'_> {
             return false;
         };
         let mut last = lock(&self.last);
-        if last.0.elapsed() < CHECK_EVERY {
-            return last.1;
+        if last.at.elapsed() < CHECK_EVERY {
+            return last.stop;
         }
         // Progress is kept apart from the record: writing the record here could undo a cancel
         // written by another request between this read and this write.
-        if let Some(progress) = last.2.take() {
+        if let Some(progress) = last.unwritten.take() {
             let id = progress_id(model);
             if let Err(e) = self
                 .registry
@@ -957,16 +937,16 @@ impl Observer for Watch<'_> {
             }
         }
         // The store down: keep training, and look again at the next check.
-        last.1 = self.registry.cancel_requested(model).unwrap_or_default();
-        last.0 = Instant::now();
-        last.1
+        last.stop = self.registry.cancel_requested(model).unwrap_or_default();
+        last.at = Instant::now();
+        last.stop
     }
 
     fn report(&self, progress: Progress) {
         if progress.total > 0 {
             TRAINING_PROGRESS.set(progress.done as f64 / progress.total as f64);
         }
-        lock(&self.last).2 = Some(progress);
+        lock(&self.last).unwritten = Some(progress);
     }
 }
 
@@ -1034,7 +1014,7 @@ impl JobContext {
         let Some(model) = self.registry.get::<ModelRecord>(Table::Models, name)? else {
             return Ok(());
         };
-        if model.status == ModelStatus::Cancelling || self.registry.cancel_requested(name)? {
+        if self.registry.cancel_requested(name)? {
             self.registry
                 .update_model(name, |m| m.status = ModelStatus::Cancelled)?;
             return Ok(());
@@ -1062,9 +1042,7 @@ impl JobContext {
         self.registry.update_model(name, |m| {
             m.cost_minutes = Some(minutes);
             match outcome {
-                _ if cancelled || m.status == ModelStatus::Cancelling => {
-                    m.status = ModelStatus::Cancelled
-                }
+                _ if cancelled => m.status = ModelStatus::Cancelled,
                 Ok(performance) => {
                     m.status = ModelStatus::Succeeded;
                     m.performance = Some(performance);
