@@ -11,3 +11,9 @@ pub mod records;
 pub mod service;
 pub mod sources;
 pub mod train;
+
+/// The guarded value, also after a panic elsewhere poisoned the lock (what it guards stays whole:
+/// progress, results by index, a cache).
+fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -13,6 +13,7 @@ use futures_util::StreamExt;
 use tokio::sync::mpsc;
 
 use super::coco::{self, AnnotationKind, LabelledSet};
+use super::lock;
 use super::products::ProductResult;
 use super::records::{
     cancel_id, child_id, DatasetRecord, EvaluationRecord, EvaluationStatus, Failure, JobProgress,
@@ -125,10 +126,6 @@ pub fn check_name(name: &str, what: &str) -> Result<(), CustomError> {
             "the {what} name '{name}' is not valid: letters, digits, '.', '_' and '-', starting with a letter or digit, at most 255 characters"
         )))
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Customization {

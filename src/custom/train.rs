@@ -13,14 +13,15 @@ use sha2::{Digest, Sha256};
 
 use super::coco::{LabelledImage, LabelledSet};
 use super::linear::{fit_ridge, fit_softmax, SoftmaxFit};
+use super::lock;
 use super::metrics::{self, DetectionSample, Performance};
 use crate::geometry::BoundingBox;
 use crate::models::custom_head::{
-    cell_features, image_vector, ClassifierHead, CustomHead, DetectorHead, FEATURE_RECIPE,
-    MIN_BOX_SCORE,
+    cell_features, feature_map, image_vector, pooled_features, scene_evidence, ClassifierHead,
+    CustomHead, DetectorHead, FEATURE_RECIPE, MIN_BOX_SCORE,
 };
 use crate::models::traits::FeatureMap;
-use crate::pipeline::decode::TRAINING;
+use crate::pipeline::decode::{DecodedImage, TRAINING};
 use crate::pipeline::Pipeline;
 
 /// What a model learns to do.
@@ -149,10 +150,6 @@ impl Trainer<'_> {
         evaluation: Option<&Data>,
     ) -> Result<Trained, TrainError> {
         let rows = self.features(kind, training)?;
-        let held_out = match evaluation {
-            Some(_) => Vec::new(),
-            None => held_out(training.set, kind),
-        };
         let fit_on = |skip: &[usize]| -> Result<CustomHead, TrainError> {
             let kept = |i: &usize| !skip.contains(i);
             let chosen: Vec<&Array2<f32>> =
@@ -163,20 +160,25 @@ impl Trainer<'_> {
                 .collect();
             self.fit(kind, &training.set.classes, &chosen, &labels)
         };
-        let performance = if let Some(evaluation) = evaluation {
-            let head = fit_on(&[])?;
-            let performance = self.evaluate(&head, evaluation)?;
-            return Ok(Trained { head, performance });
-        } else if held_out.is_empty() {
+        let held_out = held_out(training.set, kind);
+        let (head, performance) = match evaluation {
+            Some(evaluation) => {
+                let head = fit_on(&[])?;
+                let performance = self.evaluate(&head, evaluation)?;
+                (head, performance)
+            }
             // Too few images to hold any out: measured on the training images themselves.
-            let head = fit_on(&[])?;
-            let performance = self.measure(&head, training.set, &rows, &all(training.set))?;
-            return Ok(Trained { head, performance });
-        } else {
-            let head = fit_on(&held_out)?;
-            self.measure(&head, training.set, &rows, &held_out)?
+            None if held_out.is_empty() => {
+                let head = fit_on(&[])?;
+                let performance = self.measure(&head, training.set, &rows, &all(training.set))?;
+                (head, performance)
+            }
+            None => {
+                let measured = fit_on(&held_out)?;
+                let performance = self.measure(&measured, training.set, &rows, &held_out)?;
+                (fit_on(&[])?, performance)
+            }
         };
-        let head = fit_on(&[])?;
         Ok(Trained { head, performance })
     }
 
@@ -246,9 +248,7 @@ impl Trainer<'_> {
         image: &LabelledImage,
         cache: &dyn FeatureCache,
     ) -> Result<Array2<f32>, TrainError> {
-        let corrupt =
-            |why: String| TrainError::DatasetCorrupt(format!("image '{}': {why}", image.file_name));
-        let bytes = self.loader.load(image).map_err(corrupt)?;
+        let bytes = self.load(image)?;
         let digest = hex::encode(Sha256::digest(&bytes));
         let tag = match kind {
             HeadKind::Classifier => "classifier",
@@ -266,16 +266,25 @@ impl Trainer<'_> {
         if let Some(rows) = cache.get(&key) {
             return Ok(rows);
         }
-        let decoded = self
-            .pipeline
-            .decode(&bytes, &TRAINING)
-            .map_err(|e| corrupt(e.to_string()))?;
+        let decoded = self.decode(image, &bytes)?;
         let rows = match kind {
             HeadKind::Classifier => self.classifier_rows(&decoded.rgb)?,
             HeadKind::Detector => self.detector_rows(&decoded.rgb, image, seed(&digest))?,
         };
         cache.put(&key, &rows);
         Ok(rows)
+    }
+
+    /// The bytes of a dataset image; one that cannot be fetched makes the dataset corrupt.
+    fn load(&self, image: &LabelledImage) -> Result<Vec<u8>, TrainError> {
+        self.loader.load(image).map_err(|why| corrupt(image, why))
+    }
+
+    /// A dataset image decoded under the training limits; one that cannot be makes the dataset corrupt.
+    fn decode(&self, image: &LabelledImage, bytes: &[u8]) -> Result<DecodedImage, TrainError> {
+        self.pipeline
+            .decode(bytes, &TRAINING)
+            .map_err(|e| corrupt(image, e.to_string()))
     }
 
     /// The classifier's views of an image: itself, mirrored, its four corners and its centre at 80 %
@@ -287,19 +296,15 @@ impl Trainer<'_> {
                 "the classifier (efficientnet-lite0) is not installed"
             ))
         })?;
-        let pooled = |view: &RgbImage| -> Result<Vec<f32>, TrainError> {
-            classifier.features(view)?.ok_or_else(|| {
-                TrainError::Unknown(anyhow::anyhow!(
-                    "the classifier model file does not expose its pooled features; run `vista models fetch`"
-                ))
-            })
-        };
         // The detector's evidence is about the whole scene: every view shares the image's.
-        let evidence = match models.detector.as_deref() {
-            Some(detector) => detector.feature_map(image)?.map(|m| m.class_evidence),
-            None => None,
+        let evidence = scene_evidence(models.detector.as_deref(), image)?;
+        let view_vector = |view: &RgbImage| -> Result<Vec<f32>, TrainError> {
+            Ok(image_vector(
+                &pooled_features(classifier, view)?,
+                evidence.as_deref(),
+            ))
         };
-        let first = image_vector(&pooled(image)?, evidence.as_deref());
+        let first = view_vector(image)?;
         let (w, h) = image.dimensions();
         let (cw, ch) = ((w * 4 / 5).max(1), (h * 4 / 5).max(1));
         let crop = |x: u32, y: u32| image::imageops::crop_imm(image, x, y, cw, ch).to_image();
@@ -314,7 +319,7 @@ impl Trainer<'_> {
         let mut rows = Array2::<f32>::zeros((views.len() + 1, first.len()));
         rows.row_mut(0).assign(&ndarray::ArrayView1::from(&first));
         for (i, view) in views.iter().enumerate() {
-            let vector = image_vector(&pooled(view)?, evidence.as_deref());
+            let vector = view_vector(view)?;
             rows.row_mut(i + 1)
                 .assign(&ndarray::ArrayView1::from(&vector));
         }
@@ -356,11 +361,7 @@ impl Trainer<'_> {
                 "the object detector (centernet) is not installed"
             ))
         })?;
-        detector.feature_map(image)?.ok_or_else(|| {
-            TrainError::Unknown(anyhow::anyhow!(
-                "the detector model file does not expose its features; run `vista models fetch`"
-            ))
-        })
+        Ok(feature_map(detector, image)?)
     }
 
     /// Fits a head on the rows of the chosen images; `labels` are their classes (classification:
@@ -467,15 +468,8 @@ impl Trainer<'_> {
                 let mut probabilities = Vec::new();
                 let mut truth = Vec::new();
                 for &i in chosen {
-                    let vector = rows[i].row(0).to_vec();
-                    let ranked = head.predict(&vector)?;
-                    // Back in class order for the metrics.
-                    let by_class = head
-                        .classes
-                        .iter()
-                        .map(|c| ranked.iter().find(|r| &r.0 == c).map_or(0.0, |r| r.1))
-                        .collect();
-                    probabilities.push(by_class);
+                    // The first row of an image is the image itself, as prediction sees it.
+                    probabilities.push(head.probabilities(&rows[i].row(0).to_vec())?);
                     truth.push(set.images[i].label.unwrap_or(0));
                 }
                 Ok(metrics::classifier(&head.classes, &probabilities, &truth))
@@ -485,12 +479,7 @@ impl Trainer<'_> {
                 for (done, &i) in chosen.iter().enumerate() {
                     self.check()?;
                     let labelled = &set.images[i];
-                    let bytes = self.loader.load(labelled).map_err(|why| {
-                        TrainError::DatasetCorrupt(format!("image '{}': {why}", labelled.file_name))
-                    })?;
-                    let decoded = self.pipeline.decode(&bytes, &TRAINING).map_err(|e| {
-                        TrainError::DatasetCorrupt(format!("image '{}': {e}", labelled.file_name))
-                    })?;
+                    let decoded = self.decode(labelled, &self.load(labelled)?)?;
                     let (w, h) = decoded.rgb.dimensions();
                     let map = self.feature_map(&decoded.rgb)?;
                     let found = head.detect(&map, MIN_BOX_SCORE, (w, h))?;
@@ -517,8 +506,9 @@ impl Trainer<'_> {
     }
 }
 
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|e| e.into_inner())
+/// Why a dataset image is unusable, naming it.
+fn corrupt(image: &LabelledImage, why: String) -> TrainError {
+    TrainError::DatasetCorrupt(format!("image '{}': {why}", image.file_name))
 }
 
 fn all(set: &LabelledSet) -> Vec<usize> {

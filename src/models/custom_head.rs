@@ -41,21 +41,49 @@ pub fn image_vector(pooled: &[f32], evidence: Option<&[f32]>) -> Vec<f32> {
     vector
 }
 
-/// The classifier's view of an image: its pooled features, and the detector's evidence (None when
-/// the pack's detector exposes no features).
+/// The classifier's view of an image: its pooled features, and the detector's evidence.
 pub fn classifier_vector(
     classifier: &dyn ImageClassifier,
     detector: Option<&dyn ObjectDetector>,
     image: &RgbImage,
 ) -> Result<Vec<f32>> {
-    let Some(pooled) = classifier.features(image)? else {
-        bail!("the classifier model file does not expose its pooled features; run `vista models fetch`");
-    };
-    let evidence = match detector {
-        Some(detector) => detector.feature_map(image)?.map(|m| m.class_evidence),
-        None => None,
-    };
-    Ok(image_vector(&pooled, evidence.as_deref()))
+    let evidence = scene_evidence(detector, image)?;
+    Ok(image_vector(
+        &pooled_features(classifier, image)?,
+        evidence.as_deref(),
+    ))
+}
+
+/// The classifier's pooled features of an image; an error when its model file does not expose them.
+pub fn pooled_features(classifier: &dyn ImageClassifier, image: &RgbImage) -> Result<Vec<f32>> {
+    match classifier.features(image)? {
+        Some(pooled) => Ok(pooled),
+        None => bail!(
+            "the classifier model file does not expose its pooled features; run `vista models fetch`"
+        ),
+    }
+}
+
+/// Which of the detector's classes the image shows (its per-class heat); None without a detector or
+/// when its model file exposes no features.
+pub fn scene_evidence(
+    detector: Option<&dyn ObjectDetector>,
+    image: &RgbImage,
+) -> Result<Option<Vec<f32>>> {
+    match detector {
+        Some(detector) => Ok(detector.feature_map(image)?.map(|m| m.class_evidence)),
+        None => Ok(None),
+    }
+}
+
+/// The detector's feature map of an image; an error when its model file does not expose it.
+pub fn feature_map(detector: &dyn ObjectDetector, image: &RgbImage) -> Result<FeatureMap> {
+    match detector.feature_map(image)? {
+        Some(map) => Ok(map),
+        None => {
+            bail!("the detector model file does not expose its features; run `vista models fetch`")
+        }
+    }
 }
 
 /// A linear softmax layer: `classes` outputs over `inputs` numbers.
@@ -106,11 +134,16 @@ pub struct ClassifierHead {
 }
 
 impl ClassifierHead {
-    /// Every class with its probability, highest first.
-    pub fn predict(&self, vector: &[f32]) -> Result<Vec<(String, f32)>> {
+    /// Each class's probability, in the order of `classes`.
+    pub fn probabilities(&self, vector: &[f32]) -> Result<Vec<f32>> {
         let rows = ArrayView2::from_shape((1, vector.len()), vector)?;
         let logits = self.layer.logits(rows)?;
-        let probabilities = softmax(logits.row(0).as_slice().unwrap_or(&[]));
+        Ok(softmax(logits.row(0).as_slice().unwrap_or(&[])))
+    }
+
+    /// Every class with its probability, highest first.
+    pub fn predict(&self, vector: &[f32]) -> Result<Vec<(String, f32)>> {
+        let probabilities = self.probabilities(vector)?;
         let mut named: Vec<(String, f32)> =
             self.classes.iter().cloned().zip(probabilities).collect();
         named.sort_by(|a, b| b.1.total_cmp(&a.1));

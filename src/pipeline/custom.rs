@@ -4,7 +4,7 @@
 use super::scene::{required, Scene};
 use super::PipelineError;
 use crate::geometry::PixelRect;
-use crate::models::custom_head::{classifier_vector, CustomHead, MIN_BOX_SCORE};
+use crate::models::custom_head::{classifier_vector, feature_map, CustomHead, MIN_BOX_SCORE};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct CustomTag {
@@ -51,11 +51,7 @@ pub fn custom(scene: &Scene, head: &CustomHead) -> Result<CustomResult, Pipeline
         }
         CustomHead::Detector(head) => {
             let detector = required(models.detector.as_deref(), "the object detector")?;
-            let map = detector.feature_map(image)?.ok_or_else(|| {
-                PipelineError::Internal(anyhow::anyhow!(
-                    "the detector model file does not expose its features; run `vista models fetch`"
-                ))
-            })?;
+            let map = feature_map(detector, image)?;
             let (width, height) = scene.dimensions();
             let found = head.detect(&map, MIN_BOX_SCORE, (width, height))?;
             Ok(CustomResult::Objects(
