@@ -305,7 +305,7 @@ impl Customization {
         }
     }
 
-    /// Whether the store answers.
+    /// The record `id` of `table`, if there is one.
     async fn get<T: serde::de::DeserializeOwned + Send + 'static>(
         &self,
         table: Table,
@@ -354,11 +354,11 @@ impl Customization {
         })?;
         let files = spec
             .files
-            .clone()
             .ok_or_else(|| CustomError::Invalid("annotationFileUris is required".into()))?;
-        let access = spec.access.clone().unwrap_or_default();
-        let properties = spec.properties.clone().unwrap_or_default();
-        let set = self.read_set(kind, &files, &access, &properties).await?;
+        let access = spec.access.unwrap_or_default();
+        let properties = spec.properties.unwrap_or_default();
+        check_properties(&properties)?;
+        let set = self.read_set(kind, &files, &access).await?;
         let at = now();
         let record = DatasetRecord {
             name: name.to_string(),
@@ -411,17 +411,11 @@ impl Customization {
         kind: AnnotationKind,
         files: &[String],
         access: &Access,
-        properties: &BTreeMap<String, String>,
     ) -> Result<LabelledSet, CustomError> {
         if files.is_empty() || files.len() > MAX_FILES {
             return Err(CustomError::Invalid(format!(
                 "annotationFileUris must list 1 to {MAX_FILES} files, found {}",
                 files.len()
-            )));
-        }
-        if properties.len() > MAX_PROPERTIES {
-            return Err(CustomError::Invalid(format!(
-                "customProperties may hold at most {MAX_PROPERTIES} pairs"
             )));
         }
         if access.kind.eq_ignore_ascii_case("sas") && access.sas_token.is_none() {
@@ -494,19 +488,11 @@ impl Customization {
         record.files = spec.files.unwrap_or(record.files);
         record.access = spec.access.unwrap_or(record.access);
         record.properties = spec.properties.unwrap_or(record.properties);
+        check_properties(&record.properties)?;
         if reread {
             record.set = self
-                .read_set(
-                    record.kind,
-                    &record.files,
-                    &record.access,
-                    &record.properties,
-                )
+                .read_set(record.kind, &record.files, &record.access)
                 .await?;
-        } else if record.properties.len() > MAX_PROPERTIES {
-            return Err(CustomError::Invalid(format!(
-                "customProperties may hold at most {MAX_PROPERTIES} pairs"
-            )));
         }
         record.updated = now();
         record.version += 1;
@@ -856,6 +842,15 @@ pub fn status_name(status: &ModelStatus) -> String {
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default()
+}
+
+fn check_properties(properties: &BTreeMap<String, String>) -> Result<(), CustomError> {
+    if properties.len() > MAX_PROPERTIES {
+        return Err(CustomError::Invalid(format!(
+            "customProperties may hold at most {MAX_PROPERTIES} pairs"
+        )));
+    }
+    Ok(())
 }
 
 /// The dataset's ETag.
