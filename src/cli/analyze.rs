@@ -6,7 +6,8 @@ use anyhow::{Context, Result};
 use clap::Args;
 
 use super::engine::{tasks_of, EngineArgs};
-use super::train::{trained_head, StoreArgs};
+use super::serve::StoreArgs;
+use super::train::trained_head;
 use vista::fetch::UrlFetcher;
 use vista::http::azure::error::ApiError;
 use vista::http::azure::v4::{AnalyzeRequest, AnalyzeResponse, MODEL_VERSION};

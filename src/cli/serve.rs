@@ -50,19 +50,11 @@ pub struct ServeArgs {
     /// Accepted requests that may wait for a worker; beyond that the server answers 429.
     #[arg(long, env = "VISTA_QUEUE", default_value_t = 32)]
     pub queue: usize,
-    /// Where Read operations, datasets and trained models are kept (an encrypted embedded store, and
-    /// its key file unless VISTA_STORE_KEY gives the key).
-    #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub store: StoreArgs,
     /// How long a Read operation's result is kept, in seconds (then it is deleted).
     #[arg(long, env = "VISTA_READ_TTL", default_value_t = 24 * 60 * 60)]
     pub read_ttl: u64,
-    /// Keep Read operations and customization data in this Redis (redis://host:port/db) instead of
-    /// the data directory, so
-    /// that replicas behind one load balancer share them; every replica needs the same
-    /// VISTA_STORE_KEY.
-    #[arg(long, env = "VISTA_REDIS_URL")]
-    pub redis_url: Option<String>,
     /// Seconds a client has to send a request's headers; also the longest a kept-alive connection may
     /// sit idle between requests.
     #[arg(long, env = "VISTA_HEADER_TIMEOUT", default_value_t = 20)]
@@ -109,10 +101,29 @@ fn read_keys(args: &ServeArgs, container_key: Option<String>) -> Result<ApiKeys>
     Ok(ApiKeys::new(keys))
 }
 
-/// The sealed store of all customer data (Read operations, customization), in the data directory or
-/// in Redis, with the key from VISTA_STORE_KEY or (embedded only) the key file; the key is checked
-/// before anything is read.
-pub fn open_vault(data_dir: &Path, redis_url: Option<&str>) -> Result<Arc<Vault>> {
+/// Where customer data is kept: shared by `serve`, `train` and `analyze --model`.
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Where Read operations, datasets and trained models are kept (an encrypted embedded store, and
+    /// its key file unless VISTA_STORE_KEY gives the key).
+    #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+    /// Keep Read operations and customization data in this Redis (redis://host:port/db) instead of
+    /// the data directory, so that replicas behind one load balancer share them; every replica
+    /// needs the same VISTA_STORE_KEY.
+    #[arg(long, env = "VISTA_REDIS_URL")]
+    pub redis_url: Option<String>,
+}
+
+impl StoreArgs {
+    /// The sealed store of all customer data, with the key from VISTA_STORE_KEY or (embedded only)
+    /// the key file; the key is checked before anything is read.
+    pub fn open(&self) -> Result<Arc<Vault>> {
+        open_vault(&self.data_dir, self.redis_url.as_deref())
+    }
+}
+
+fn open_vault(data_dir: &Path, redis_url: Option<&str>) -> Result<Arc<Vault>> {
     std::fs::create_dir_all(data_dir)
         .with_context(|| format!("creating the data directory {}", data_dir.display()))?;
     // Only the server's user may list or read it (its values are encrypted besides).
@@ -143,7 +154,7 @@ pub fn open_vault(data_dir: &Path, redis_url: Option<&str>) -> Result<Arc<Vault>
 fn replica_name(engine: &ServeArgs) -> Result<String> {
     match &engine.replica_id {
         Some(name) => Ok(name.clone()),
-        None => store::replica_file(&engine.data_dir.join("replica.id")),
+        None => store::replica_file(&engine.store.data_dir.join("replica.id")),
     }
 }
 
@@ -319,7 +330,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let vault = open_vault(&args.data_dir, args.redis_url.as_deref())?;
+    let vault = args.store.open()?;
     let replica = replica_name(&args)?;
     let reads = {
         let _inside = runtime.enter();
@@ -352,7 +363,7 @@ pub fn serve(mut args: ServeArgs) -> Result<ExitCode> {
                 training_threads: args.training_threads,
                 resume: true,
                 run_ttl: Duration::from_secs(args.read_ttl),
-                shared: args.redis_url.is_some(),
+                shared: args.store.redis_url.is_some(),
             },
         )
     };

@@ -12,7 +12,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::engine::EngineArgs;
-use super::serve::open_vault;
+use super::serve::StoreArgs;
 use vista::custom::coco::AnnotationKind;
 use vista::custom::records::{ModelKind, ModelRecord, ModelStatus, Registry};
 use vista::custom::service::{CustomError, Customization, DatasetSpec, ModelSpec, Settings};
@@ -21,22 +21,12 @@ use vista::fetch::UrlFetcher;
 use vista::models::custom_head::CustomHead;
 use vista::store::{Table, Vault};
 
-/// Where trained models are kept: the server's data directory, or its Redis.
-#[derive(Args)]
-pub struct StoreArgs {
-    #[arg(long, env = "VISTA_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-    #[arg(long, env = "VISTA_REDIS_URL")]
-    pub redis_url: Option<String>,
-}
-
-impl StoreArgs {
-    pub fn open(&self) -> Result<Arc<Vault>> {
-        open_vault(&self.data_dir, self.redis_url.as_deref()).context(
-            "opening the data directory's store (a running `vista serve` holds it: stop it, or use \
-             the REST API, or share a Redis)",
-        )
-    }
+/// The store a one-shot command shares with the server.
+fn open_store(store: &StoreArgs) -> Result<Arc<Vault>> {
+    store.open().context(
+        "opening the data directory's store (a running `vista serve` holds it: stop it, or use \
+         the REST API, or share a Redis)",
+    )
 }
 
 #[derive(Args)]
@@ -112,7 +102,7 @@ pub fn train(args: TrainArgs) -> Result<ExitCode> {
     if test.as_ref().is_some_and(|(f, ..)| *f != folder) {
         bail!("--test must lie in the training file's folder (both are read from it)");
     }
-    let vault = args.store.open()?;
+    let vault = open_store(&args.store)?;
     let pipeline = Arc::new(args.engine.pipeline(Some(vec!["tags", "objects"]))?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -207,7 +197,7 @@ fn report(model: &ModelRecord) -> Result<ExitCode> {
 
 /// The trained head of `name` in the store, for `vista analyze --model`.
 pub fn trained_head(store: &StoreArgs, name: &str) -> Result<CustomHead> {
-    let registry = Registry::new(store.open()?, "cli");
+    let registry = Registry::new(open_store(store)?, "cli");
     let Some(model) = registry.get::<ModelRecord>(Table::Models, name)? else {
         bail!("no model '{name}' in {}", store.data_dir.display());
     };
