@@ -15,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use super::api_version;
 use super::error::ApiError;
 use super::timestamp;
 use crate::custom::coco::AnnotationKind;
@@ -97,26 +98,18 @@ impl From<CustomError> for ApiError {
     }
 }
 
-/// Checks the api-version every customization call must carry.
-pub fn check_version(params: &QueryParams, versions: &[&str]) -> Result<(), ApiError> {
-    match params.get("api-version") {
-        Some(v) if versions.contains(&v) => Ok(()),
-        Some(v) => Err(ApiError::invalid(
-            format!("The api-version '{v}' is not supported."),
-            "UnsupportedApiVersion",
-            format!("Supported api-versions: {}", versions.join(", ")),
-        )),
-        None => Err(ApiError::invalid_request(format!(
-            "The api-version query parameter is required; supported: {}",
-            versions.join(", ")
-        ))),
-    }
+/// The query of a call that must carry one of `versions` (every customization call does).
+pub fn versioned(
+    query: &Option<String>,
+    versions: &[&'static str],
+) -> Result<QueryParams, ApiError> {
+    let params = QueryParams::parse(query.as_deref());
+    api_version(&params, versions)?;
+    Ok(params)
 }
 
 fn version(query: &Option<String>) -> Result<QueryParams, ApiError> {
-    let params = QueryParams::parse(query.as_deref());
-    check_version(&params, &API_VERSIONS)?;
-    Ok(params)
+    versioned(query, &API_VERSIONS)
 }
 
 /// Lower-cases every key of `value` (not the user's own keys under `customProperties`).

@@ -24,6 +24,7 @@ use axum::Router;
 
 use self::error::ApiError;
 use super::auth::{Credentials, Offered, Presented, Verdict};
+use super::query::QueryParams;
 use super::AppState;
 
 /// Azure's key header; the `subscription-key` query parameter (an APIM convention) works too.
@@ -50,6 +51,27 @@ pub fn routes() -> Router<Arc<AppState>> {
         .merge(read::routes())
         .merge(custom::routes())
         .merge(products::routes())
+}
+
+/// The api-version of the query, if it is one of `versions` (as the caller may echo it); Azure's
+/// errors when it is missing or another.
+pub fn api_version(
+    params: &QueryParams,
+    versions: &[&'static str],
+) -> Result<&'static str, ApiError> {
+    match params.get("api-version") {
+        Some(v) => versions.iter().find(|&&k| k == v).copied().ok_or_else(|| {
+            ApiError::invalid(
+                format!("The api-version '{v}' is not supported."),
+                "UnsupportedApiVersion",
+                format!("Supported api-versions: {}", versions.join(", ")),
+            )
+        }),
+        None => Err(ApiError::invalid_request(format!(
+            "The api-version query parameter is required; supported: {}",
+            versions.join(", ")
+        ))),
+    }
 }
 
 /// Unix seconds as Azure writes its `createdDateTime`-style fields: RFC 3339 UTC with milliseconds.

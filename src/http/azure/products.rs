@@ -10,7 +10,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 
-use super::custom::{check_version, json_body, page, Page};
+use super::custom::{json_body, page, versioned, Page};
 use super::error::ApiError;
 use super::timestamp;
 use super::v4::BoundingBox;
@@ -46,9 +46,7 @@ pub fn routes() -> Router<Arc<AppState>> {
 }
 
 fn version(query: &Option<String>) -> Result<QueryParams, ApiError> {
-    let params = QueryParams::parse(query.as_deref());
-    check_version(&params, &VERSIONS)?;
-    Ok(params)
+    versioned(query, &VERSIONS)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use axum::extract::{RawQuery, Request, State};
 use axum::Json;
 use serde::Serialize;
 
+use super::api_version;
 use super::error::{ApiError, INVALID_QUERY};
 use crate::custom::service::CustomError;
 use crate::geometry::{PixelRect, Quad};
@@ -46,26 +47,7 @@ impl AnalyzeRequest {
     /// Validates the query the way Azure does; features this deployment cannot serve are refused
     /// here, before the body is read.
     pub fn from_query(params: &QueryParams, pipeline: &Pipeline) -> Result<Self, ApiError> {
-        let api_version = match params.get("api-version") {
-            Some(v) if API_VERSIONS.contains(&v) => API_VERSIONS
-                .iter()
-                .find(|&&k| k == v)
-                .copied()
-                .unwrap_or(MODEL_VERSION),
-            Some(v) => {
-                return Err(ApiError::invalid(
-                    format!("The api-version '{v}' is not supported."),
-                    "UnsupportedApiVersion",
-                    format!("Supported api-versions: {}", API_VERSIONS.join(", ")),
-                ))
-            }
-            None => {
-                return Err(ApiError::invalid_request(format!(
-                    "The api-version query parameter is required; supported: {}",
-                    API_VERSIONS.join(", ")
-                )))
-            }
-        };
+        let api_version = api_version(params, &API_VERSIONS)?;
         let model_name = params
             .get("model-name")
             .filter(|m| !m.is_empty())
