@@ -95,8 +95,8 @@ pub fn gaps(products: &[ShelfObject]) -> Vec<ShelfObject> {
 pub struct Planogram {
     pub width: f32,
     pub height: f32,
-    /// Product id → (name, w, h).
-    pub products: Vec<(String, String, f32, f32)>,
+    /// Product id, w, h (where a position's box ends; matching needs no names).
+    pub products: Vec<(String, f32, f32)>,
     /// Position id, product id, x, y (top-left corner, planogram units).
     pub positions: Vec<(String, String, f32, f32)>,
 }
@@ -116,7 +116,7 @@ pub fn match_planogram(
     let candidates: Vec<&ShelfObject> = detected.products.iter().chain(&detected.gaps).collect();
     let mut matches = Vec::new();
     for (position, product, x, y) in &planogram.positions {
-        let Some((_, _, w, h)) = planogram.products.iter().find(|p| &p.0 == product) else {
+        let Some((_, w, h)) = planogram.products.iter().find(|p| &p.0 == product) else {
             continue;
         };
         let expected = crate::geometry::BoundingBox {
@@ -192,7 +192,7 @@ mod tests {
         let planogram = Planogram {
             width: 20.0,
             height: 10.0,
-            products: vec![("s".into(), "soda".into(), 4.0, 10.0)],
+            products: vec![("s".into(), 4.0, 10.0)],
             positions: vec![
                 ("1".into(), "s".into(), 0.0, 0.0),
                 ("2".into(), "s".into(), 10.0, 0.0),

@@ -274,8 +274,6 @@ struct DetectedBody {
 #[derive(Deserialize)]
 struct PlannedProduct {
     id: String,
-    #[serde(default)]
-    name: String,
     w: f32,
     h: f32,
 }
@@ -365,7 +363,7 @@ async fn match_positions(
             .planogram
             .products
             .into_iter()
-            .map(|p| (p.id, p.name, p.w, p.h))
+            .map(|p| (p.id, p.w, p.h))
             .collect(),
         positions: body
             .planogram
