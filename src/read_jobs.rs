@@ -330,11 +330,9 @@ impl ReadJobs {
         &self,
         work: impl FnOnce(&OperationStore) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, JobError> {
-        let store = Arc::clone(&self.store);
-        match tokio::task::spawn_blocking(move || work(&store)).await {
-            Ok(result) => result.map_err(JobError::StoreUnavailable),
-            Err(e) => Err(JobError::StoreUnavailable(e.into())),
-        }
+        crate::store::off_thread(Arc::clone(&self.store), work)
+            .await
+            .map_err(JobError::StoreUnavailable)
     }
 }
 

@@ -298,11 +298,9 @@ impl Customization {
         &self,
         work: impl FnOnce(&Registry) -> anyhow::Result<T> + Send + 'static,
     ) -> Result<T, CustomError> {
-        let registry = Arc::clone(&self.registry);
-        match tokio::task::spawn_blocking(move || work(&registry)).await {
-            Ok(result) => result.map_err(CustomError::Unavailable),
-            Err(e) => Err(CustomError::Unavailable(e.into())),
-        }
+        crate::store::off_thread(Arc::clone(&self.registry), work)
+            .await
+            .map_err(CustomError::Unavailable)
     }
 
     /// The record `id` of `table`, if there is one.

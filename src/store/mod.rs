@@ -136,6 +136,19 @@ pub struct OperationStore {
     replica: String,
 }
 
+/// Runs blocking store work on `store` off the async threads; a panic in it is an error like any
+/// other (the callers answer both as "store unavailable").
+pub async fn off_thread<S, T>(
+    store: std::sync::Arc<S>,
+    work: impl FnOnce(&S) -> Result<T> + Send + 'static,
+) -> Result<T>
+where
+    S: Send + Sync + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(move || work(&store)).await?
+}
+
 /// Unix seconds now: the clock of operations' `created` and `updated`.
 pub fn now() -> f64 {
     SystemTime::now()
