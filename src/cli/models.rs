@@ -12,8 +12,8 @@ use vista::models::e5::TextRole;
 use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, ModelState, NO_MODEL};
 
-/// The fetcher and its converters, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 7] = [
+/// The fetcher, its converters and their data, written next to the pack by `vista models fetch`.
+const FETCH_TOOLS: [(&str, &str); 9] = [
     (
         "fetch_models.py",
         include_str!("../../tools/fetch_models.py"),
@@ -41,6 +41,14 @@ const FETCH_TOOLS: [(&str, &str); 7] = [
     (
         "pth_efficientnet_to_onnx.py",
         include_str!("../../tools/pth_efficientnet_to_onnx.py"),
+    ),
+    (
+        "quantize_int8.py",
+        include_str!("../../tools/quantize_int8.py"),
+    ),
+    (
+        "u2netp-int8-ranges.json",
+        include_str!("../../tools/u2netp-int8-ranges.json"),
     ),
 ];
 
