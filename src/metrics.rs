@@ -29,7 +29,7 @@ pub static HTTP_LATENCY: LazyLock<HistogramVec> = LazyLock::new(|| {
 pub static INFERENCE_SECONDS: LazyLock<HistogramVec> = LazyLock::new(|| {
     register_histogram_vec!(
         "vista_model_inference_seconds",
-        "Time spent inside one model session run, by model",
+        "Time spent inside one model run (an ONNX Runtime session or a Tesseract engine), by model",
         &["model"],
         vec![0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0, 5.0]
     )

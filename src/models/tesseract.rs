@@ -11,12 +11,14 @@ use std::collections::HashMap;
 use std::ffi::{c_char, c_float, c_int, c_void, CStr, CString};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use image::RgbImage;
 use libloading::os::unix::{Library, RTLD_GLOBAL, RTLD_NOW};
 
 use super::traits::ScriptReader;
+use crate::metrics::INFERENCE_SECONDS;
 use crate::models::preprocess::resize_bilinear;
 use crate::models::text_rec::{RecognizedChar, RecognizedLine};
 
@@ -244,7 +246,11 @@ impl Tesseract {
             Some(engine) => engine,
             None => self.new_engine(traineddata)?,
         };
+        let started = Instant::now();
         let result = work(engine.0);
+        INFERENCE_SECONDS
+            .with_label_values(&["tesseract"])
+            .observe(started.elapsed().as_secs_f64());
         // SAFETY: the handle is live; Clear drops the last image and its results.
         unsafe { (self.api.clear)(engine.0) };
         self.idle

@@ -41,12 +41,22 @@ def test_other_scripts_are_detected_and_read_within_their_error_bound(client, sc
     assert cer(expected, lines) <= bound, f"{script}/{variant} read as {lines}"
 
 
-def test_legacy_ocr_reads_cyrillic_when_asked_for_russian(cv):
+def tesseract_runs(server):
+    metrics = requests.get(server.url + "/metrics", timeout=10).text
+    counts = [line.split()[-1] for line in metrics.splitlines()
+              if line.startswith('vista_model_inference_seconds_count{model="tesseract"}')]
+    return float(counts[0]) if counts else 0.0
+
+
+def test_legacy_ocr_reads_cyrillic_when_asked_for_russian(cv, server):
+    runs_before = tesseract_runs(server)
     image, expected = render("cyrillic", "rot180")
     result = cv.recognize_printed_text_in_stream(io.BytesIO(image), detect_orientation=True, language="ru")
     assert result.orientation == "Down" and result.language == "ru"
     lines = [" ".join(w.text for w in line.words) for region in result.regions for line in region.lines]
     assert cer(expected, lines) <= CER_BOUNDS["cyrillic"], lines
+    # Tesseract's runs are model time like ONNX Runtime's, in the same per-model metric.
+    assert tesseract_runs(server) > runs_before
 
 
 def test_read_api_reads_arabic_right_to_left_with_word_boxes_in_order(cv):
