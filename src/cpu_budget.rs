@@ -24,6 +24,14 @@ struct State {
     working: usize,
 }
 
+impl State {
+    /// Nothing runs model code, at most one request is being worked on (the caller's), and there
+    /// is more than one core.
+    fn alone(&self) -> bool {
+        self.in_use == 0 && self.working <= 1 && self.cores >= 2
+    }
+}
+
 pub struct CpuBudget {
     state: Mutex<State>,
     freed: Condvar,
@@ -109,11 +117,15 @@ impl CpuBudget {
         }
     }
 
-    /// Every core, when nothing else runs model code and at most one request is being worked on
-    /// (the caller's); None otherwise.
+    /// Whether the caller's request may use every core now: see [`State::alone`].
+    pub fn alone(&self) -> bool {
+        self.lock().alone()
+    }
+
+    /// Every core, when the caller's request is [`alone`](Self::alone); None otherwise.
     pub fn hold_all_if_alone(&self) -> Option<Held<'_>> {
         let mut state = self.lock();
-        if state.in_use > 0 || state.working > 1 || state.cores < 2 {
+        if !state.alone() {
             return None;
         }
         state.in_use = state.cores;

@@ -96,6 +96,7 @@ pub fn run(
 ) -> Result<Analysis, PipelineError> {
     let (width, height) = scene.dimensions();
     let mut analysis = Analysis::new(width, height, format);
+    scene.prefetch(features);
     for feature in features {
         match feature {
             Feature::Objects => analysis.objects = Some(objects::objects(scene)?),

@@ -1,17 +1,21 @@
 //! The Scene: one decoded image and every intermediate that more than one feature uses (detections,
 //! faces, the salience map, the classifier's probabilities, the text regions and text presence, the
 //! statistics grid, the fused names), each computed at most once, on first ask. Features take
-//! `&Scene` and ask for what they need, so nothing lists who needs what: a request for tags, a caption
-//! and objects runs the detector once, and one for colour alone never runs it.
+//! `&Scene` and ask for what they need: a request for tags, a caption and objects runs the detector
+//! once, and one for colour alone never runs it. Only [`Scene::prefetch`] lists which features
+//! always ask for the small models' results, to run those side by side on a lone request; the list
+//! is a schedule, so a wrong entry costs time, never a different answer.
 
 use std::cell::OnceCell;
+use std::thread::ScopedJoinHandle;
 
 use fast_image_resize::ResizeAlg;
 use image::RgbImage;
 
 use super::evidence::{self, Names, TextPresence};
 use super::read::Readers;
-use super::{image_type, Pipeline, PipelineError};
+use super::{image_type, Feature, Pipeline, PipelineError};
+use crate::cpu_budget;
 use crate::geometry::{nms_per_class, Detection, FaceDetection};
 use crate::models::preprocess::resize;
 use crate::models::text_det::TextRegion;
@@ -51,6 +55,65 @@ pub(super) fn required<'m, T: ?Sized>(
     what: &str,
 ) -> Result<&'m T, PipelineError> {
     model.ok_or_else(|| PipelineError::Internal(anyhow::anyhow!("{what} is not loaded")))
+}
+
+/// Features that always ask for the detections, the faces or the class probabilities (tags and
+/// captions ask for faces only when a person is seen, so those are left to them).
+const ASK_DETECTIONS: [Feature; 9] = [
+    Feature::Objects,
+    Feature::People,
+    Feature::SmartCrops,
+    Feature::AreaOfInterest,
+    Feature::Tags,
+    Feature::Caption,
+    Feature::DenseCaptions,
+    Feature::Categories,
+    Feature::Description,
+];
+const ASK_FACES: [Feature; 3] = [Feature::SmartCrops, Feature::AreaOfInterest, Feature::Faces];
+const ASK_CLASSES: [Feature; 5] = [
+    Feature::Tags,
+    Feature::Caption,
+    Feature::DenseCaptions,
+    Feature::Categories,
+    Feature::Description,
+];
+
+/// Puts what a prefetch thread made into its cell; a failure leaves the cell empty.
+fn keep<T>(cell: &OnceCell<T>, made: Option<ScopedJoinHandle<'_, Result<T, PipelineError>>>) {
+    if let Some(Ok(Ok(value))) = made.map(|thread| thread.join()) {
+        let _ = cell.set(value);
+    }
+}
+
+/// Makes [`Scene::detections`] (a free function, so a prefetch thread can run it).
+fn detect_objects(pipeline: &Pipeline, image: &RgbImage) -> Result<Vec<Detection>, PipelineError> {
+    let Some(detector) = &pipeline.models.detector else {
+        return Ok(Vec::new());
+    };
+    let settings = &pipeline.detection;
+    let floor = settings
+        .min_object_confidence
+        .min(settings.min_person_confidence);
+    let found = detector.detect(image, floor)?;
+    Ok(nms_per_class(found, settings.nms_iou))
+}
+
+/// Makes [`Scene::faces`].
+fn detect_faces(
+    pipeline: &Pipeline,
+    image: &RgbImage,
+) -> Result<Vec<FaceDetection>, PipelineError> {
+    match &pipeline.models.faces {
+        Some(model) => Ok(model.detect(image, pipeline.detection.min_face_confidence)?),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// Makes [`Scene::class_probabilities`].
+fn classify(pipeline: &Pipeline, image: &RgbImage) -> Result<Vec<f32>, PipelineError> {
+    let model = required(pipeline.models.classifier.as_deref(), "the classifier")?;
+    Ok(model.classify(image)?)
 }
 
 impl<'a> Scene<'a> {
@@ -94,15 +157,7 @@ impl<'a> Scene<'a> {
     /// without a detector.
     pub fn detections(&self) -> Result<&[Detection], PipelineError> {
         once(&self.detections, || {
-            let Some(detector) = &self.models().detector else {
-                return Ok(Vec::new());
-            };
-            let settings = self.settings();
-            let floor = settings
-                .min_object_confidence
-                .min(settings.min_person_confidence);
-            let found = detector.detect(self.image, floor)?;
-            Ok(nms_per_class(found, settings.nms_iou))
+            detect_objects(self.pipeline, self.image)
         })
         .map(Vec::as_slice)
     }
@@ -132,11 +187,7 @@ impl<'a> Scene<'a> {
 
     /// Faces from the reported confidence up; none without the face detector.
     pub fn faces(&self) -> Result<&[FaceDetection], PipelineError> {
-        once(&self.faces, || match &self.models().faces {
-            Some(model) => Ok(model.detect(self.image, self.settings().min_face_confidence)?),
-            None => Ok(Vec::new()),
-        })
-        .map(Vec::as_slice)
+        once(&self.faces, || detect_faces(self.pipeline, self.image)).map(Vec::as_slice)
     }
 
     pub fn salience(&self) -> Result<&SalienceMap, PipelineError> {
@@ -149,10 +200,38 @@ impl<'a> Scene<'a> {
     /// The classifier's ImageNet-1k probabilities.
     pub fn class_probabilities(&self) -> Result<&[f32], PipelineError> {
         once(&self.class_probabilities, || {
-            let model = required(self.models().classifier.as_deref(), "the classifier")?;
-            Ok(model.classify(self.image)?)
+            classify(self.pipeline, self.image)
         })
         .map(Vec::as_slice)
+    }
+
+    /// On a request alone on the machine, runs the small models that `features` always ask for
+    /// side by side, one thread each, before the features run. Those models have no pool of their
+    /// own, so one after another they would each leave the other cores idle; the heavy models
+    /// (salience, text) still run afterwards on every core. Under load it does nothing: each request
+    /// then keeps to one thread. A failed run leaves its cell empty, for the feature to run again
+    /// and report.
+    pub(super) fn prefetch(&self, features: &[Feature]) {
+        if cpu_budget::budget().alone() {
+            self.run_side_by_side(features);
+        }
+    }
+
+    fn run_side_by_side(&self, features: &[Feature]) {
+        let asks = |askers: &[Feature]| features.iter().any(|f| askers.contains(f));
+        let models = self.models();
+        let (pipeline, image) = (self.pipeline, self.image);
+        std::thread::scope(|threads| {
+            let detections = (models.detector.is_some() && asks(&ASK_DETECTIONS))
+                .then(|| threads.spawn(|| detect_objects(pipeline, image)));
+            let faces = (models.faces.is_some() && asks(&ASK_FACES))
+                .then(|| threads.spawn(|| detect_faces(pipeline, image)));
+            let classes = (models.classifier.is_some() && asks(&ASK_CLASSES))
+                .then(|| threads.spawn(|| classify(pipeline, image)));
+            keep(&self.detections, detections);
+            keep(&self.faces, faces);
+            keep(&self.class_probabilities, classes);
+        });
     }
 
     /// The models that read the lines of a page.
@@ -209,6 +288,7 @@ mod tests {
 
     use image::{ImageFormat, RgbImage};
 
+    use super::Scene;
     use crate::geometry::{BoundingBox, Detection, FaceDetection, FaceLandmarks};
     use crate::models::hierarchy::{Hierarchy, NamedClass};
     use crate::models::traits::{FaceDetector, ImageClassifier, ObjectDetector};
@@ -216,11 +296,30 @@ mod tests {
     use crate::pipeline::decode::ANALYZE_V4;
     use crate::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline};
 
+    /// How many fake model runs are going on at once, and the most there were; each run lasts
+    /// `hold`, so that runs started side by side surely meet.
+    #[derive(Default)]
+    struct Overlap {
+        running: AtomicUsize,
+        peak: AtomicUsize,
+        hold: std::time::Duration,
+    }
+
+    impl Overlap {
+        fn run(&self) {
+            let now = self.running.fetch_add(1, Ordering::SeqCst) + 1;
+            self.peak.fetch_max(now, Ordering::SeqCst);
+            std::thread::sleep(self.hold);
+            self.running.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
     /// Finds one sure thing of class `class` in the middle of any image, and counts its runs.
     struct FakeDetector {
         labels: Vec<String>,
         class: usize,
         runs: Arc<AtomicUsize>,
+        overlap: Arc<Overlap>,
     }
 
     impl ObjectDetector for FakeDetector {
@@ -230,6 +329,7 @@ mod tests {
 
         fn detect(&self, image: &RgbImage, _: f32) -> anyhow::Result<Vec<Detection>> {
             self.runs.fetch_add(1, Ordering::SeqCst);
+            self.overlap.run();
             let (w, h) = (image.width() as f32, image.height() as f32);
             let bbox = BoundingBox {
                 x1: w / 4.0,
@@ -273,11 +373,13 @@ mod tests {
     /// Sure of its first class, and counts its runs.
     struct FakeClassifier {
         runs: Arc<AtomicUsize>,
+        overlap: Arc<Overlap>,
     }
 
     impl ImageClassifier for FakeClassifier {
         fn classify(&self, _: &RgbImage) -> anyhow::Result<Vec<f32>> {
             self.runs.fetch_add(1, Ordering::SeqCst);
+            self.overlap.run();
             Ok(vec![0.9, 0.1])
         }
     }
@@ -292,6 +394,21 @@ mod tests {
     /// A pipeline over fake models whose detector always finds `class` (0 a person, 1 a cup), with
     /// counters of the detector's and the classifier's runs.
     fn fake_pipeline(class: usize) -> (Pipeline, Arc<AtomicUsize>, Arc<AtomicUsize>) {
+        let (pipeline, detector_runs, classifier_runs, _) =
+            overlapping_pipeline(class, std::time::Duration::ZERO);
+        (pipeline, detector_runs, classifier_runs)
+    }
+
+    /// [`fake_pipeline`], whose detector and classifier runs each last `hold` and are watched for
+    /// overlap.
+    fn overlapping_pipeline(
+        class: usize,
+        hold: std::time::Duration,
+    ) -> (Pipeline, Arc<AtomicUsize>, Arc<AtomicUsize>, Arc<Overlap>) {
+        let overlap = Arc::new(Overlap {
+            hold,
+            ..Overlap::default()
+        });
         let detector_runs = Arc::new(AtomicUsize::new(0));
         let classifier_runs = Arc::new(AtomicUsize::new(0));
         let named = |name: &str, parents: &[&str]| NamedClass {
@@ -303,10 +420,12 @@ mod tests {
                 labels: vec!["person".into(), "cup".into()],
                 class,
                 runs: Arc::clone(&detector_runs),
+                overlap: Arc::clone(&overlap),
             })),
             faces: Some(Box::new(FakeFaces)),
             classifier: Some(Box::new(FakeClassifier {
                 runs: Arc::clone(&classifier_runs),
+                overlap: Arc::clone(&overlap),
             })),
             hierarchy: Some(Hierarchy::new(
                 HashMap::from([("cup".to_string(), vec!["tableware".to_string()])]),
@@ -315,7 +434,7 @@ mod tests {
             ..ModelPack::default()
         };
         let pipeline = Pipeline::new(pack, DetectionSettings::default());
-        (pipeline, detector_runs, classifier_runs)
+        (pipeline, detector_runs, classifier_runs, overlap)
     }
 
     fn tag_names(pipeline: &Pipeline, features: &[Feature]) -> Vec<String> {
@@ -383,5 +502,33 @@ mod tests {
         let alone = tag_names(&person, &[Feature::Tags]);
         assert_eq!(alone, tag_names(&person, &[Feature::Faces, Feature::Tags]));
         assert!(alone.contains(&"human face".to_string()), "{alone:?}");
+    }
+
+    #[test]
+    fn side_by_side_the_small_models_run_at_once_and_each_once() {
+        let hold = std::time::Duration::from_millis(200);
+        let (pipeline, detector_runs, classifier_runs, overlap) = overlapping_pipeline(1, hold);
+        let image = RgbImage::from_pixel(120, 80, image::Rgb([90, 90, 90]));
+        let scene = Scene::new(&pipeline, &image);
+        scene.run_side_by_side(&[Feature::Tags, Feature::Objects]);
+        assert_eq!(
+            overlap.peak.load(Ordering::SeqCst),
+            2,
+            "the two ran at once"
+        );
+        assert_eq!(scene.detections().unwrap().len(), 1);
+        assert_eq!(scene.class_probabilities().unwrap(), [0.9, 0.1]);
+        assert_eq!(
+            detector_runs.load(Ordering::SeqCst),
+            1,
+            "kept, not run again"
+        );
+        assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
+
+        // Faces alone ask for neither.
+        let scene = Scene::new(&pipeline, &image);
+        scene.run_side_by_side(&[Feature::Faces]);
+        assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
+        assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
     }
 }
