@@ -383,21 +383,44 @@ impl ScriptReader for Tesseract {
         self.languages.iter().any(|l| l == traineddata)
     }
 
-    /// Reads each upright line crop with `traineddata`.
+    /// Reads each upright line crop with `traineddata`. An engine reads on one thread, so a lone
+    /// request splits its lines between engines on every core (each line is read the same by any
+    /// engine, so the answer does not change); under load one engine reads them all.
     fn recognize(&self, traineddata: &str, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
-        self.with_engine(traineddata, |handle| {
-            lines
-                .iter()
-                .map(|line| {
-                    let read = self.read_line(handle, line, PSM_SINGLE_LINE)?;
-                    if read.chars.is_empty() {
-                        self.read_line(handle, line, PSM_RAW_LINE)
-                    } else {
-                        Ok(read)
-                    }
-                })
-                .collect::<Result<Vec<_>>>()
-        })?
+        let read = |lines: &[RgbImage]| {
+            self.with_engine(traineddata, |handle| {
+                lines
+                    .iter()
+                    .map(|line| {
+                        let read = self.read_line(handle, line, PSM_SINGLE_LINE)?;
+                        if read.chars.is_empty() {
+                            self.read_line(handle, line, PSM_RAW_LINE)
+                        } else {
+                            Ok(read)
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()
+            })?
+        };
+        let budget = crate::cpu_budget::budget();
+        if lines.len() < 2 || !budget.alone() {
+            return read(lines);
+        }
+        let share = lines.len().div_ceil(budget.cores());
+        std::thread::scope(|threads| {
+            let readers: Vec<_> = lines
+                .chunks(share)
+                .map(|part| threads.spawn(move || read(part)))
+                .collect();
+            let mut all = Vec::with_capacity(lines.len());
+            for reader in readers {
+                let part = reader
+                    .join()
+                    .map_err(|_| anyhow!("a Tesseract reader panicked"))??;
+                all.extend(part);
+            }
+            Ok(all)
+        })
     }
 
     /// The script of `strip` (lines stacked) as Tesseract's script detector names it ("Latin",
