@@ -18,7 +18,6 @@ use crate::store::{OperationStore, Status};
 
 /// Pages read from one document at most (Azure's limit).
 pub const MAX_PAGES: usize = 2000;
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// How often the resumer may look for this replica's unfinished operations that nothing is processing.
 /// It looks at start and after a store failure only: the scan opens every stored record.
 const RESUME_EVERY: Duration = Duration::from_secs(5);
@@ -230,21 +229,7 @@ impl ReadJobs {
                 }
             }
         });
-        let sweeper_store = Arc::clone(&store);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                every.tick().await;
-                let store = Arc::clone(&sweeper_store);
-                match tokio::task::spawn_blocking(move || store.sweep()).await {
-                    Ok(Ok(removed)) if removed > 0 => {
-                        tracing::info!(removed, "expired read operations deleted")
-                    }
-                    Ok(Err(e)) => tracing::error!("sweeping read operations failed: {e:#}"),
-                    _ => {}
-                }
-            }
-        });
+        crate::store::spawn_sweeper(Arc::clone(&store), "read operations", OperationStore::sweep);
         ReadJobs {
             store,
             queue,

@@ -26,7 +26,7 @@ use super::train::{Data, Observer, Progress, Stage, TrainError, Trainer};
 use crate::metrics::{TRAINING_JOBS, TRAINING_PROGRESS};
 use crate::models::custom_head::{CustomHead, FEATURE_RECIPE};
 use crate::pipeline::Pipeline;
-use crate::store::{now, Table, Vault};
+use crate::store::{now, spawn_sweeper, Table, Vault};
 
 /// At most this many annotation files a dataset (Azure's limit).
 const MAX_FILES: usize = 10;
@@ -38,8 +38,6 @@ const CHECK_AT_ONCE: usize = 8;
 const CHECK_EVERY: Duration = Duration::from_secs(1);
 /// How often a training replica looks for jobs accepted by a replica that does not train.
 const CLAIM_EVERY: Duration = Duration::from_secs(2);
-/// How often expired product-recognition runs are deleted.
-const SWEEP_EVERY: Duration = Duration::from_secs(60);
 /// The training budget's bounds in hours (Spec: 1..1344).
 pub const BUDGET_HOURS: std::ops::RangeInclusive<u32> = 1..=1344;
 
@@ -148,23 +146,11 @@ impl Customization {
             jobs,
             heads: Mutex::new(HashMap::new()),
         });
-        let sweeper = Arc::clone(&registry);
-        tokio::spawn(async move {
-            let mut every = tokio::time::interval(SWEEP_EVERY);
-            loop {
-                every.tick().await;
-                let registry = Arc::clone(&sweeper);
-                match tokio::task::spawn_blocking(move || Self::sweep_runs(&registry)).await {
-                    Ok(Ok(removed)) if removed > 0 => {
-                        tracing::info!(removed, "expired product-recognition runs deleted")
-                    }
-                    Ok(Err(e)) => {
-                        tracing::error!("sweeping product-recognition runs failed: {e:#}")
-                    }
-                    _ => {}
-                }
-            }
-        });
+        spawn_sweeper(
+            Arc::clone(&registry),
+            "product-recognition runs",
+            Self::sweep_runs,
+        );
         if settings.training_threads == 0 {
             return service;
         }

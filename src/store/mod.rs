@@ -139,7 +139,7 @@ pub struct OperationStore {
 /// Runs blocking store work on `store` off the async threads; a panic in it is an error like any
 /// other (the callers answer both as "store unavailable").
 pub async fn off_thread<S, T>(
-    store: std::sync::Arc<S>,
+    store: Arc<S>,
     work: impl FnOnce(&S) -> Result<T> + Send + 'static,
 ) -> Result<T>
 where
@@ -147,6 +147,29 @@ where
     T: Send + 'static,
 {
     tokio::task::spawn_blocking(move || work(&store)).await?
+}
+
+/// How often expired records are looked for and deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+/// Starts the task that, every [`SWEEP_EVERY`], runs `sweep` on `store` off the async threads and
+/// logs how many expired `what` (e.g. "read operations") it deleted.
+pub fn spawn_sweeper<S: Send + Sync + 'static>(
+    store: Arc<S>,
+    what: &'static str,
+    sweep: fn(&S) -> Result<usize>,
+) {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(SWEEP_EVERY);
+        loop {
+            every.tick().await;
+            match off_thread(Arc::clone(&store), sweep).await {
+                Ok(0) => {}
+                Ok(removed) => tracing::info!(removed, "expired {what} deleted"),
+                Err(e) => tracing::error!("sweeping {what} failed: {e:#}"),
+            }
+        }
+    });
 }
 
 /// Unix seconds now: the clock of operations' `created` and `updated`.
