@@ -220,14 +220,23 @@ impl<'a> Scene<'a> {
     fn run_side_by_side(&self, features: &[Feature]) {
         let asks = |askers: &[Feature]| features.iter().any(|f| askers.contains(f));
         let models = self.models();
+        let detections = models.detector.is_some() && asks(&ASK_DETECTIONS);
+        let faces = models.faces.is_some() && asks(&ASK_FACES);
+        let classes = models.classifier.is_some() && asks(&ASK_CLASSES);
+        // One model alone gains nothing from a thread of its own.
+        if [detections, faces, classes]
+            .iter()
+            .filter(|&&wanted| wanted)
+            .count()
+            < 2
+        {
+            return;
+        }
         let (pipeline, image) = (self.pipeline, self.image);
         std::thread::scope(|threads| {
-            let detections = (models.detector.is_some() && asks(&ASK_DETECTIONS))
-                .then(|| threads.spawn(|| detect_objects(pipeline, image)));
-            let faces = (models.faces.is_some() && asks(&ASK_FACES))
-                .then(|| threads.spawn(|| detect_faces(pipeline, image)));
-            let classes = (models.classifier.is_some() && asks(&ASK_CLASSES))
-                .then(|| threads.spawn(|| classify(pipeline, image)));
+            let detections = detections.then(|| threads.spawn(|| detect_objects(pipeline, image)));
+            let faces = faces.then(|| threads.spawn(|| detect_faces(pipeline, image)));
+            let classes = classes.then(|| threads.spawn(|| classify(pipeline, image)));
             keep(&self.detections, detections);
             keep(&self.faces, faces);
             keep(&self.class_probabilities, classes);
@@ -525,7 +534,7 @@ mod tests {
         );
         assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
 
-        // Faces alone ask for neither.
+        // Faces alone ask for neither, and run with the feature.
         let scene = Scene::new(&pipeline, &image);
         scene.run_side_by_side(&[Feature::Faces]);
         assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
