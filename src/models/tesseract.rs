@@ -387,7 +387,7 @@ impl ScriptReader for Tesseract {
     /// request splits its lines between engines on every core (each line is read the same by any
     /// engine, so the answer does not change); under load one engine reads them all.
     fn recognize(&self, traineddata: &str, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
-        let read = |lines: &[RgbImage]| {
+        let read_part = |lines: &[RgbImage]| {
             self.with_engine(traineddata, |handle| {
                 lines
                     .iter()
@@ -404,13 +404,13 @@ impl ScriptReader for Tesseract {
         };
         let budget = crate::cpu_budget::budget();
         if lines.len() < 2 || !budget.alone() {
-            return read(lines);
+            return read_part(lines);
         }
         let share = lines.len().div_ceil(budget.cores());
         std::thread::scope(|threads| {
             let readers: Vec<_> = lines
                 .chunks(share)
-                .map(|part| threads.spawn(move || read(part)))
+                .map(|part| threads.spawn(move || read_part(part)))
                 .collect();
             let mut all = Vec::with_capacity(lines.len());
             for reader in readers {
