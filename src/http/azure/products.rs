@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::custom::{json_body, page, versioned, Page};
 use super::error::ApiError;
 use super::timestamp;
-use super::v4::BoundingBox;
+use super::v4::{BoundingBox, DetectedTag};
 use crate::custom::products::{gaps, match_planogram, Planogram, ProductResult, ShelfObject};
 use crate::custom::records::RunRecord;
 use crate::geometry::PixelRect;
@@ -49,18 +49,12 @@ fn version(query: &Option<String>) -> Result<QueryParams, ApiError> {
     versioned(query, &VERSIONS)
 }
 
-#[derive(Debug, Serialize, Deserialize)]
-pub struct Tag {
-    name: String,
-    confidence: f32,
-}
-
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
 struct DetectedObjectView {
     id: String,
     bounding_box: BoundingBox,
-    tags: Vec<Tag>,
+    tags: Vec<DetectedTag>,
 }
 
 impl From<ShelfObject> for DetectedObjectView {
@@ -71,7 +65,7 @@ impl From<ShelfObject> for DetectedObjectView {
             tags: o
                 .tags
                 .into_iter()
-                .map(|(name, confidence)| Tag { name, confidence })
+                .map(|(name, confidence)| DetectedTag { name, confidence })
                 .collect(),
         }
     }
@@ -230,14 +224,6 @@ async fn list_runs(
 
 // ----- planogram matching (keys in any case, as everywhere in customization) -----
 
-#[derive(Deserialize)]
-struct BoxBody {
-    x: u32,
-    y: u32,
-    w: u32,
-    h: u32,
-}
-
 /// A tag as the spec writes it (`name`), or as the older shape did (`label`).
 #[derive(Deserialize)]
 struct TagBody {
@@ -250,7 +236,7 @@ struct TagBody {
 struct ObjectBody {
     id: Option<String>,
     #[serde(rename = "boundingbox")]
-    bounding_box: BoxBody,
+    bounding_box: PixelRect,
     tags: Option<Vec<TagBody>>,
     classifications: Option<Vec<TagBody>>,
 }
@@ -302,21 +288,23 @@ struct MatchBody {
     planogram: PlanogramBody,
 }
 
-fn shelf_object(index: usize, body: ObjectBody) -> ShelfObject {
-    let tags = body.tags.or(body.classifications).unwrap_or_default();
-    ShelfObject {
-        id: body.id.unwrap_or_else(|| index.to_string()),
-        rect: PixelRect {
-            x: body.bounding_box.x,
-            y: body.bounding_box.y,
-            w: body.bounding_box.w,
-            h: body.bounding_box.h,
-        },
-        tags: tags
-            .into_iter()
-            .map(|t| (t.name.or(t.label).unwrap_or_default(), t.confidence))
-            .collect(),
-    }
+/// The objects of a request, numbered from 1 where they carry no id.
+fn shelf_objects(bodies: Vec<ObjectBody>) -> Vec<ShelfObject> {
+    bodies
+        .into_iter()
+        .enumerate()
+        .map(|(i, body)| ShelfObject {
+            id: body.id.unwrap_or_else(|| (i + 1).to_string()),
+            rect: body.bounding_box,
+            tags: body
+                .tags
+                .or(body.classifications)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|t| (t.name.or(t.label).unwrap_or_default(), t.confidence))
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -341,20 +329,8 @@ async fn match_positions(
     let detected = ProductResult {
         width: body.detected.image_metadata.width,
         height: body.detected.image_metadata.height,
-        products: body
-            .detected
-            .products
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| shelf_object(i + 1, o))
-            .collect(),
-        gaps: body
-            .detected
-            .gaps
-            .into_iter()
-            .enumerate()
-            .map(|(i, o)| shelf_object(i + 1, o))
-            .collect(),
+        products: shelf_objects(body.detected.products),
+        gaps: shelf_objects(body.detected.gaps),
     };
     let planogram = Planogram {
         width: body.planogram.width,
