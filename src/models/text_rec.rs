@@ -156,11 +156,10 @@ fn decode_ctc(classes: &[String], frames: ArrayView2<'_, f32>, content: f32) -> 
     let mut chars: Vec<RecognizedChar> = Vec::new();
     let mut previous = 0usize;
     for (t, scores) in frames.outer_iter().enumerate() {
-        let (best, p) =
-            scores
-                .iter()
-                .enumerate()
-                .fold((0, f32::MIN), |m, (k, &v)| if v > m.1 { (k, v) } else { m });
+        let (best, p) = match scores.as_slice() {
+            Some(scores) => best_class(scores),
+            None => best_class(&scores.to_vec()),
+        };
         if best != 0 && best == previous {
             if let Some(last) = chars.last_mut() {
                 last.end = to_line(t + 1);
@@ -185,6 +184,27 @@ fn decode_ctc(classes: &[String], frames: ArrayView2<'_, f32>, content: f32) -> 
         chars.pop();
     }
     RecognizedLine { chars }
+}
+
+/// The first highest score and its class. Kept as running maxima of 16 lanes, which the compiler
+/// turns into vector instructions: a plain index-and-value fold over a column's 18,385 classes was
+/// 2% of a receipt's CPU, all of it on the request's own thread while the other core waited.
+fn best_class(scores: &[f32]) -> (usize, f32) {
+    const LANES: usize = 16;
+    let higher = |m: f32, v: f32| if v > m { v } else { m };
+    let mut lanes = [f32::MIN; LANES];
+    let chunks = scores.chunks_exact(LANES);
+    let tail = chunks.remainder();
+    for chunk in chunks {
+        for (m, &v) in lanes.iter_mut().zip(chunk) {
+            *m = higher(*m, v);
+        }
+    }
+    let best = lanes.iter().chain(tail).copied().fold(f32::MIN, higher);
+    match scores.iter().position(|&v| v == best) {
+        Some(class) => (class, best),
+        None => (0, f32::MIN),
+    }
 }
 
 /// The line inside `quad` (corners clockwise from the text's own top-left), straightened into an
@@ -223,6 +243,18 @@ mod tests {
             }
             decode_ctc(&classes, frames.view(), content)
         }
+    }
+
+    #[test]
+    fn the_best_class_is_the_first_highest_wherever_it_lies() {
+        let mut scores = vec![0.1f32; 37];
+        assert_eq!(best_class(&scores), (0, 0.1), "all equal: the first");
+        scores[20] = 0.7;
+        scores[35] = 0.7;
+        assert_eq!(best_class(&scores), (20, 0.7));
+        scores[36] = 0.8;
+        assert_eq!(best_class(&scores), (36, 0.8), "in the tail past the lanes");
+        assert_eq!(best_class(&[-3.0, -1.0, -2.0]), (1, -1.0));
     }
 
     #[test]
