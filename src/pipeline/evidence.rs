@@ -2,10 +2,14 @@
 //! tags, captions, categories and description. The classifier's classes, the detector's things (with
 //! their parents), a face where a person was seen, text presence, and a CLIP's zero-shot names.
 
+use image::RgbImage;
+
 use super::caption::{TextCoverage, Thing};
 use super::scene::{required, Scene};
 use super::tags::{detection_confidence, TagEvidence, TagScores};
 use super::PipelineError;
+use crate::models::text_det::TextRegion;
+use crate::models::traits::TextRegionDetector;
 
 /// A name a CLIP scores zero-shot is evidence from this probability.
 const MIN_ZERO_SHOT: f32 = 0.05;
@@ -85,23 +89,37 @@ pub fn text_presence(scene: &Scene) -> Result<Option<TextPresence>, PipelineErro
         return Ok(None);
     };
     let image = scene.image();
-    let (width, height) = image.dimensions();
-    let small;
-    let regions = if width.max(height) <= TEXT_PRESENCE_SIDE {
-        scene.text_regions()?
+    if shares_read_regions(image) {
+        Ok(Some(presence(scene.text_regions()?, image.dimensions())))
     } else {
-        small = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
-        &small[..]
-    };
+        Ok(Some(presence_on_copy(detector.as_ref(), image)?))
+    }
+}
+
+/// Whether text presence looks at `read`'s own regions: the image is no larger than its copy.
+pub fn shares_read_regions(image: &RgbImage) -> bool {
+    image.width().max(image.height()) <= TEXT_PRESENCE_SIDE
+}
+
+/// Text presence measured on a copy at most [`TEXT_PRESENCE_SIDE`] long.
+pub fn presence_on_copy(
+    detector: &dyn TextRegionDetector,
+    image: &RgbImage,
+) -> anyhow::Result<TextPresence> {
+    let regions = detector.detect_within(image, TEXT_PRESENCE_SIDE)?;
+    Ok(presence(&regions, image.dimensions()))
+}
+
+fn presence(regions: &[TextRegion], (width, height): (u32, u32)) -> TextPresence {
     // One region may be a stray stroke; a few make text.
     let support = (regions.len() as f32 / 3.0).min(1.0);
     let score = regions.iter().map(|r| r.score).fold(0.0, f32::max) * support;
     let covered: f32 = regions.iter().map(|r| r.quad.area()).sum();
-    Ok(Some(TextPresence {
+    TextPresence {
         score,
         coverage: TextCoverage {
             regions: regions.len(),
             share: covered / (width as f32 * height as f32).max(1.0),
         },
-    }))
+    }
 }

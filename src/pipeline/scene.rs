@@ -3,11 +3,13 @@
 //! statistics grid, the fused names), each computed at most once, on first ask. Features take
 //! `&Scene` and ask for what they need: a request for tags, a caption and objects runs the detector
 //! once, and one for colour alone never runs it. Only [`Scene::prefetch`] lists which features
-//! always ask for the small models' results, to run those side by side on a lone request; the list
-//! is a schedule, so a wrong entry costs time, never a different answer.
+//! always ask for the small models' results (text detection's among them on a small image), to run
+//! those side by side on a lone request; the list is a schedule, so a wrong entry costs time, never
+//! a different answer.
 
 use std::cell::OnceCell;
-use std::thread::ScopedJoinHandle;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::OnceLock;
 
 use fast_image_resize::ResizeAlg;
 use image::RgbImage;
@@ -79,11 +81,44 @@ const ASK_CLASSES: [Feature; 5] = [
     Feature::Description,
 ];
 
-/// Puts what a prefetch thread made into its cell; a failure leaves the cell empty.
-fn keep<T>(cell: &OnceCell<T>, made: Option<ScopedJoinHandle<'_, Result<T, PipelineError>>>) {
-    if let Some(Ok(Ok(value))) = made.map(|thread| thread.join()) {
+/// A model run a prefetch worker takes from the list; it keeps its result in a slot of its own.
+type Job<'s> = Box<dyn Fn() + Send + Sync + 's>;
+
+/// The result a prefetch job left, for the scene's cell.
+type Slot<T> = OnceLock<Result<T, PipelineError>>;
+
+/// A job that runs `make` into `slot`.
+fn job<'s, T: Send + Sync>(
+    slot: &'s Slot<T>,
+    make: impl Fn() -> Result<T, PipelineError> + Send + Sync + 's,
+) -> Job<'s> {
+    Box::new(move || {
+        let _ = slot.set(make());
+    })
+}
+
+/// Puts what a prefetch job made into its cell; a failure (or no run) leaves the cell empty.
+fn keep<T>(cell: &OnceCell<T>, slot: Slot<T>) {
+    if let Some(Ok(value)) = slot.into_inner() {
         let _ = cell.set(value);
     }
+}
+
+/// Runs `jobs` on `workers` threads (the caller's among them), each taking the next job in the list
+/// when it is free: listed longest first, they end close together.
+fn run_jobs(jobs: &[Job<'_>], workers: usize) {
+    let next = AtomicUsize::new(0);
+    let work = || {
+        while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+            job();
+        }
+    };
+    std::thread::scope(|threads| {
+        for _ in 1..workers.min(jobs.len()) {
+            threads.spawn(work);
+        }
+        work();
+    });
 }
 
 /// Makes [`Scene::detections`] (a free function, so a prefetch thread can run it).
@@ -114,6 +149,15 @@ fn detect_faces(
 fn classify(pipeline: &Pipeline, image: &RgbImage) -> Result<Vec<f32>, PipelineError> {
     let model = required(pipeline.models.classifier.as_deref(), "the classifier")?;
     Ok(model.classify(image)?)
+}
+
+/// Makes [`Scene::text_regions`].
+fn detect_text(pipeline: &Pipeline, image: &RgbImage) -> Result<Vec<TextRegion>, PipelineError> {
+    let detector = required(
+        pipeline.models.text_detector.as_deref(),
+        "the text detector",
+    )?;
+    Ok(detector.detect(image)?)
 }
 
 impl<'a> Scene<'a> {
@@ -208,39 +252,65 @@ impl<'a> Scene<'a> {
     /// On a request alone on the machine, runs the small models that `features` always ask for
     /// side by side, one thread each, before the features run. Those models have no pool of their
     /// own, so one after another they would each leave the other cores idle; the heavy models
-    /// (salience, text) still run afterwards on every core. Under load it does nothing: each request
-    /// then keeps to one thread. A failed run leaves its cell empty, for the feature to run again
-    /// and report.
+    /// (salience, and text detection on a large image) still run afterwards on every core. Under
+    /// load it does nothing: each request then keeps to one thread. A failed run leaves its cell
+    /// empty, for the feature to run again and report.
     pub(super) fn prefetch(&self, features: &[Feature]) {
-        if cpu_budget::budget().alone() {
-            self.run_side_by_side(features);
+        let budget = cpu_budget::budget();
+        if budget.alone() {
+            self.run_side_by_side(features, budget.cores());
         }
     }
 
-    fn run_side_by_side(&self, features: &[Feature]) {
+    /// Text detection on an image no larger than text presence's copy joins the small models: on
+    /// one thread it takes about as long as they do together (a 512x512 photo: 36 ms against 23 +
+    /// 18 + 5, where on both cores it took 21 ms after them), so the two cores end together.
+    fn run_side_by_side(&self, features: &[Feature], workers: usize) {
         let asks = |askers: &[Feature]| features.iter().any(|f| askers.contains(f));
+        let (pipeline, image) = (self.pipeline, self.image);
         let models = self.models();
-        let detections = models.detector.is_some() && asks(&ASK_DETECTIONS);
-        let faces = models.faces.is_some() && asks(&ASK_FACES);
-        let classes = models.classifier.is_some() && asks(&ASK_CLASSES);
+        // Text presence is asked for by the same features as the classes.
+        let text = models.text_detector.is_some();
+        let (read, presence) = (text && asks(&[Feature::Read]), text && asks(&ASK_CLASSES));
+        let small = evidence::shares_read_regions(image);
+        let (regions, presence_on_copy) = (Slot::new(), Slot::new());
+        let (detections, faces, classes) = (Slot::new(), Slot::new(), Slot::new());
+        // Longest first.
+        let mut jobs: Vec<Job<'_>> = Vec::new();
+        if small && (read || presence) {
+            jobs.push(job(&regions, || detect_text(pipeline, image)));
+        }
+        if presence && !small {
+            jobs.push(job(&presence_on_copy, || {
+                let detector = required(models.text_detector.as_deref(), "the text detector")?;
+                Ok(Some(evidence::presence_on_copy(detector, image)?))
+            }));
+        }
+        if models.detector.is_some() && asks(&ASK_DETECTIONS) {
+            jobs.push(job(&detections, || detect_objects(pipeline, image)));
+        }
+        if models.faces.is_some() && asks(&ASK_FACES) {
+            jobs.push(job(&faces, || detect_faces(pipeline, image)));
+        }
+        if models.classifier.is_some() && asks(&ASK_CLASSES) {
+            jobs.push(job(&classes, || classify(pipeline, image)));
+        }
         // One model alone gains nothing from a thread of its own.
-        if [detections, faces, classes]
-            .iter()
-            .filter(|&&wanted| wanted)
-            .count()
-            < 2
-        {
+        if jobs.len() < 2 || workers < 2 {
             return;
         }
-        let (pipeline, image) = (self.pipeline, self.image);
-        std::thread::scope(|threads| {
-            let detections = detections.then(|| threads.spawn(|| detect_objects(pipeline, image)));
-            let faces = faces.then(|| threads.spawn(|| detect_faces(pipeline, image)));
-            let classes = classes.then(|| threads.spawn(|| classify(pipeline, image)));
-            keep(&self.detections, detections);
-            keep(&self.faces, faces);
-            keep(&self.class_probabilities, classes);
-        });
+        {
+            // The workers count as requests of their own, so that none takes every core.
+            let budget = cpu_budget::budget();
+            let _side_by_side: Vec<_> = (1..workers).map(|_| budget.working()).collect();
+            run_jobs(&jobs, workers);
+        }
+        drop(jobs);
+        keep(&self.text_regions, regions);
+        keep(&self.text_presence, presence_on_copy);
+        keep(&self.detections, detections);
+        keep(&self.faces, faces);
+        keep(&self.class_probabilities, classes);
     }
 
     /// The models that read the lines of a page.
@@ -251,8 +321,7 @@ impl<'a> Scene<'a> {
     /// The text detector's regions at its full input size (what `read` reads).
     pub fn text_regions(&self) -> Result<&[TextRegion], PipelineError> {
         once(&self.text_regions, || {
-            let detector = required(self.models().text_detector.as_deref(), "the text detector")?;
-            Ok(detector.detect(self.image)?)
+            detect_text(self.pipeline, self.image)
         })
         .map(Vec::as_slice)
     }
@@ -292,7 +361,7 @@ impl<'a> Scene<'a> {
 mod tests {
     use std::collections::HashMap;
     use std::io::Cursor;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use std::sync::Arc;
 
     use image::{ImageFormat, RgbImage};
@@ -300,7 +369,10 @@ mod tests {
     use super::Scene;
     use crate::geometry::{BoundingBox, Detection, FaceDetection, FaceLandmarks};
     use crate::models::hierarchy::{Hierarchy, NamedClass};
-    use crate::models::traits::{FaceDetector, ImageClassifier, ObjectDetector};
+    use crate::models::text_det::TextRegion;
+    use crate::models::traits::{
+        FaceDetector, ImageClassifier, ObjectDetector, TextRegionDetector,
+    };
     use crate::models::ModelPack;
     use crate::pipeline::decode::ANALYZE_V4;
     use crate::pipeline::{AnalysisOptions, DetectionSettings, Feature, Pipeline};
@@ -376,6 +448,28 @@ mod tests {
                     mouth_right: (14.0, 16.0),
                 },
             }])
+        }
+    }
+
+    /// Finds no text; counts its runs and whether any of them could have taken every core.
+    struct FakeText {
+        runs: Arc<AtomicUsize>,
+        overlap: Arc<Overlap>,
+        saw_every_core_free: Arc<AtomicBool>,
+    }
+
+    impl TextRegionDetector for FakeText {
+        fn detect(&self, _: &RgbImage) -> anyhow::Result<Vec<TextRegion>> {
+            self.runs.fetch_add(1, Ordering::SeqCst);
+            if crate::cpu_budget::budget().alone() {
+                self.saw_every_core_free.store(true, Ordering::SeqCst);
+            }
+            self.overlap.run();
+            Ok(Vec::new())
+        }
+
+        fn detect_within(&self, image: &RgbImage, _: u32) -> anyhow::Result<Vec<TextRegion>> {
+            self.detect(image)
         }
     }
 
@@ -516,27 +610,45 @@ mod tests {
     #[test]
     fn side_by_side_the_small_models_run_at_once_and_each_once() {
         let hold = std::time::Duration::from_millis(200);
-        let (pipeline, detector_runs, classifier_runs, overlap) = overlapping_pipeline(1, hold);
+        let (mut pipeline, detector_runs, classifier_runs, overlap) = overlapping_pipeline(1, hold);
+        let (text_runs, saw_every_core_free) = (Arc::default(), Arc::default());
+        pipeline.models.text_detector = Some(Box::new(FakeText {
+            runs: Arc::clone(&text_runs),
+            overlap: Arc::clone(&overlap),
+            saw_every_core_free: Arc::clone(&saw_every_core_free),
+        }));
         let image = RgbImage::from_pixel(120, 80, image::Rgb([90, 90, 90]));
         let scene = Scene::new(&pipeline, &image);
-        scene.run_side_by_side(&[Feature::Tags, Feature::Objects]);
+        let _request = crate::cpu_budget::budget().working();
+        scene.run_side_by_side(&[Feature::Read, Feature::Tags, Feature::Objects], 2);
         assert_eq!(
             overlap.peak.load(Ordering::SeqCst),
             2,
-            "the two ran at once"
+            "two ran at once, never three on two workers"
+        );
+        assert!(
+            !saw_every_core_free.load(Ordering::SeqCst),
+            "a side-by-side run never takes every core"
         );
         assert_eq!(scene.detections().unwrap().len(), 1);
         assert_eq!(scene.class_probabilities().unwrap(), [0.9, 0.1]);
+        assert!(scene.text_regions().unwrap().is_empty());
+        assert_eq!(scene.text_presence().unwrap().unwrap().coverage.regions, 0);
         assert_eq!(
             detector_runs.load(Ordering::SeqCst),
             1,
             "kept, not run again"
         );
         assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            text_runs.load(Ordering::SeqCst),
+            1,
+            "read and text presence share the regions of an image this small"
+        );
 
         // Faces alone ask for neither, and run with the feature.
         let scene = Scene::new(&pipeline, &image);
-        scene.run_side_by_side(&[Feature::Faces]);
+        scene.run_side_by_side(&[Feature::Faces], 2);
         assert_eq!(detector_runs.load(Ordering::SeqCst), 1);
         assert_eq!(classifier_runs.load(Ordering::SeqCst), 1);
     }
