@@ -6,6 +6,7 @@
 //! only one working and no permit is held. Under load every run takes one thread,
 //! the most images/s: a wide run of one request would make the others wait for cores.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, LazyLock, Mutex, MutexGuard};
 
 use crate::metrics::CPU_BUDGET_IN_USE;
@@ -137,6 +138,48 @@ impl CpuBudget {
     }
 }
 
+/// Threads a lone request may spread its independent model runs over: every core when it is
+/// [`alone`](CpuBudget::alone), else one (under load each request keeps to one thread).
+pub fn spread_workers() -> usize {
+    let budget = budget();
+    if budget.alone() {
+        budget.cores()
+    } else {
+        1
+    }
+}
+
+/// Runs `task(i)` for each i in `0..count` on up to `workers` threads, the caller's among them, each
+/// taking the next index when it comes free (so tasks listed longest first end close together), and
+/// returns the results in index order. The extra threads count as requests of their own while they
+/// run, so that no model run among them takes every core.
+pub fn spread<T: Send>(count: usize, workers: usize, task: impl Fn(usize) -> T + Sync) -> Vec<T> {
+    let workers = workers.clamp(1, count.max(1));
+    if workers == 1 {
+        return (0..count).map(task).collect();
+    }
+    let budget = budget();
+    let _extra: Vec<Working<'_>> = (1..workers).map(|_| budget.working()).collect();
+    let next = AtomicUsize::new(0);
+    let done = Mutex::new((0..count).map(|_| None).collect::<Vec<Option<T>>>());
+    let work = || loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        if i >= count {
+            break;
+        }
+        let result = task(i);
+        done.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(result);
+    };
+    std::thread::scope(|threads| {
+        for _ in 1..workers {
+            threads.spawn(work);
+        }
+        work();
+    });
+    let done = done.into_inner().unwrap_or_else(|e| e.into_inner());
+    done.into_iter().flatten().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -164,6 +207,35 @@ mod tests {
         threads.into_iter().for_each(|t| t.join().unwrap());
         assert_eq!(peak.load(Ordering::SeqCst), 2);
         assert_eq!(budget.lock().in_use, 0);
+    }
+
+    #[test]
+    fn spread_tasks_run_side_by_side_never_alone_and_come_back_in_order() {
+        let _request = budget().working();
+        let (running, peak, saw_alone) = (
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+            AtomicUsize::new(0),
+        );
+        let results = spread(5, 2, |i| {
+            let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+            peak.fetch_max(now, Ordering::SeqCst);
+            if budget().alone() {
+                saw_alone.fetch_add(1, Ordering::SeqCst);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(30));
+            running.fetch_sub(1, Ordering::SeqCst);
+            i * 10
+        });
+        assert_eq!(results, [0, 10, 20, 30, 40]);
+        assert_eq!(peak.load(Ordering::SeqCst), 2, "two workers, never more");
+        assert_eq!(
+            saw_alone.load(Ordering::SeqCst),
+            0,
+            "no task may take every core"
+        );
+        assert_eq!(spread(3, 1, |i| i), [0, 1, 2], "one worker: in order");
+        assert!(spread(0, 2, |i| i).is_empty());
     }
 
     #[test]

@@ -10,6 +10,7 @@ use ort::value::TensorRef;
 use serde::Deserialize;
 
 use super::traits::LineRecognizer;
+use crate::cpu_budget;
 use crate::geometry::Quad;
 use crate::models::manifest::PackEntry;
 use crate::models::preprocess::{resize_bilinear, to_nchw_bgr};
@@ -84,40 +85,63 @@ impl TextRecognizer {
     }
 }
 
-impl LineRecognizer for TextRecognizer {
-    /// Reads each line image (upright, any width), batching lines of similar aspect ratio.
-    fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+impl TextRecognizer {
+    /// Reads one batch of `lines` (the indices of lines of similar aspect ratio).
+    fn read_batch(&self, lines: &[RgbImage], batch: &[usize]) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
-        let ratio = |i: usize| lines[i].width() as f32 / lines[i].height().max(1) as f32;
+        let widest = batch
+            .iter()
+            .map(|&i| aspect(&lines[i]))
+            .fold(self.facts.min_width as f32 / height as f32, f32::max);
+        let batch_width = (height as f32 * widest).ceil() as u32;
+        let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
+        let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
+        let content: Vec<f32> = widths
+            .iter()
+            .map(|&w| w as f32 / batch_width as f32)
+            .collect();
+        let inputs =
+            ort::inputs![self.facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
+        self.sessions.run(inputs, |outputs| {
+            let scores = outputs[self.facts.output.as_str()].try_extract_array::<f32>()?;
+            let scores = scores
+                .into_dimensionality::<ndarray::Ix3>()
+                .map_err(|e| ort::Error::new(e.to_string()))?;
+            Ok(scores
+                .axis_iter(Axis(0))
+                .zip(&content)
+                .map(|(frames, &c)| decode_ctc(&self.classes, frames, c))
+                .collect())
+        })
+    }
+}
+
+fn aspect(line: &RgbImage) -> f32 {
+    line.width() as f32 / line.height().max(1) as f32
+}
+
+impl LineRecognizer for TextRecognizer {
+    /// Reads each line image (upright, any width), batching lines of similar aspect ratio. A lone
+    /// request reads its batches side by side, one thread each, widest first: a batch on one thread
+    /// wastes less than on two (10 batches of 6 lines, 96 to 640 px wide: 313 ms against 324), and
+    /// each thread decodes its own.
+    fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
         let mut order: Vec<usize> = (0..lines.len()).collect();
-        order.sort_by(|&a, &b| ratio(a).total_cmp(&ratio(b)));
+        order.sort_by(|&a, &b| aspect(&lines[a]).total_cmp(&aspect(&lines[b])));
+        // Batches are cut from the narrowest (as they always were: a line's batch sets its padding),
+        // then read from the widest.
+        let mut batches: Vec<&[usize]> = order.chunks(self.facts.max_batch.max(1)).collect();
+        batches.reverse();
+        let workers = match batches.len() {
+            0 | 1 => 1,
+            _ => cpu_budget::spread_workers(),
+        };
+        let read = cpu_budget::spread(batches.len(), workers, |k| {
+            self.read_batch(lines, batches[k])
+        });
         let mut results = vec![RecognizedLine::default(); lines.len()];
-        for batch in order.chunks(self.facts.max_batch.max(1)) {
-            let widest = batch
-                .iter()
-                .map(|&i| ratio(i))
-                .fold(self.facts.min_width as f32 / height as f32, f32::max);
-            let batch_width = (height as f32 * widest).ceil() as u32;
-            let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
-            let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
-            let content: Vec<f32> = widths
-                .iter()
-                .map(|&w| w as f32 / batch_width as f32)
-                .collect();
-            let inputs =
-                ort::inputs![self.facts.input.as_str() => TensorRef::from_array_view(&tensor)?];
-            let decoded = self.sessions.run(inputs, |outputs| {
-                let scores = outputs[self.facts.output.as_str()].try_extract_array::<f32>()?;
-                let scores = scores
-                    .into_dimensionality::<ndarray::Ix3>()
-                    .map_err(|e| ort::Error::new(e.to_string()))?;
-                Ok(scores
-                    .axis_iter(Axis(0))
-                    .zip(&content)
-                    .map(|(frames, &c)| decode_ctc(&self.classes, frames, c))
-                    .collect::<Vec<_>>())
-            })?;
-            for (&i, line) in batch.iter().zip(decoded) {
+        for (batch, decoded) in batches.iter().zip(read) {
+            for (&i, line) in batch.iter().zip(decoded?) {
                 results[i] = line;
             }
         }

@@ -8,7 +8,6 @@
 //! a different answer.
 
 use std::cell::OnceCell;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::OnceLock;
 
 use fast_image_resize::ResizeAlg;
@@ -102,23 +101,6 @@ fn keep<T>(cell: &OnceCell<T>, slot: Slot<T>) {
     if let Some(Ok(value)) = slot.into_inner() {
         let _ = cell.set(value);
     }
-}
-
-/// Runs `jobs` on `workers` threads (the caller's among them), each taking the next job in the list
-/// when it is free: listed longest first, they end close together.
-fn run_jobs(jobs: &[Job<'_>], workers: usize) {
-    let next = AtomicUsize::new(0);
-    let work = || {
-        while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-            job();
-        }
-    };
-    std::thread::scope(|threads| {
-        for _ in 1..workers.min(jobs.len()) {
-            threads.spawn(work);
-        }
-        work();
-    });
 }
 
 /// Makes [`Scene::detections`] (a free function, so a prefetch thread can run it).
@@ -256,9 +238,9 @@ impl<'a> Scene<'a> {
     /// load it does nothing: each request then keeps to one thread. A failed run leaves its cell
     /// empty, for the feature to run again and report.
     pub(super) fn prefetch(&self, features: &[Feature]) {
-        let budget = cpu_budget::budget();
-        if budget.alone() {
-            self.run_side_by_side(features, budget.cores());
+        let workers = cpu_budget::spread_workers();
+        if workers > 1 {
+            self.run_side_by_side(features, workers);
         }
     }
 
@@ -299,12 +281,7 @@ impl<'a> Scene<'a> {
         if jobs.len() < 2 || workers < 2 {
             return;
         }
-        {
-            // The workers count as requests of their own, so that none takes every core.
-            let budget = cpu_budget::budget();
-            let _side_by_side: Vec<_> = (1..workers).map(|_| budget.working()).collect();
-            run_jobs(&jobs, workers);
-        }
+        cpu_budget::spread(jobs.len(), workers, |i| jobs[i]());
         drop(jobs);
         keep(&self.text_regions, regions);
         keep(&self.text_presence, presence_on_copy);
