@@ -402,25 +402,13 @@ impl ScriptReader for Tesseract {
                     .collect::<Result<Vec<_>>>()
             })?
         };
-        let budget = crate::cpu_budget::budget();
-        if lines.len() < 2 || !budget.alone() {
+        let workers = crate::cpu_budget::spread_workers().min(lines.len());
+        if workers < 2 {
             return read_part(lines);
         }
-        let share = lines.len().div_ceil(budget.cores());
-        std::thread::scope(|threads| {
-            let readers: Vec<_> = lines
-                .chunks(share)
-                .map(|part| threads.spawn(move || read_part(part)))
-                .collect();
-            let mut all = Vec::with_capacity(lines.len());
-            for reader in readers {
-                let part = reader
-                    .join()
-                    .map_err(|_| anyhow!("a Tesseract reader panicked"))??;
-                all.extend(part);
-            }
-            Ok(all)
-        })
+        let parts: Vec<&[RgbImage]> = lines.chunks(lines.len().div_ceil(workers)).collect();
+        let read = crate::cpu_budget::spread(parts.len(), workers, |k| read_part(parts[k]));
+        Ok(read.into_iter().collect::<Result<Vec<_>>>()?.concat())
     }
 
     /// The script of `strip` (lines stacked) as Tesseract's script detector names it ("Latin",
