@@ -14,6 +14,7 @@ use image::RgbImage;
 use super::order::{median_angle, natural_order, reading_order};
 use super::words::confident_line;
 use super::{Orientation, PageText, ReadOptions, TextLine};
+use crate::cpu_budget;
 use crate::geometry::Quad;
 use crate::models::tesseract::{script_named, Script, SCRIPTS};
 use crate::models::text_det::TextRegion;
@@ -160,10 +161,13 @@ pub(super) fn read_regions(
     let pending: Vec<usize> = (0..quads.len())
         .filter(|&i| recognized[i].is_none())
         .collect();
-    let crops = pending
-        .iter()
-        .map(|&i| crop_line(image, &quads[i]))
-        .collect::<Result<Vec<_>>>()?;
+    // A receipt's 47 crops took 17 ms on one thread (9 ms on two): a lone request cuts them on
+    // every core.
+    let crops = cpu_budget::spread(pending.len(), cpu_budget::spread_workers(), |k| {
+        crop_line(image, &quads[pending[k]])
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
     for (&i, line) in pending.iter().zip(reader.recognize(&crops)?) {
         recognized[i] = Some(line);
     }
