@@ -83,9 +83,7 @@ impl TextRecognizer {
             classes,
         })
     }
-}
 
-impl TextRecognizer {
     /// Reads one batch of `lines` (the indices of lines of similar aspect ratio).
     fn read_batch(&self, lines: &[RgbImage], batch: &[usize]) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
@@ -132,11 +130,7 @@ impl LineRecognizer for TextRecognizer {
         // then read from the widest.
         let mut batches: Vec<&[usize]> = order.chunks(self.facts.max_batch.max(1)).collect();
         batches.reverse();
-        let workers = match batches.len() {
-            0 | 1 => 1,
-            _ => cpu_budget::spread_workers(),
-        };
-        let read = cpu_budget::spread(batches.len(), workers, |k| {
+        let read = cpu_budget::spread(batches.len(), cpu_budget::spread_workers(), |k| {
             self.read_batch(lines, batches[k])
         });
         let mut results = vec![RecognizedLine::default(); lines.len()];

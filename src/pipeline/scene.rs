@@ -278,7 +278,7 @@ impl<'a> Scene<'a> {
             jobs.push(job(&classes, || classify(pipeline, image)));
         }
         // One model alone gains nothing from a thread of its own.
-        if jobs.len() < 2 || workers < 2 {
+        if jobs.len() < 2 {
             return;
         }
         cpu_budget::spread(jobs.len(), workers, |i| jobs[i]());
