@@ -87,10 +87,7 @@ impl TextRecognizer {
     /// Reads one batch of `lines` (the indices of lines of similar aspect ratio).
     fn read_batch(&self, lines: &[RgbImage], batch: &[usize]) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
-        let widest = batch
-            .iter()
-            .map(|&i| aspect(&lines[i]))
-            .fold(self.facts.min_width as f32 / height as f32, f32::max);
+        let widest = widest_aspect(lines, batch).max(self.facts.min_width as f32 / height as f32);
         let batch_width = (height as f32 * widest).ceil() as u32;
         let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
         let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
@@ -118,25 +115,43 @@ fn aspect(line: &RgbImage) -> f32 {
     line.width() as f32 / line.height().max(1) as f32
 }
 
+/// The largest aspect ratio among the lines of `batch` (0 for none).
+fn widest_aspect(lines: &[RgbImage], batch: &[usize]) -> f32 {
+    batch.iter().map(|&i| aspect(&lines[i])).fold(0.0, f32::max)
+}
+
 impl LineRecognizer for TextRecognizer {
-    /// Reads each line image (upright, any width), batching lines of similar aspect ratio. A lone
-    /// request reads its batches side by side, one thread each, widest first: a batch on one thread
-    /// wastes less than on two (10 batches of 6 lines, 96 to 640 px wide: 313 ms against 324), and
-    /// each thread decodes its own.
+    /// Reads each line image (upright, any width), batching lines of similar aspect ratio.
     fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
-        let mut order: Vec<usize> = (0..lines.len()).collect();
-        order.sort_by(|&a, &b| aspect(&lines[a]).total_cmp(&aspect(&lines[b])));
-        // Batches are cut from the narrowest (as they always were: a line's batch sets its padding),
-        // then read from the widest.
-        let mut batches: Vec<&[usize]> = order.chunks(self.facts.max_batch.max(1)).collect();
-        batches.reverse();
+        Ok(self.recognize_groups(&[lines])?.pop().unwrap_or_default())
+    }
+
+    /// A lone request reads the batches side by side, one thread each, widest first: a batch on one
+    /// thread wastes less than on two (10 batches of 6 lines, 96 to 640 px wide: 313 ms against
+    /// 324), and each thread decodes its own.
+    fn recognize_groups(&self, groups: &[&[RgbImage]]) -> Result<Vec<Vec<RecognizedLine>>> {
+        // Each group's batches are cut from its own narrowest lines (as they always were: a line's
+        // batch sets its padding), so a line reads the same whatever else is read with it.
+        let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (group, lines) in groups.iter().enumerate() {
+            let mut order: Vec<usize> = (0..lines.len()).collect();
+            order.sort_by(|&a, &b| aspect(&lines[a]).total_cmp(&aspect(&lines[b])));
+            let cut = order.chunks(self.facts.max_batch.max(1));
+            batches.extend(cut.map(|batch| (group, batch.to_vec())));
+        }
+        let widest = |(group, batch): &(usize, Vec<usize>)| widest_aspect(groups[*group], batch);
+        batches.sort_by(|a, b| widest(b).total_cmp(&widest(a)));
         let read = cpu_budget::spread(batches.len(), cpu_budget::spread_workers(), |k| {
-            self.read_batch(lines, batches[k])
+            let (group, batch) = &batches[k];
+            self.read_batch(groups[*group], batch)
         });
-        let mut results = vec![RecognizedLine::default(); lines.len()];
-        for (batch, decoded) in batches.iter().zip(read) {
+        let mut results: Vec<Vec<RecognizedLine>> = groups
+            .iter()
+            .map(|lines| vec![RecognizedLine::default(); lines.len()])
+            .collect();
+        for ((group, batch), decoded) in batches.iter().zip(read) {
             for (&i, line) in batch.iter().zip(decoded?) {
-                results[i] = line;
+                results[*group][i] = line;
             }
         }
         Ok(results)

@@ -69,6 +69,11 @@ pub trait TextRegionDetector: Send + Sync {
 /// Reads line crops (upright, left to right), one reading per crop.
 pub trait LineRecognizer: Send + Sync {
     fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>>;
+    /// Reads each group as `recognize` reads it alone (the same readings), in one go: a recogniser
+    /// that batches can then read the groups' batches side by side.
+    fn recognize_groups(&self, groups: &[&[RgbImage]]) -> Result<Vec<Vec<RecognizedLine>>> {
+        groups.iter().map(|lines| self.recognize(lines)).collect()
+    }
 }
 
 /// Tells upside-down line crops from upright ones.

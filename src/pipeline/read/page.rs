@@ -105,12 +105,28 @@ impl LineReader<'_> {
     }
 }
 
-/// Reads the page from the regions the text detector found on it (at its full input size).
+/// Reads the page from the regions the text detector found on it (at its full input size); a lone
+/// request reads ahead (see `read_regions_ahead`).
 pub(super) fn read_regions(
     readers: &Readers,
     image: &RgbImage,
     regions: Vec<TextRegion>,
     options: &ReadOptions,
+) -> Result<PageText> {
+    let ahead = cpu_budget::spread_workers() > 1;
+    read_regions_ahead(readers, image, regions, options, ahead)
+}
+
+/// `read_regions`. Most pages are upright, and PP-OCR settles that on the vote's sample alone; with
+/// `ahead`, it reads the rest of the page that way in the same go, on the cores the sample's batch
+/// would leave idle, and keeps it if the vote agrees (a receipt: 5% sooner). The answer is the same
+/// either way: each group is read as if alone.
+fn read_regions_ahead(
+    readers: &Readers,
+    image: &RgbImage,
+    regions: Vec<TextRegion>,
+    options: &ReadOptions,
+    ahead: bool,
 ) -> Result<PageText> {
     let regions = sure_regions(regions);
     if regions.is_empty() {
@@ -132,30 +148,48 @@ pub(super) fn read_regions(
         });
     let candidates = orientation_candidates(&regions, options.assume_upright);
     let mut reader = named.unwrap_or(LineReader::PpOcr(readers.recognizer));
-    let (mut orientation, mut sample) = choose_orientation(reader, image, &regions, candidates)?;
+    let voters = vote_sample(&regions);
+    let (first, mut rest) = match reader {
+        LineReader::PpOcr(recognizer) if ahead => {
+            let (sample, rest) =
+                read_sample_and_rest(recognizer, image, &regions, &voters, candidates[0])?;
+            (sample, Some(rest))
+        }
+        _ => (
+            read_sample(reader, image, &regions, &voters, candidates[0])?,
+            None,
+        ),
+    };
+    let (mut orientation, mut sample) =
+        choose_orientation(reader, image, &regions, &voters, candidates, first)?;
     if let (None, None, Some(tesseract)) = (language, named, readers.scripts) {
         if !is_sure(&regions, &sample) {
             if let Some(script) = other_script(tesseract, image, &regions, candidates, &sample)? {
                 let other = LineReader::Tesseract(tesseract, script.traineddata);
+                let first = read_sample(other, image, &regions, &voters, candidates[0])?;
                 let (other_orientation, other_sample) =
-                    choose_orientation(other, image, &regions, candidates)?;
+                    choose_orientation(other, image, &regions, &voters, candidates, first)?;
                 // Only the other script's own characters count: a model reading text not of its
                 // script returns lookalikes, digits and punctuation, often confidently.
                 if script_evidence(script, other_sample.iter().map(|(_, l)| l))
                     > evidence(sample.iter().map(|(_, l)| l))
                 {
                     (reader, orientation, sample) = (other, other_orientation, other_sample);
+                    rest = None;
                 }
             }
         }
+    }
+    if orientation != candidates[0] {
+        rest = None;
     }
     let mut quads: Vec<Quad> = regions
         .iter()
         .map(|r| turned(&r.quad, orientation))
         .collect();
-    // The vote already read its sample the chosen way; read the rest.
+    // The vote already read its sample the chosen way (and maybe the rest); read what is left.
     let mut recognized: Vec<Option<RecognizedLine>> = vec![None; quads.len()];
-    for (i, line) in sample {
+    for (i, line) in sample.into_iter().chain(rest.into_iter().flatten()) {
         recognized[i] = Some(line);
     }
     let pending: Vec<usize> = (0..quads.len())
@@ -410,40 +444,88 @@ fn side_lengths(q: &Quad) -> (f32, f32) {
     )
 }
 
-/// The candidate orientation the reader reads best, and the sample of lines the vote read, as
-/// (region index, line) read that way.
-fn choose_orientation(
-    reader: LineReader,
-    image: &RgbImage,
-    regions: &[TextRegion],
-    candidates: &[Orientation],
-) -> Result<(Orientation, Vec<(usize, RecognizedLine)>)> {
+/// Lines read, each with the index of its region.
+type Readings = Vec<(usize, RecognizedLine)>;
+
+/// The regions that vote on the page's orientation: the largest.
+fn vote_sample(regions: &[TextRegion]) -> Vec<usize> {
     let area = |i: usize| side_lengths(&regions[i].quad).0 * side_lengths(&regions[i].quad).1;
     let mut sample: Vec<usize> = (0..regions.len()).collect();
     sample.sort_by(|&a, &b| area(b).total_cmp(&area(a)));
     sample.truncate(ORIENTATION_SAMPLE);
-    let read_turned = |o: Orientation| -> Result<Vec<(usize, RecognizedLine)>> {
-        let crops = sample_crops(image, regions, &sample, o)?;
-        Ok(sample
-            .iter()
-            .copied()
-            .zip(reader.recognize(&crops)?)
-            .collect())
-    };
+    sample
+}
+
+/// The candidate orientation the reader reads best, and the sample of lines the vote read, as
+/// (region index, line) read that way; `first` is the sample read the first candidate's way.
+fn choose_orientation(
+    reader: LineReader,
+    image: &RgbImage,
+    regions: &[TextRegion],
+    sample: &[usize],
+    candidates: &[Orientation],
+    first: Readings,
+) -> Result<(Orientation, Readings)> {
     // With PP-OCR, the first candidate (upright, or turned right) read surely settles it: most pages
     // are upright, and PP-OCR never reads a page upside down surely. Tesseract's models can read
     // upside-down text as confident lookalikes, so with them every candidate is read.
-    let mut best = (candidates[0], read_turned(candidates[0])?);
+    let mut best = (candidates[0], first);
     if matches!(reader, LineReader::PpOcr(_)) && is_sure(regions, &best.1) {
         return Ok(best);
     }
     for &o in &candidates[1..] {
-        let read = read_turned(o)?;
+        let read = read_sample(reader, image, regions, sample, o)?;
         if evidence(read.iter().map(|(_, l)| l)) > evidence(best.1.iter().map(|(_, l)| l)) {
             best = (o, read);
         }
     }
     Ok(best)
+}
+
+/// The lines of the regions at `sample`, read as if the page were turned `orientation`.
+fn read_sample(
+    reader: LineReader,
+    image: &RgbImage,
+    regions: &[TextRegion],
+    sample: &[usize],
+    orientation: Orientation,
+) -> Result<Readings> {
+    let crops = sample_crops(image, regions, sample, orientation)?;
+    Ok(sample
+        .iter()
+        .copied()
+        .zip(reader.recognize(&crops)?)
+        .collect())
+}
+
+/// `read_sample`, and every other region read the same way, each as if read on its own, in one
+/// go: the crops cut and the batches read on every core.
+fn read_sample_and_rest(
+    recognizer: &dyn LineRecognizer,
+    image: &RgbImage,
+    regions: &[TextRegion],
+    sample: &[usize],
+    orientation: Orientation,
+) -> Result<(Readings, Readings)> {
+    let rest: Vec<usize> = (0..regions.len()).filter(|i| !sample.contains(i)).collect();
+    let order: Vec<usize> = sample.iter().chain(&rest).copied().collect();
+    let crops = cpu_budget::spread(order.len(), cpu_budget::spread_workers(), |k| {
+        crop_line(image, &turned(&regions[order[k]].quad, orientation))
+    })
+    .into_iter()
+    .collect::<Result<Vec<_>>>()?;
+    let (sample_crops, rest_crops) = crops.split_at(sample.len());
+    let mut read = recognizer
+        .recognize_groups(&[sample_crops, rest_crops])?
+        .into_iter();
+    let mut paired = |indices: &[usize]| -> Readings {
+        indices
+            .iter()
+            .copied()
+            .zip(read.next().unwrap_or_default())
+            .collect()
+    };
+    Ok((paired(sample), paired(&rest)))
 }
 
 /// The lines of the regions at `indices`, cropped as if the page were turned `orientation`.
@@ -648,6 +730,74 @@ mod tests {
         page.lines.iter().map(|l| l.text.as_str()).collect()
     }
 
+    /// The page as a busy machine reads it (sample first) after checking that a lone request,
+    /// reading ahead, reads the same.
+    fn read_both_ways(
+        readers: &Readers,
+        image: &RgbImage,
+        regions: Vec<TextRegion>,
+        options: &ReadOptions,
+    ) -> PageText {
+        let ahead = read_regions_ahead(readers, image, regions.clone(), options, true).unwrap();
+        let page = read_regions_ahead(readers, image, regions, options, false).unwrap();
+        assert_eq!(ahead, page, "reading ahead changes nothing");
+        page
+    }
+
+    /// Counts the calls that read the vote's sample and the rest of the page in one go.
+    struct ReadAheadCounter {
+        in_one_go: AtomicUsize,
+    }
+
+    impl LineRecognizer for ReadAheadCounter {
+        fn recognize(&self, lines: &[RgbImage]) -> Result<Vec<RecognizedLine>> {
+            FakeRecognizer.recognize(lines)
+        }
+
+        fn recognize_groups(&self, groups: &[&[RgbImage]]) -> Result<Vec<Vec<RecognizedLine>>> {
+            if groups.len() == 2 {
+                self.in_one_go.fetch_add(1, Ordering::SeqCst);
+            }
+            groups.iter().map(|lines| self.recognize(lines)).collect()
+        }
+    }
+
+    #[test]
+    fn reading_ahead_keeps_the_rest_of_an_upright_page_and_rereads_a_turned_one() {
+        let counter = ReadAheadCounter {
+            in_one_go: AtomicUsize::new(0),
+        };
+        let readers = Readers {
+            recognizer: &counter,
+            line_classifier: None,
+            scripts: None,
+        };
+        let expected: Vec<String> = (1..=6).map(|n| format!("LATINLINE{n}")).collect();
+        for upside_down in [false, true] {
+            // Six lines: the vote reads the four largest, the rest are read ahead.
+            let bars: Vec<Bar> = (1..=6u8)
+                .map(|n| {
+                    let y = 40.0 * n as f32;
+                    bar(n, if upside_down { 280.0 - y } else { y }, RED, upside_down)
+                })
+                .collect();
+            let (image, regions) = page(&bars);
+            let page = read_both_ways(&readers, &image, regions, &ReadOptions::default());
+            let want = if upside_down {
+                Orientation::Down
+            } else {
+                Orientation::Up
+            };
+            assert_eq!(page.orientation, Some(want));
+            assert_eq!(texts(&page), expected);
+        }
+        assert_eq!(
+            counter.in_one_go.load(Ordering::SeqCst),
+            2,
+            "each page read its sample and the rest in one go once (not when reading sample first)"
+        );
+    }
+
     #[test]
     fn the_orientation_vote_reads_a_page_upright_or_turned_over_and_in_rows() {
         let readers = Readers {
@@ -658,14 +808,14 @@ mod tests {
         // Given bottom line first: the page comes back top down.
         let bars = [bar(3, 200.0, RED, false), bar(1, 40.0, RED, false)];
         let (image, regions) = page(&bars);
-        let read = read_regions(&readers, &image, regions, &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&readers, &image, regions, &ReadOptions::default());
         assert_eq!(read.orientation, Some(Orientation::Up));
         assert_eq!(texts(&read), ["LATINLINE1", "LATINLINE3"]);
 
         // Turned over: read upside down, the reader's first line is the image's bottom one.
         let bars = [bar(1, 200.0, RED, true), bar(3, 40.0, RED, true)];
         let (image, regions) = page(&bars);
-        let read = read_regions(&readers, &image, regions, &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&readers, &image, regions, &ReadOptions::default());
         assert_eq!(read.orientation, Some(Orientation::Down));
         assert_eq!(texts(&read), ["LATINLINE1", "LATINLINE3"]);
         assert!((read.angle.abs() - 180.0).abs() < 1e-3, "{}", read.angle);
@@ -675,7 +825,7 @@ mod tests {
             assume_upright: true,
             ..ReadOptions::default()
         };
-        let read = read_regions(&readers, &image, page(&bars).1, &options).unwrap();
+        let read = read_both_ways(&readers, &image, page(&bars).1, &options);
         assert_eq!(read.orientation, Some(Orientation::Up));
         assert!(read.lines.is_empty(), "{:?}", texts(&read));
     }
@@ -690,24 +840,28 @@ mod tests {
             line_classifier: None,
             scripts: Some(&scripts),
         };
-        let (image, regions) = page(&[bar(1, 40.0, BLUE, false), bar(2, 120.0, BLUE, false)]);
-        let read =
-            read_regions(&readers, &image, regions.clone(), &ReadOptions::default()).unwrap();
-        assert_eq!(texts(&read), ["СТРОКА1", "СТРОКА2"]);
-        assert_eq!(scripts.detections.load(Ordering::SeqCst), 1);
+        // Five lines: the fifth is not in the vote's sample, and read by the other script too.
+        let bars: Vec<Bar> = (1..=5u8)
+            .map(|n| bar(n, 50.0 * n as f32 - 30.0, BLUE, false))
+            .collect();
+        let (image, regions) = page(&bars);
+        let read = read_both_ways(&readers, &image, regions.clone(), &ReadOptions::default());
+        let expected: Vec<String> = (1..=5).map(|n| format!("СТРОКА{n}")).collect();
+        assert_eq!(texts(&read), expected);
+        assert_eq!(scripts.detections.load(Ordering::SeqCst), 2, "once a way");
 
         // A page PP-OCR reads surely never asks for the script.
         let (latin, latin_regions) = page(&[bar(1, 40.0, RED, false), bar(2, 120.0, RED, false)]);
-        let read = read_regions(&readers, &latin, latin_regions, &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&readers, &latin, latin_regions, &ReadOptions::default());
         assert_eq!(texts(&read), ["LATINLINE1", "LATINLINE2"]);
-        assert_eq!(scripts.detections.load(Ordering::SeqCst), 1);
+        assert_eq!(scripts.detections.load(Ordering::SeqCst), 2);
 
         // Without the script reader the Cyrillic page has nothing sure to say.
         let readers = Readers {
             scripts: None,
             ..readers
         };
-        let read = read_regions(&readers, &image, regions, &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&readers, &image, regions, &ReadOptions::default());
         assert!(read.lines.is_empty(), "{:?}", texts(&read));
     }
 
@@ -725,8 +879,7 @@ mod tests {
             line_classifier: None,
             scripts: None,
         };
-        let read =
-            read_regions(&without, &image, regions.clone(), &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&without, &image, regions.clone(), &ReadOptions::default());
         assert_eq!(read.orientation, Some(Orientation::Up));
         assert_eq!(texts(&read), ["LATINLINE1", "LATINLINE2", "LATINLINE3"]);
 
@@ -734,7 +887,7 @@ mod tests {
             line_classifier: Some(&FakeLineClassifier),
             ..without
         };
-        let read = read_regions(&with, &image, regions, &ReadOptions::default()).unwrap();
+        let read = read_both_ways(&with, &image, regions, &ReadOptions::default());
         assert_eq!(
             texts(&read),
             ["LATINLINE1", "LATINLINE2", "LATINLINE3", "LATINLINE4"]
