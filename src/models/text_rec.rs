@@ -55,6 +55,39 @@ impl RecognizedLine {
     }
 }
 
+/// A page with this many lines to read (a document) is read in batches of like width: on the SROIE
+/// development receipts, padding was 15% of the columns read, and cutting it read them 6% sooner with
+/// line CER 4.7% -> 4.5%. A scene's few lines keep batches of `max_batch` from the narrowest: its short
+/// crops read unpadded came back as confident junk ("54", "600" on the ICDAR 2015 development images,
+/// end-to-end F1 65.6% -> 64.9%), while its padding costs little.
+const LIKE_WIDTHS_FROM: usize = 20;
+
+/// In batches of like width, a batch's widest line is at most this much wider than its narrowest.
+/// With scenes cut too, 1.05 / 1.1 / 1.25 gave receipt CER 4.3 / 4.4 / 4.5%, the same within noise;
+/// on the development images 1.1 leaves 12% fewer columns to read than batches of 6 with twice as
+/// many batches, 1.05 13% with nearly three times.
+const PADDING_ALLOWED: f32 = 1.1;
+
+/// How many lines each batch takes, in order, of lines whose padded widths `widths` rise.
+fn batch_sizes(widths: &[f32], max_batch: usize) -> Vec<usize> {
+    let max_batch = max_batch.max(1);
+    if widths.len() < LIKE_WIDTHS_FROM {
+        return widths.chunks(max_batch).map(<[f32]>::len).collect();
+    }
+    let mut sizes = Vec::new();
+    let mut rest = widths;
+    while let Some(&narrowest) = rest.first() {
+        let size = rest
+            .iter()
+            .take(max_batch)
+            .take_while(|&&width| width <= narrowest * PADDING_ALLOWED)
+            .count();
+        sizes.push(size);
+        rest = &rest[size..];
+    }
+    sizes
+}
+
 pub struct TextRecognizer {
     sessions: SessionPool,
     facts: TextRecFacts,
@@ -84,10 +117,15 @@ impl TextRecognizer {
         })
     }
 
+    /// The aspect ratio a batch is padded to at least.
+    fn min_aspect(&self) -> f32 {
+        self.facts.min_width as f32 / self.facts.height as f32
+    }
+
     /// Reads one batch of `lines` (the indices of lines of similar aspect ratio).
     fn read_batch(&self, lines: &[RgbImage], batch: &[usize]) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
-        let widest = widest_aspect(lines, batch).max(self.facts.min_width as f32 / height as f32);
+        let widest = widest_aspect(lines, batch).max(self.min_aspect());
         let batch_width = (height as f32 * widest).ceil() as u32;
         let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
         let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
@@ -130,14 +168,22 @@ impl LineRecognizer for TextRecognizer {
     /// thread wastes less than on two (10 batches of 6 lines, 96 to 640 px wide: 313 ms against
     /// 324), and each thread decodes its own.
     fn recognize_groups(&self, groups: &[&[RgbImage]]) -> Result<Vec<Vec<RecognizedLine>>> {
-        // Each group's batches are cut from its own narrowest lines (as they always were: a line's
-        // batch sets its padding), so a line reads the same whatever else is read with it.
+        // Each group's batches are cut from its own narrowest lines (a line's batch sets its
+        // padding), so a line reads the same whatever else is read with it.
         let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
         for (group, lines) in groups.iter().enumerate() {
             let mut order: Vec<usize> = (0..lines.len()).collect();
             order.sort_by(|&a, &b| aspect(&lines[a]).total_cmp(&aspect(&lines[b])));
-            let cut = order.chunks(self.facts.max_batch.max(1));
-            batches.extend(cut.map(|batch| (group, batch.to_vec())));
+            let widths: Vec<f32> = order
+                .iter()
+                .map(|&i| aspect(&lines[i]).max(self.min_aspect()))
+                .collect();
+            let mut rest = order.as_slice();
+            for size in batch_sizes(&widths, self.facts.max_batch) {
+                let (batch, after) = rest.split_at(size);
+                batches.push((group, batch.to_vec()));
+                rest = after;
+            }
         }
         let widest = |(group, batch): &(usize, Vec<usize>)| widest_aspect(groups[*group], batch);
         batches.sort_by(|a, b| widest(b).total_cmp(&widest(a)));
@@ -266,6 +312,24 @@ mod tests {
     use super::*;
     use image::Rgb;
     use ndarray::Array2;
+
+    #[test]
+    fn a_documents_batches_hold_lines_of_like_width_and_a_scenes_keep_six() {
+        // A scene's few lines: six at a time from the narrowest, however their widths differ.
+        assert_eq!(
+            batch_sizes(&[1.0, 2.0, 3.0, 5.0, 8.0, 13.0, 21.0], 6),
+            [6, 1]
+        );
+        // A document's: a batch ends at six lines or where a line is over a tenth wider than its
+        // first.
+        let mut widths = vec![4.0; 8];
+        widths.extend([4.3, 4.5, 4.9, 5.0]);
+        widths.extend(vec![10.0; 7]);
+        widths.push(30.0);
+        assert_eq!(widths.len(), LIKE_WIDTHS_FROM);
+        assert_eq!(batch_sizes(&widths, 6), [6, 3, 2, 1, 6, 1, 1]);
+        assert_eq!(batch_sizes(&[], 6), Vec::<usize>::new());
+    }
 
     fn decoder(classes: &[&str]) -> impl Fn(&[usize], f32) -> RecognizedLine {
         let classes: Vec<String> = classes.iter().map(|s| s.to_string()).collect();
