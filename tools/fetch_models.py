@@ -174,6 +174,9 @@ def convert(entry, workdir, out_path, dest):
         cmd = [os.path.join(HERE, "onnx_dynamic_dims.py"), model, out_path]
         for name, dims in conversion["dims"].items():
             cmd += ["--dims", f"{name}={','.join(map(str, dims))}"]
+    elif conversion["tool"] == "onnx-fold-bias":
+        cmd = [os.path.join(HERE, "onnx_fold_bias.py"), model, out_path]
+        cmd += [arg for node in conversion["matmuls"] for arg in ("--matmul", node)]
     elif conversion["tool"] == "onnx-quantize-int8":
         cmd = [os.path.join(HERE, "quantize_int8.py"), model, out_path,
                "--ranges", os.path.join(HERE, conversion["ranges"])]

@@ -13,7 +13,7 @@ use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, ModelState, NO_MODEL};
 
 /// The fetcher, its converters and their data, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 9] = [
+const FETCH_TOOLS: [(&str, &str); 10] = [
     (
         "fetch_models.py",
         include_str!("../../tools/fetch_models.py"),
@@ -41,6 +41,10 @@ const FETCH_TOOLS: [(&str, &str); 9] = [
     (
         "pth_efficientnet_to_onnx.py",
         include_str!("../../tools/pth_efficientnet_to_onnx.py"),
+    ),
+    (
+        "onnx_fold_bias.py",
+        include_str!("../../tools/onnx_fold_bias.py"),
     ),
     (
         "quantize_int8.py",
