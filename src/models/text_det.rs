@@ -246,9 +246,7 @@ fn mean_inside(map: ArrayView2<'_, f32>, quad: &[(f32, f32); 4]) -> f32 {
 /// Whether `p` lies inside (or on) a convex polygon given in either winding order.
 fn inside_convex(polygon: &[(f32, f32); 4], p: (f32, f32)) -> bool {
     let side = |a: (f32, f32), b: (f32, f32)| (b.0 - a.0) * (p.1 - a.1) - (b.1 - a.1) * (p.0 - a.0);
-    let signs: Vec<f32> = (0..4)
-        .map(|i| side(polygon[i], polygon[(i + 1) % 4]))
-        .collect();
+    let signs: [f32; 4] = std::array::from_fn(|i| side(polygon[i], polygon[(i + 1) % 4]));
     signs.iter().all(|&s| s >= -1e-3) || signs.iter().all(|&s| s <= 1e-3)
 }
 
