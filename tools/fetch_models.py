@@ -182,6 +182,7 @@ def convert(entry, workdir, out_path, dest):
                "--ranges", os.path.join(HERE, conversion["ranges"])]
         cmd += [arg for op in conversion.get("op_types", []) for arg in ("--op-type", op)]
         cmd += [arg for node in conversion.get("exclude", []) for arg in ("--exclude", node)]
+        cmd += ["--format", conversion.get("format", "operator")]
     elif conversion["tool"] in STDLIB_TOOLS:
         # Data, not models: these tools read every member in the manifest's order, with the standard library.
         inputs = [os.path.join(workdir, member) for member in entry["members"]]

@@ -1,23 +1,37 @@
 #!/usr/bin/env python3
-"""Quantizes an ONNX model's convolutions to int8 (ONNX Runtime's static quantizer: QLinearConv,
-weights per channel, activations uint8) from activation ranges kept in the repository.
+"""Quantizes an ONNX model's convolutions to int8 (ONNX Runtime's static quantizer: QLinearConv or
+QDQ pairs, weights per channel, activations uint8) from activation ranges kept in the repository.
 
 The ranges are measured once, by a developer, with `--calibrate` on photos from the scikit-image wheel;
 `vista models fetch` then only applies them. Measuring at install time would run float kernels that
 differ in their last bits between CPUs, so the file (and its pinned sha256) would differ between
 machines; weights are quantized in numpy, which rounds the same everywhere.
 
-    quantize_int8.py MODEL OUT --ranges RANGES.json [--op-type Conv] [--exclude NODE ...]
+With `--format qdq` the model is written as QuantizeLinear/DequantizeLinear pairs around float
+operators (opset 13 at least, which per-channel weights need), which ONNX Runtime fuses into int8
+kernels when it loads the model; with `--op-type Relu` a Relu after a quantized convolution becomes part
+of it. A Relu's range is then its output's; the ranges file may lack it, since for MinMax ranges it is
+its input's with negatives at zero, and it is derived so.
+
+    quantize_int8.py MODEL OUT --ranges RANGES.json [--op-type Conv] [--exclude NODE ...] [--format qdq]
     quantize_int8.py MODEL OUT --ranges RANGES.json --calibrate IMAGE... --size 320 \
         --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 [--divide-by-max]    (needs Pillow)
 """
 
 import argparse
+import copy
+import json
 import os
 import sys
+import tempfile
 
+import onnx
+from onnx import version_converter
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
                                       quantize_static)
+
+# The first opset whose DequantizeLinear takes per-channel scales.
+QDQ_OPSET = 13
 
 
 class Photos(CalibrationDataReader):
@@ -59,6 +73,8 @@ def main():
     parser.add_argument("--mean", type=floats, default=[0.485, 0.456, 0.406])
     parser.add_argument("--std", type=floats, default=[0.229, 0.224, 0.225])
     parser.add_argument("--divide-by-max", action="store_true")
+    parser.add_argument("--format", choices=["operator", "qdq"], default="operator",
+                        help="QLinear operators, or QuantizeLinear/DequantizeLinear pairs")
     args = parser.parse_args()
     if args.calibrate:
         if os.path.exists(args.ranges):
@@ -68,10 +84,40 @@ def main():
         sys.exit(f"{args.ranges}: no such ranges file (measure it with --calibrate)")
     else:
         reader = None
-    quantize_static(args.model, args.out, reader, quant_format=QuantFormat.QOperator,
-                    op_types_to_quantize=args.op_type or None, nodes_to_exclude=args.exclude, per_channel=True,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                    calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=args.ranges)
+    model = onnx.load(args.model)
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    if args.format == "qdq" and opset < QDQ_OPSET:
+        model = version_converter.convert_version(model, QDQ_OPSET)
+    with tempfile.TemporaryDirectory() as work:
+        ranges = args.ranges
+        if reader is None and "Relu" in args.op_type:
+            ranges = os.path.join(work, "ranges.json")
+            with_relu_ranges(model, args.ranges, ranges)
+        source = os.path.join(work, "model.onnx")
+        onnx.save(model, source)
+        quantize_static(source, args.out, reader,
+                        quant_format=QuantFormat.QDQ if args.format == "qdq" else QuantFormat.QOperator,
+                        op_types_to_quantize=args.op_type or None, nodes_to_exclude=args.exclude,
+                        per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=ranges)
+
+
+def with_relu_ranges(model, ranges_path, out_path):
+    """Writes the ranges with each Relu's output range added where it is missing: its input's range with
+    negatives at zero, which is what MinMax would have measured."""
+    with open(ranges_path) as f:
+        ranges = json.load(f)
+    data = ranges["data"]
+    for node in model.graph.node:
+        source, target = node.input[0] if node.input else None, node.output[0]
+        if node.op_type != "Relu" or target in data or source not in data:
+            continue
+        derived = copy.deepcopy(data[source])
+        for end in ("lowest", "highest"):
+            derived[end]["data"] = [max(0.0, value) for value in derived[end]["data"]]
+        data[target] = derived
+    with open(out_path, "w") as f:
+        json.dump(ranges, f)
 
 
 if __name__ == "__main__":

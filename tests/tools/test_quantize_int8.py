@@ -1,8 +1,10 @@
 """tools/quantize_int8.py on a two-convolution model built here: `--calibrate` measures the activation
 ranges on photos and writes them; quantizing from that file alone (what `vista models fetch` does) gives
 the same bytes every time, which the pack's pinned hash of the int8 u2netp relies on; `--exclude`
-keeps a convolution in float; and the int8 model's output stays close to the float one's."""
+keeps a convolution in float; the int8 model's output stays close to the float one's; and `--format qdq`
+makes a Relu part of its convolution even when the ranges file lacks the Relu's range."""
 
+import json
 import os
 import subprocess
 import sys
@@ -74,16 +76,21 @@ def test_an_excluded_convolution_stays_float_and_the_output_stays_close(calibrat
     made = quantize(model, partial, "--ranges", ranges, "--op-type", "Conv", "--exclude", "second")
     assert made.returncode == 0, made.stderr
     assert operators(partial) == ["Conv", "QLinearConv"]
-    # The first calibration photo as the tool prepares it: pixels / 255, then its default ImageNet mean
-    # and std (the photos are already SIZE square, so nothing is resized).
+    error = relative_error(model, partial, tmp_path)
+    assert error < 0.05, error
+
+
+def relative_error(model, quantized, tmp_path):
+    """The largest difference between the two models' outputs on the first calibration photo, relative to
+    the float model's largest output. The photo is prepared as the tool prepares it: pixels / 255, then
+    its default ImageNet mean and std (the photos are already SIZE square, so nothing is resized)."""
     pixels = np.asarray(Image.open(str(tmp_path / "photo0.png")), dtype=np.float32) / 255
     normalised = (pixels - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
     image = normalised.transpose(2, 0, 1)[None].astype(np.float32)
     run = lambda path: ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(  # noqa: E731
         None, {"input.1": image})[0]
-    exact, approximate = run(model), run(partial)
-    error = np.abs(exact - approximate).max() / np.abs(exact).max()
-    assert error < 0.05, error
+    exact, approximate = run(model), run(quantized)
+    return np.abs(exact - approximate).max() / np.abs(exact).max()
 
 
 def test_without_a_ranges_file_it_says_how_to_make_one(tmp_path):
@@ -91,3 +98,32 @@ def test_without_a_ranges_file_it_says_how_to_make_one(tmp_path):
     two_convolutions(model)
     made = quantize(model, str(tmp_path / "out.onnx"), "--ranges", str(tmp_path / "missing.json"))
     assert made.returncode != 0 and "--calibrate" in made.stderr
+
+
+def test_qdq_makes_each_relu_part_of_its_convolution_with_a_range_derived_from_the_convolutions(
+        calibrated, tmp_path):
+    model, ranges, _ = calibrated
+    with open(ranges) as f:
+        measured = json.load(f)
+    assert "r1" in measured["data"]
+    # A ranges file measured for the convolutions alone has no range for the Relu's output.
+    del measured["data"]["r1"]
+    conv_ranges = str(tmp_path / "conv-ranges.json")
+    with open(conv_ranges, "w") as f:
+        json.dump(measured, f)
+    outs = [str(tmp_path / f"qdq{i}.onnx") for i in range(2)]
+    for out in outs:
+        made = quantize(model, out, "--ranges", conv_ranges, "--format", "qdq",
+                        "--op-type", "Conv", "--op-type", "Relu")
+        assert made.returncode == 0, made.stderr
+    assert open(outs[0], "rb").read() == open(outs[1], "rb").read()
+    qdq = onnx.load(outs[0])
+    ops = [node.op_type for node in qdq.graph.node]
+    assert "Relu" not in ops and "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    assert max(o.version for o in qdq.opset_import if o.domain in ("", "ai.onnx")) >= 13
+    # The first convolution's output is quantized on the Relu's range, which starts at zero.
+    initializers = {init.name: numpy_helper.to_array(init) for init in qdq.graph.initializer}
+    quantize_c1 = next(node for node in qdq.graph.node
+                       if node.op_type == "QuantizeLinear" and node.input[0] in ("c1", "r1"))
+    assert initializers[quantize_c1.input[2]] == 0
+    assert relative_error(model, outs[0], tmp_path) < 0.05
