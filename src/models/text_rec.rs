@@ -122,12 +122,11 @@ impl TextRecognizer {
         self.facts.min_width as f32 / self.facts.height as f32
     }
 
-    /// Reads one batch of `lines` (the indices of lines of similar aspect ratio).
-    fn read_batch(&self, lines: &[RgbImage], batch: &[usize]) -> Result<Vec<RecognizedLine>> {
+    /// Reads one batch of its group's `lines`.
+    fn read_batch(&self, lines: &[RgbImage], batch: &Batch) -> Result<Vec<RecognizedLine>> {
         let height = self.facts.height;
-        let widest = widest_aspect(lines, batch).max(self.min_aspect());
-        let batch_width = (height as f32 * widest).ceil() as u32;
-        let batch_lines: Vec<&RgbImage> = batch.iter().map(|&i| &lines[i]).collect();
+        let batch_width = (height as f32 * batch.padded).ceil() as u32;
+        let batch_lines: Vec<&RgbImage> = batch.lines.iter().map(|&i| &lines[i]).collect();
         let (tensor, widths) = line_batch(&batch_lines, height, batch_width)?;
         let content: Vec<f32> = widths
             .iter()
@@ -153,9 +152,15 @@ fn aspect(line: &RgbImage) -> f32 {
     line.width() as f32 / line.height().max(1) as f32
 }
 
-/// The largest aspect ratio among the lines of `batch` (0 for none).
-fn widest_aspect(lines: &[RgbImage], batch: &[usize]) -> f32 {
-    batch.iter().map(|&i| aspect(&lines[i])).fold(0.0, f32::max)
+/// Lines of similar aspect ratio, read in one run.
+struct Batch {
+    /// The group the lines come from, and their indices in it.
+    group: usize,
+    lines: Vec<usize>,
+    /// The largest aspect ratio among the lines (the order batches are read in).
+    widest: f32,
+    /// The aspect ratio the batch is padded to: `widest`, or the model's least.
+    padded: f32,
 }
 
 impl LineRecognizer for TextRecognizer {
@@ -171,7 +176,7 @@ impl LineRecognizer for TextRecognizer {
     fn recognize_groups(&self, groups: &[&[RgbImage]]) -> Result<Vec<Vec<RecognizedLine>>> {
         // Each group's batches are cut from its own narrowest lines (a line's batch sets its
         // padding), so a line reads the same whatever else is read with it.
-        let mut batches: Vec<(usize, Vec<usize>)> = Vec::new();
+        let mut batches: Vec<Batch> = Vec::new();
         for (group, lines) in groups.iter().enumerate() {
             let mut order: Vec<usize> = (0..lines.len()).collect();
             order.sort_by(|&a, &b| aspect(&lines[a]).total_cmp(&aspect(&lines[b])));
@@ -182,31 +187,35 @@ impl LineRecognizer for TextRecognizer {
             let mut rest = order.as_slice();
             for size in batch_sizes(&widths, self.facts.max_batch) {
                 let (batch, after) = rest.split_at(size);
-                batches.push((group, batch.to_vec()));
+                let widest = batch.iter().map(|&i| aspect(&lines[i])).fold(0.0, f32::max);
+                batches.push(Batch {
+                    group,
+                    lines: batch.to_vec(),
+                    widest,
+                    padded: widest.max(self.min_aspect()),
+                });
                 rest = after;
             }
         }
-        let widest = |(group, batch): &(usize, Vec<usize>)| widest_aspect(groups[*group], batch);
-        batches.sort_by(|a, b| widest(b).total_cmp(&widest(a)));
+        batches.sort_by(|a, b| b.widest.total_cmp(&a.widest));
         let columns: Vec<f32> = batches
             .iter()
-            .map(|b| b.1.len() as f32 * widest(b).max(self.min_aspect()))
+            .map(|b| b.lines.len() as f32 * b.padded)
             .collect();
         let workers = match cpu_budget::spread_workers() {
             workers if sooner_in_turn(&columns, workers) => 1,
             workers => workers,
         };
         let read = cpu_budget::spread(batches.len(), workers, |k| {
-            let (group, batch) = &batches[k];
-            self.read_batch(groups[*group], batch)
+            self.read_batch(groups[batches[k].group], &batches[k])
         });
         let mut results: Vec<Vec<RecognizedLine>> = groups
             .iter()
             .map(|lines| vec![RecognizedLine::default(); lines.len()])
             .collect();
-        for ((group, batch), decoded) in batches.iter().zip(read) {
-            for (&i, line) in batch.iter().zip(decoded?) {
-                results[*group][i] = line;
+        for (batch, decoded) in batches.iter().zip(read) {
+            for (&i, line) in batch.lines.iter().zip(decoded?) {
+                results[batch.group][i] = line;
             }
         }
         Ok(results)
