@@ -93,6 +93,7 @@ def main():
         if reader is None and "Relu" in args.op_type:
             ranges = os.path.join(work, "ranges.json")
             with_relu_ranges(model, args.ranges, ranges)
+        # From a file: given the model in memory, the quantizer writes other bytes than the pinned ones.
         source = os.path.join(work, "model.onnx")
         onnx.save(model, source)
         quantize_static(source, args.out, reader,
