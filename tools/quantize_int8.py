@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Quantizes an ONNX model's convolutions to int8 (ONNX Runtime's static quantizer: QLinearConv or
-QDQ pairs, weights per channel, activations uint8) from activation ranges kept in the repository.
+"""Quantizes an ONNX model to int8 (ONNX Runtime's static quantizer: QLinear operators or QDQ pairs,
+weights per channel, activations uint8) from activation ranges kept in the repository.
 
 The ranges are measured once, by a developer, with `--calibrate` on photos from the scikit-image wheel;
 `vista models fetch` then only applies them. Measuring at install time would run float kernels that
@@ -10,8 +10,9 @@ machines; weights are quantized in numpy, which rounds the same everywhere.
 With `--format qdq` the model is written as QuantizeLinear/DequantizeLinear pairs around float
 operators (opset 13 at least, which per-channel weights need), which ONNX Runtime fuses into int8
 kernels when it loads the model; with `--op-type Relu` a Relu after a quantized convolution becomes part
-of it. A Relu's range is then its output's; the ranges file may lack it, since for MinMax ranges it is
-its input's with negatives at zero, and it is derived so.
+of it, and with the operators between convolutions (MaxPool, Concat, Resize, Add) quantized too the
+activations stay int8 from one convolution to the next. The ranges file must hold a range for every
+quantized operator's inputs and outputs: measure it with the same `--op-type`s.
 
     quantize_int8.py MODEL OUT --ranges RANGES.json [--op-type Conv] [--exclude NODE ...] [--format qdq]
     quantize_int8.py MODEL OUT --ranges RANGES.json --calibrate IMAGE... --size 320 \
@@ -19,8 +20,6 @@ its input's with negatives at zero, and it is derived so.
 """
 
 import argparse
-import copy
-import json
 import os
 import sys
 import tempfile
@@ -89,10 +88,6 @@ def main():
     if args.format == "qdq" and opset < QDQ_OPSET:
         model = version_converter.convert_version(model, QDQ_OPSET)
     with tempfile.TemporaryDirectory() as work:
-        ranges = args.ranges
-        if reader is None and "Relu" in args.op_type:
-            ranges = os.path.join(work, "ranges.json")
-            with_relu_ranges(model, args.ranges, ranges)
         # From a file: given the model in memory, the quantizer writes other bytes than the pinned ones.
         source = os.path.join(work, "model.onnx")
         onnx.save(model, source)
@@ -100,25 +95,7 @@ def main():
                         quant_format=QuantFormat.QDQ if args.format == "qdq" else QuantFormat.QOperator,
                         op_types_to_quantize=args.op_type or None, nodes_to_exclude=args.exclude,
                         per_channel=True, activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
-                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=ranges)
-
-
-def with_relu_ranges(model, ranges_path, out_path):
-    """Writes the ranges with each Relu's output range added where it is missing: its input's range with
-    negatives at zero, which is what MinMax would have measured."""
-    with open(ranges_path) as f:
-        ranges = json.load(f)
-    data = ranges["data"]
-    for node in model.graph.node:
-        source, target = node.input[0] if node.input else None, node.output[0]
-        if node.op_type != "Relu" or target in data or source not in data:
-            continue
-        derived = copy.deepcopy(data[source])
-        for end in ("lowest", "highest"):
-            derived[end]["data"] = [max(0.0, value) for value in derived[end]["data"]]
-        data[target] = derived
-    with open(out_path, "w") as f:
-        json.dump(ranges, f)
+                        calibrate_method=CalibrationMethod.MinMax, calibration_cache_path=args.ranges)
 
 
 if __name__ == "__main__":
