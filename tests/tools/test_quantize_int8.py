@@ -2,7 +2,8 @@
 ranges on photos and writes them; quantizing from that file alone (what `vista models fetch` does) gives
 the same bytes every time, which the pack's pinned hash of the int8 u2netp relies on; `--exclude`
 keeps a convolution in float; the int8 model's output stays close to the float one's; and `--format qdq`
-makes a Relu part of its convolution."""
+makes a Relu part of its convolution and, with the operators between convolutions quantized too, keeps
+the activations in int8 from one convolution to the next."""
 
 import os
 import subprocess
@@ -19,18 +20,27 @@ TOOL = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "quantize_in
 SIZE = 32
 
 
+def random_weights(seed, shapes):
+    rng = np.random.default_rng(seed)
+    return [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
+            for name, shape in shapes]
+
+
+def save_model(path, name, nodes, initializers):
+    """A graph from a [1, 3, SIZE, SIZE] "input.1" to a [1, 4, SIZE, SIZE] "out", at opset 13."""
+    graph = helper.make_graph(nodes, name, [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
+                                                                         [1, 3, SIZE, SIZE])],
+                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, SIZE, SIZE])],
+                              initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+
+
 def two_convolutions(path):
-    rng = np.random.default_rng(3)
-    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
-               for name, shape in [("w1", (8, 3, 3, 3)), ("w2", (4, 8, 3, 3))]]
+    weights = random_weights(3, [("w1", (8, 3, 3, 3)), ("w2", (4, 8, 3, 3))])
     nodes = [helper.make_node("Conv", ["input.1", "w1"], ["c1"], name="first", pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"]),
              helper.make_node("Conv", ["r1", "w2"], ["out"], name="second", pads=[1, 1, 1, 1])]
-    graph = helper.make_graph(nodes, "two", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
-                                                                          [1, 3, SIZE, SIZE])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, SIZE, SIZE])],
-                              weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    save_model(path, "two", nodes, weights)
 
 
 def quantize(*args):
@@ -127,10 +137,8 @@ def test_qdq_makes_each_relu_part_of_its_convolution(calibrated, tmp_path):
 def a_block(path):
     """U-Net's pattern in small: a convolution, a max pool, a convolution on the pooled map, the two added
     (a residual), the sum concatenated with the pooled map, upsampled, and a last convolution."""
-    rng = np.random.default_rng(5)
-    weights = [numpy_helper.from_array(rng.standard_normal(shape).astype(np.float32) * 0.3, name)
-               for name, shape in [("w1", (8, 3, 3, 3)), ("w2", (8, 8, 3, 3)), ("w3", (4, 16, 3, 3))]]
-    weights.append(numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales"))
+    weights = random_weights(5, [("w1", (8, 3, 3, 3)), ("w2", (8, 8, 3, 3)), ("w3", (4, 16, 3, 3))])
+    scales = numpy_helper.from_array(np.array([1, 1, 2, 2], dtype=np.float32), "scales")
     nodes = [helper.make_node("Conv", ["input.1", "w1"], ["c1"], pads=[1, 1, 1, 1]),
              helper.make_node("Relu", ["c1"], ["r1"]),
              helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
@@ -140,11 +148,7 @@ def a_block(path):
              helper.make_node("Concat", ["sum", "p1"], ["both"], axis=1),
              helper.make_node("Resize", ["both", "", "scales"], ["up"], mode="linear"),
              helper.make_node("Conv", ["up", "w3"], ["out"], pads=[1, 1, 1, 1])]
-    graph = helper.make_graph(nodes, "block", [helper.make_tensor_value_info("input.1", TensorProto.FLOAT,
-                                                                            [1, 3, SIZE, SIZE])],
-                              [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 4, SIZE, SIZE])],
-                              weights)
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    save_model(path, "block", nodes, [*weights, scales])
 
 
 def test_qdq_keeps_the_operators_between_convolutions_in_int8(tmp_path):
