@@ -177,6 +177,10 @@ def convert(entry, workdir, out_path, dest):
     elif conversion["tool"] == "onnx-fold-bias":
         cmd = [os.path.join(HERE, "onnx_fold_bias.py"), model, out_path]
         cmd += [arg for node in conversion["matmuls"] for arg in ("--matmul", node)]
+    elif conversion["tool"] == "onnx-channel-blocks":
+        cmd = [os.path.join(HERE, "onnx_channel_blocks.py"), model, out_path]
+        cmd += [arg for node, width in conversion.get("pad", {}).items() for arg in ("--pad", f"{node}={width}")]
+        cmd += [arg for node in conversion.get("split", []) for arg in ("--split", node)]
     elif conversion["tool"] == "onnx-quantize-int8":
         cmd = [os.path.join(HERE, "quantize_int8.py"), model, out_path,
                "--ranges", os.path.join(HERE, conversion["ranges"])]

@@ -13,7 +13,7 @@ use vista::models::manifest::{Manifest, DEFAULT_MANIFEST};
 use vista::models::{inspect, LoadOptions, ModelPack, ModelState, NO_MODEL};
 
 /// The fetcher, its converters and their data, written next to the pack by `vista models fetch`.
-const FETCH_TOOLS: [(&str, &str); 10] = [
+const FETCH_TOOLS: [(&str, &str); 11] = [
     (
         "fetch_models.py",
         include_str!("../../tools/fetch_models.py"),
@@ -45,6 +45,10 @@ const FETCH_TOOLS: [(&str, &str); 10] = [
     (
         "onnx_fold_bias.py",
         include_str!("../../tools/onnx_fold_bias.py"),
+    ),
+    (
+        "onnx_channel_blocks.py",
+        include_str!("../../tools/onnx_channel_blocks.py"),
     ),
     (
         "quantize_int8.py",
