@@ -15,7 +15,7 @@ use super::PipelineError;
 use crate::geometry::{BoundingBox, Quad};
 use crate::models::traits::TextRegionDetector;
 /// Which way the top of the text points, in quarter turns clockwise from upright.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Orientation {
     Up,
     Right,
