@@ -174,6 +174,8 @@ def split(model, name):
         source = producers.get(source.input[0])
     if source is None or source.op_type != "Concat" or attribute(source, "axis", None) != 1:
         raise BlockError(f"{name} does not read a channel Concat")
+    if len(source.input) < 2:
+        raise BlockError(f"{name}: its Concat has one input, nothing to split")
     if attribute(conv, "group", 1) != 1:
         raise BlockError(f"{name} is a grouped convolution")
     shapes = {value.name: value.type.tensor_type.shape.dim

@@ -205,12 +205,11 @@ fn read_regions_ahead(
         .map(Option::unwrap_or_default)
         .collect();
     if let Some(classifier) = readers.line_classifier {
-        let upright = |i| crops.of(&[i], orientation);
         reread_upside_down_lines(
             classifier,
             reader,
-            image,
-            upright,
+            &crops,
+            orientation,
             &mut quads,
             &mut recognized,
         )?;
@@ -244,13 +243,13 @@ fn read_regions_ahead(
 
 /// Lines the page's orientation reads doubtfully that the classifier finds upside down (a label
 /// turned over on an upright page) are read again turned half way; a sure reading that is more
-/// convincing replaces the first, with its quad renumbered to match. `upright(i)` is line i's crop
-/// the page's way up.
+/// convincing replaces the first, with its quad renumbered to match. `quads` are the regions' turned
+/// `orientation`, the way the page reads.
 fn reread_upside_down_lines(
     classifier: &dyn LineOrientationClassifier,
     reader: LineReader,
-    image: &RgbImage,
-    upright: impl Fn(usize) -> Result<Vec<RgbImage>>,
+    crops: &LineCrops,
+    orientation: Orientation,
     quads: &mut [Quad],
     lines: &mut [RecognizedLine],
 ) -> Result<()> {
@@ -260,25 +259,20 @@ fn reread_upside_down_lines(
     if doubtful.is_empty() {
         return Ok(());
     }
-    let crops = doubtful
-        .iter()
-        .map(|&i| upright(i))
-        .collect::<Result<Vec<_>>>()?
-        .concat();
     let upside_down: Vec<(usize, Quad)> = doubtful
         .iter()
-        .zip(classifier.upside_down(&crops)?)
+        .zip(classifier.upside_down(&crops.of(&doubtful, orientation)?)?)
         .filter(|&(_, chance)| chance >= SURELY_UPSIDE_DOWN)
         .map(|(&i, _)| (i, turned(&quads[i], Orientation::Down)))
         .collect();
     if upside_down.is_empty() {
         return Ok(());
     }
-    let crops = upside_down
+    let turned_over = upside_down
         .iter()
-        .map(|(_, quad)| crop_line(image, quad))
+        .map(|(_, quad)| crop_line(crops.image, quad))
         .collect::<Result<Vec<_>>>()?;
-    for ((i, quad), line) in upside_down.into_iter().zip(reader.recognize(&crops)?) {
+    for ((i, quad), line) in upside_down.into_iter().zip(reader.recognize(&turned_over)?) {
         let convincing = line.confidence() >= SURE_READING
             && evidence(std::iter::once(&line)) > evidence(std::iter::once(&lines[i]));
         if convincing {
@@ -550,12 +544,11 @@ impl<'a> LineCrops<'a> {
     /// receipt's 47 crops took 17 ms on one thread (9 ms on two): a lone request cuts them on every
     /// core.
     fn of(&self, indices: &[usize], orientation: Orientation) -> Result<Vec<RgbImage>> {
-        let mut missing: Vec<usize> = indices
+        let missing: Vec<usize> = indices
             .iter()
             .copied()
             .filter(|&i| !self.cut.borrow().contains_key(&(i, orientation)))
             .collect();
-        missing.dedup();
         let (image, regions) = (self.image, self.regions);
         let fresh = cpu_budget::spread(missing.len(), cpu_budget::spread_workers(), |k| {
             crop_line(image, &turned(&regions[missing[k]].quad, orientation))
